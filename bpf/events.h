@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The event ABI: the bytes every probe puts in its BPF ring buffer.
+ *
+ * Every record starts with struct cap_hdr, followed by the fixed part of its kind and,
+ * for some kinds, a variable-length tail whose pieces' lengths sit in the fixed part.
+ * The Rust mirror lives in schemas/src/abi.rs; a test compiles this header and checks
+ * every size and offset against it, so the two sides cannot drift apart silently.
+ *
+ * Rules: no implicit padding (every struct is laid out to 8-byte multiples with explicit
+ * fields), no bool (use flag bits in a __u32), kinds are stable numbers that are never
+ * renumbered; a retired kind leaves a hole. Bump CAP_ABI_VERSION on any layout change.
+ */
+#ifndef CAPTURE_EVENTS_H
+#define CAPTURE_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define CAP_ABI_VERSION 1
+
+/* Record kinds. */
+#define CAP_KIND_EXEC   1
+#define CAP_KIND_EXIT   2
+#define CAP_KIND_FILE   3
+#define CAP_KIND_NET    4
+#define CAP_KIND_DNS    5
+#define CAP_KIND_MODULE 6
+
+/* Limits of the variable tails. */
+#define CAP_PATH_MAX       4096
+#define CAP_ARGS_MAX_MIN   32768    /* default --argv-max-bytes, for argv and envp each */
+#define CAP_ARGS_MAX_MAX   131072   /* largest --argv-max-bytes */
+#define CAP_DNS_MSG_MAX    512
+
+/* Common header of every record: 80 bytes. */
+struct cap_hdr {
+	__u16 kind;            /* CAP_KIND_* */
+	__u16 abi;             /* CAP_ABI_VERSION of the producer */
+	__u32 len;             /* total record length in bytes, this header included */
+	__u64 ktime_ns;        /* bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME of the event */
+	__u64 start_ns;        /* start_boottime of the thread-group leader (process key input) */
+	__u64 parent_start_ns; /* start_boottime of the real parent's thread-group leader */
+	__u64 cgroup_id;       /* bpf_get_current_cgroup_id() (cgroup v2) */
+	__u32 pid;             /* thread-group id */
+	__u32 tid;             /* thread id */
+	__u32 ppid;            /* real parent's thread-group id */
+	__u32 uid;
+	__u32 gid;
+	__u32 _pad0;
+	char  comm[16];
+};
+
+/* struct cap_exec.flags */
+#define CAP_EXEC_ARGV_TRUNCATED (1u << 0)
+#define CAP_EXEC_ENVP_TRUNCATED (1u << 1)
+#define CAP_EXEC_FROM_PROCFS    (1u << 2) /* written by the recorder at start from /proc */
+#define CAP_EXEC_PATH_TRUNCATED (1u << 3)
+
+/* CAP_KIND_EXEC: 160 bytes, then the tail: path, argv, envp.
+ * argv and envp are NUL-separated strings exactly as in the new mm; when cut at the
+ * size limit, the last string may lack its NUL and the TRUNCATED flag is set. */
+struct cap_exec {
+	struct cap_hdr hdr;
+	__u32 euid;
+	__u32 loginuid;        /* audit login uid; 0xffffffff when unset */
+	__u32 flags;           /* CAP_EXEC_* */
+	__u32 argc;            /* argument count as the kernel saw it (even when truncated) */
+	__u32 envc;
+	__u32 path_len;        /* bytes of the executed path in the tail, no NUL */
+	__u32 argv_len;        /* bytes of argv in the tail */
+	__u32 envp_len;        /* bytes of envp in the tail */
+	__u32 pidns;           /* namespace inode numbers */
+	__u32 mntns;
+	__u32 netns;
+	__u32 _pad0;
+	char  tty[32];         /* controlling tty name ("pts/3"), empty when none */
+};
+
+/* CAP_KIND_EXIT: 88 bytes; emitted for thread-group leaders only. */
+struct cap_exit {
+	struct cap_hdr hdr;
+	__u32 exit_status;     /* task->exit_code: (code << 8) | (core dumped << 7) | signal */
+	__u32 _pad0;
+};
+
+/* struct cap_file.op */
+#define CAP_FILE_OPEN   1
+#define CAP_FILE_CLOSE  2 /* bytes and call counts summed over the open file's life */
+#define CAP_FILE_UNLINK 3
+#define CAP_FILE_RENAME 4
+#define CAP_FILE_READ   5 /* one call, with --file-rw-events */
+#define CAP_FILE_WRITE  6 /* one call, with --file-rw-events */
+
+/* CAP_KIND_FILE: 152 bytes, then the tail: path, path2, cwd. */
+struct cap_file {
+	struct cap_hdr hdr;
+	__u32 op;              /* CAP_FILE_* */
+	__s32 fd;              /* the file descriptor concerned, -1 when none */
+	__s64 ret;             /* syscall result: fd, byte count, 0, or -errno */
+	__u32 flags;           /* open flags, unlinkat flags or renameat2 flags */
+	__u32 mode;            /* open mode */
+	__u64 bytes_read;
+	__u64 bytes_written;
+	__u32 reads;           /* read calls summed into bytes_read */
+	__u32 writes;          /* write calls summed into bytes_written */
+	__u64 ino;
+	__u32 dev;
+	__u32 path_len;        /* the path as the process gave it (rename: the old path) */
+	__u32 path2_len;       /* rename: the new path */
+	__u32 cwd_len;         /* working directory, to resolve a relative path; 0 when absolute */
+};
+
+/* struct cap_net.direction and struct cap_dns.direction */
+#define CAP_DIR_OUT 1 /* connect / send */
+#define CAP_DIR_IN  2 /* accept / receive */
+
+/* CAP_KIND_NET: 144 bytes; one record per flow, at its end. Ports in host order,
+ * IPv4 addresses in the first 4 bytes of the 16-byte arrays. */
+struct cap_net {
+	struct cap_hdr hdr;
+	__u16 family;          /* AF_INET or AF_INET6 */
+	__u8  proto;           /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8  direction;       /* CAP_DIR_* */
+	__u16 sport;
+	__u16 dport;
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u64 bytes_sent;
+	__u64 bytes_recv;
+	__u64 start_ns;        /* CLOCK_BOOTTIME when the flow began */
+};
+
+/* CAP_KIND_DNS: 136 bytes, then the tail: the DNS message as on the wire (for TCP,
+ * without the 2-byte length prefix), cut at CAP_DNS_MSG_MAX. */
+struct cap_dns {
+	struct cap_hdr hdr;
+	__u16 family;
+	__u8  proto;
+	__u8  direction;       /* CAP_DIR_* */
+	__u16 sport;
+	__u16 dport;
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u64 latency_ns;      /* response: time since the matching query; 0 when unmatched */
+	__u32 msg_len;         /* bytes of the message in the tail */
+	__u32 wire_len;        /* length of the message on the wire */
+};
+
+/* struct cap_module.source */
+#define CAP_MODULE_INIT  1 /* init_module(2): image from memory */
+#define CAP_MODULE_FINIT 2 /* finit_module(2): image from a file */
+
+/* CAP_KIND_MODULE: 104 bytes, then the tail: name, path, params. */
+struct cap_module {
+	struct cap_hdr hdr;
+	__u32 source;          /* CAP_MODULE_* */
+	__u32 flags;           /* finit_module flags */
+	__u32 name_len;
+	__u32 path_len;        /* finit_module: path of the module file */
+	__u32 params_len;
+	__u32 _pad0;
+};
+
+/* Drop causes: indexes into struct cap_drops.dropped. */
+#define CAP_DROP_RINGBUF_FULL 0 /* bpf_ringbuf_reserve failed */
+#define CAP_DROP_READ_FAILED  1 /* a kernel read needed for the record failed */
+#define CAP_DROP_FILTER_MAP   2 /* per-process state map full (e.g. open-file table) */
+#define CAP_DROP_CAUSES       4
+
+/* Value of each probe's per-CPU `drops` array (one slot, key 0): 40 bytes. The recorder
+ * sums the CPUs and reports the counts in the stats table. */
+struct cap_drops {
+	__u64 submitted;
+	__u64 dropped[CAP_DROP_CAUSES];
+};
+
+#endif /* CAPTURE_EVENTS_H */

@@ -1,0 +1,455 @@
+//! `capq`: SQL over a capture directory with Apache DataFusion.
+//!
+//! Every table of the capture is registered (empty with its schema when it has no
+//! segments), so any query over any table plans. `main.rs` only parses arguments and
+//! turns [`run`]'s result into an exit code.
+
+pub mod catalog;
+pub mod output;
+pub mod timearg;
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use capture_schemas::tables::{Col, DESCRIPTION_KEY};
+use capture_schemas::Table;
+use clap::Parser;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+use futures::StreamExt;
+
+use crate::catalog::Window;
+use crate::output::Format;
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  capq \"SELECT comm, count(*) AS n FROM exec GROUP BY comm ORDER BY n DESC LIMIT 10\"
+  capq --since 1h \"SELECT abs_path, bytes_written FROM file WHERE op = 'close' ORDER BY bytes_written DESC LIMIT 5\"
+  capq \"SELECT e.argv, p.path AS parent FROM exec e JOIN exec p ON e.parent_exec_id = p.exec_id\"
+  capq \"SELECT path, array_length(argv) FROM exec WHERE array_has(argv, '--force')\"
+  capq --format csv --output out.csv \"SELECT * FROM exit WHERE exit_code <> 0\"
+  capq --tables                     # every table and column, with what it means
+  echo 'DESCRIBE file' | capq       # SQL from standard input
+  capq                              # on a terminal: an interactive prompt with history
+
+Tables: exec, exit, file, net, dns, module, stats. Times are UTC.
+Exit status: 0 ok, 1 query error, 2 usage error, 3 answered but some segments were skipped.";
+
+/// SQL over a capture directory.
+#[derive(Debug, Parser)]
+#[command(name = "capq", version, about = "SQL over capture segments (Apache DataFusion)", after_help = EXAMPLES)]
+pub struct Cli {
+    /// Capture directory (the recorder's --output-dir).
+    #[arg(long, short = 'd', env = "CAPQ_DIR", default_value = "./capture")]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write results to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Only events at or after this time: a duration ago (30m, 2h, 1d) or a UTC time
+    /// (2026-11-25, 2026-11-25 13:00, RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// List every table and column with its type and meaning, then exit.
+    #[arg(long)]
+    pub tables: bool,
+    /// Longest cell shown by --format table; longer values are cut with '…'.
+    #[arg(long, default_value_t = 60)]
+    pub max_width: usize,
+    /// More log output (-v, -vv); RUST_LOG overrides.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no warnings about skipped segments.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// The SQL to run (several statements separated by ';'). Without it: standard input,
+    /// or an interactive prompt on a terminal.
+    pub sql: Option<String>,
+}
+
+/// How a run ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Answered, but some segments were skipped.
+    Partial,
+}
+
+/// An error for the user: one line, and the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: i32,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), code: 2 }
+    }
+    fn query(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), code: 1 }
+    }
+}
+
+fn table_list() -> String {
+    Table::ALL.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Turns a DataFusion error into one line a person can act on.
+pub fn explain(e: &DataFusionError) -> String {
+    let msg = e.to_string();
+    let one_line = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(rest) = one_line.split("table '").nth(1) {
+        if one_line.contains("not found") {
+            let name = rest.split('\'').next().unwrap_or("").rsplit('.').next().unwrap_or("");
+            return format!(
+                "unknown table '{name}': the tables are {} (capq --tables lists their columns)",
+                table_list()
+            );
+        }
+    }
+    if one_line.contains("IO error") && one_line.contains("Broken pipe") {
+        return "broken pipe".into();
+    }
+    one_line
+}
+
+fn is_broken_pipe(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::IoError(io) => io.kind() == io::ErrorKind::BrokenPipe,
+        DataFusionError::ArrowError(a, _) => a.to_string().contains("Broken pipe"),
+        DataFusionError::Context(_, inner) => is_broken_pipe(inner),
+        other => other.to_string().contains("Broken pipe"),
+    }
+}
+
+/// `capq --tables`: every table and column with type and meaning.
+pub fn describe_all(out: &mut dyn Write) -> io::Result<()> {
+    for t in Table::ALL {
+        writeln!(out, "{}: {}", t.name(), t.description())?;
+        let cols = t.columns();
+        let w = cols.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let tw = cols.iter().map(|c| c.ty.sql_name().chars().count()).max().unwrap_or(0);
+        for c in cols {
+            let ty = c.ty.sql_name();
+            let pad = tw - ty.chars().count();
+            writeln!(out, "  {:w$}  {ty}{}  {}", c.name, " ".repeat(pad), c.description)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The result of `DESCRIBE <table>`: one row per column with its description.
+fn describe_batch(table: Table) -> RecordBatch {
+    let cols: Vec<&Col> = table.columns();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("data_type", DataType::Utf8, false),
+        Field::new("is_nullable", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, false),
+    ]));
+    let field_desc = |c: &Col| {
+        table
+            .schema()
+            .field_with_name(c.name)
+            .ok()
+            .and_then(|f| f.metadata().get(DESCRIPTION_KEY).cloned())
+            .unwrap_or_default()
+    };
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(cols.iter().map(|c| c.name))),
+            Arc::new(StringArray::from_iter_values(cols.iter().map(|c| c.ty.sql_name()))),
+            Arc::new(StringArray::from_iter_values(cols.iter().map(|c| if c.nullable { "YES" } else { "NO" }))),
+            Arc::new(StringArray::from_iter_values(cols.iter().map(|c| field_desc(c)))),
+        ],
+    )
+    .expect("describe rows match their schema")
+}
+
+/// `DESCRIBE t` / `DESC t` with a capture table name, handled here so descriptions show.
+fn describe_target(sql: &str) -> Option<Result<Table, String>> {
+    let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+    match words.as_slice() {
+        [kw, name] if kw.eq_ignore_ascii_case("describe") || kw.eq_ignore_ascii_case("desc") => {
+            let name = name.trim_matches('"');
+            Some(Table::from_name(&name.to_ascii_lowercase()).ok_or_else(|| {
+                format!("unknown table '{name}': the tables are {} (capq --tables lists their columns)", table_list())
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Where results go.
+pub struct Sink {
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub max_width: usize,
+}
+
+impl Sink {
+    fn open(&self) -> Result<Box<dyn Write>, Failure> {
+        match &self.output {
+            Some(p) => std::fs::File::create(p)
+                .map(|f| Box::new(io::BufWriter::new(f)) as Box<dyn Write>)
+                .map_err(|e| Failure::usage(format!("cannot create output file {}: {e}", p.display()))),
+            None => Ok(Box::new(io::BufWriter::new(io::stdout().lock()))),
+        }
+    }
+}
+
+/// Runs one statement and writes its result.
+pub async fn run_statement(ctx: &SessionContext, sql: &str, sink: &Sink) -> Result<(), Failure> {
+    let q = |e: DataFusionError| {
+        if is_broken_pipe(&e) {
+            Failure { message: String::new(), code: 0 }
+        } else {
+            Failure::query(explain(&e))
+        }
+    };
+    if let Some(t) = describe_target(sql) {
+        let table = t.map_err(Failure::query)?;
+        let b = describe_batch(table);
+        let mut out = sink.open()?;
+        return write_batches(&mut *out, sink, b.schema(), &[b]).map_err(q);
+    }
+    let df = ctx.sql(sql).await.map_err(q)?;
+    let schema: datafusion::arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    match sink.format {
+        Format::Table => {
+            let batches = df.collect().await.map_err(q)?;
+            let mut out = sink.open()?;
+            write_batches(&mut *out, sink, schema, &batches).map_err(q)
+        }
+        Format::Parquet => {
+            let Some(path) = &sink.output else {
+                return Err(Failure::usage("--format parquet writes a file: add --output FILE"));
+            };
+            let mut stream = df.execute_stream().await.map_err(q)?;
+            let file = std::fs::File::create(path)
+                .map_err(|e| Failure::usage(format!("cannot create output file {}: {e}", path.display())))?;
+            let mut w =
+                datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| q(e.into()))?;
+            while let Some(b) = stream.next().await {
+                w.write(&b.map_err(q)?).map_err(|e| q(e.into()))?;
+            }
+            w.close().map_err(|e| q(e.into()))?;
+            Ok(())
+        }
+        Format::Csv | Format::Json => {
+            let mut stream = df.execute_stream().await.map_err(q)?;
+            let mut out = sink.open()?;
+            let mut w = if sink.format == Format::Csv {
+                output::StreamWriter::csv(&mut *out)
+            } else {
+                output::StreamWriter::json(&mut *out)
+            };
+            let mut wrote = false;
+            while let Some(b) = stream.next().await {
+                w.write(&b.map_err(q)?).map_err(q)?;
+                wrote = true;
+            }
+            if !wrote && sink.format == Format::Csv {
+                // No rows: still write the header.
+                w.write(&RecordBatch::new_empty(schema)).map_err(q)?;
+            }
+            w.finish().map_err(q)
+        }
+    }
+}
+
+fn write_batches(
+    out: &mut dyn Write,
+    sink: &Sink,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> datafusion::error::Result<()> {
+    match sink.format {
+        Format::Table => output::write_table(out, &schema, batches, sink.max_width)?,
+        Format::Csv | Format::Json => {
+            let mut w = if sink.format == Format::Csv {
+                output::StreamWriter::csv(out)
+            } else {
+                output::StreamWriter::json(out)
+            };
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            return Ok(());
+        }
+        Format::Parquet => {
+            return Err(DataFusionError::Plan("DESCRIBE output cannot be written as parquet: use --format csv".into()));
+        }
+    }
+    out.flush().map_err(DataFusionError::IoError)
+}
+
+/// Splits a script into statements (string literals and comments respected).
+fn statements(sql: &str) -> Result<Vec<String>, Failure> {
+    if describe_target(sql).is_some() {
+        return Ok(vec![sql.to_string()]);
+    }
+    let parsed =
+        SqlParser::parse_sql(&GenericDialect {}, sql).map_err(|e| Failure::query(format!("SQL syntax error: {e}")))?;
+    Ok(parsed.into_iter().map(|s| s.to_string()).collect())
+}
+
+async fn run_script(ctx: &SessionContext, sql: &str, sink: &Sink) -> Result<(), Failure> {
+    let parts: Vec<&str> = sql.split(';').map(str::trim).filter(|s| !s.is_empty()).collect();
+    // DESCRIBE is ours, not the SQL parser's: take scripts statement by statement when
+    // they hold one, else let the parser split.
+    if parts.iter().any(|p| describe_target(p).is_some()) {
+        for p in parts {
+            run_statement(ctx, p, sink).await?;
+        }
+        return Ok(());
+    }
+    let stmts = statements(sql)?;
+    if stmts.is_empty() {
+        return Err(Failure::usage("no SQL given"));
+    }
+    for s in stmts {
+        run_statement(ctx, &s, sink).await?;
+    }
+    Ok(())
+}
+
+async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<(), Failure> {
+    let mut rl =
+        rustyline::DefaultEditor::new().map_err(|e| Failure::usage(format!("cannot start the prompt: {e}")))?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".capq_history"));
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    eprintln!(
+        "capq {}: SQL ending with ';'. \\d lists tables, \\d TABLE describes one, \\q quits.",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut buf = String::new();
+    loop {
+        let prompt = if buf.is_empty() { "capq> " } else { "   -> " };
+        let line = match rl.readline(prompt) {
+            Ok(l) => l,
+            Err(rustyline::error::ReadlineError::Interrupted) => {
+                buf.clear();
+                continue;
+            }
+            Err(_) => break,
+        };
+        let t = line.trim();
+        if buf.is_empty() {
+            match t {
+                "" => continue,
+                "\\q" | "quit" | "exit" => break,
+                "\\d" => {
+                    let _ = rl.add_history_entry(t);
+                    let _ = describe_all(&mut io::stdout());
+                    continue;
+                }
+                _ if t.starts_with("\\d ") => {
+                    let _ = rl.add_history_entry(t);
+                    if let Err(f) = run_statement(ctx, &format!("DESCRIBE {}", &t[3..]), sink).await {
+                        eprintln!("capq: error: {}", f.message);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        buf.push_str(&line);
+        buf.push('\n');
+        if t.ends_with(';') {
+            let sql = std::mem::take(&mut buf);
+            let _ = rl.add_history_entry(sql.trim());
+            if let Err(f) = run_script(ctx, &sql, sink).await {
+                if !f.message.is_empty() {
+                    eprintln!("capq: error: {}", f.message);
+                }
+            }
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(())
+}
+
+/// The whole command: returns how it ended, or the error to print.
+pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
+    if cli.tables {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        return match describe_all(&mut out).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::query(e.to_string())),
+            _ => Ok(Outcome::Ok),
+        };
+    }
+    if cli.format == Format::Parquet && cli.output.is_none() {
+        return Err(Failure::usage("--format parquet writes a file: add --output FILE"));
+    }
+    match std::fs::metadata(&cli.dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Failure::usage(format!(
+                "{} is not a directory: pass the capture directory with --dir or CAPQ_DIR",
+                cli.dir.display()
+            )))
+        }
+        Err(_) => {
+            return Err(Failure::usage(format!(
+                "capture directory {} does not exist: pass --dir DIR or set CAPQ_DIR",
+                cli.dir.display()
+            )))
+        }
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    let parse = |s: &Option<String>, what: &str| -> Result<Option<i64>, Failure> {
+        s.as_deref()
+            .map(|v| timearg::parse_time(v, now).map_err(|e| Failure::usage(format!("--{what}: {e}"))))
+            .transpose()
+    };
+    let window = Window { since: parse(&cli.since, "since")?, until: parse(&cli.until, "until")? };
+    if let (Some(s), Some(u)) = (window.since, window.until) {
+        if s >= u {
+            return Err(Failure::usage("--since must be earlier than --until"));
+        }
+    }
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    let report = catalog::register_all(&ctx, &cli.dir, window).await.map_err(|e| Failure::query(explain(&e)))?;
+    log::debug!(
+        "{} segments registered, {} pruned by time, {} skipped",
+        report.segments,
+        report.pruned,
+        report.skipped.len()
+    );
+    let sink = Sink { format: cli.format, output: cli.output.clone(), max_width: cli.max_width.max(4) };
+    match cli.sql {
+        Some(sql) => run_script(&ctx, &sql, &sink).await?,
+        None if io::stdin().is_terminal() => repl(&ctx, &sink).await?,
+        None => {
+            let mut sql = String::new();
+            io::stdin()
+                .read_to_string(&mut sql)
+                .map_err(|e| Failure::usage(format!("reading SQL from standard input: {e}")))?;
+            if sql.trim().is_empty() {
+                return Err(Failure::usage("no SQL given: pass it as an argument or on standard input (capq --help)"));
+            }
+            run_script(&ctx, &sql, &sink).await?;
+        }
+    }
+    Ok(if report.skipped.is_empty() { Outcome::Ok } else { Outcome::Partial })
+}

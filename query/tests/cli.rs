@@ -1,0 +1,284 @@
+//! The real `capq` binary over segments written by the real segment writer: exact answers,
+//! time filters, output formats, and its error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use agent_linux::abi;
+use agent_linux::decode::{Decoder, EnvpMode};
+use agent_linux::host::HostInfo;
+use agent_linux::retention::Retention;
+use agent_linux::segment::{SegmentWriter, WriterConfig};
+use agent_linux::stats::Health;
+use agent_linux::synth::{self, Synth, Task};
+use agent_linux::writer::list_segments;
+use agent_linux::{Probe, Table};
+
+const SEED: u64 = 99;
+/// 2026-01-15T10:00:00Z in ns.
+const H10: i64 = 1_768_471_200_000_000_000;
+const HOUR: i64 = 3_600_000_000_000;
+
+fn task(pid: u32, ppid: u32, comm: &str, start: u64, parent_start: u64) -> Task {
+    Task {
+        pid,
+        tid: pid,
+        ppid,
+        uid: 1000,
+        gid: 1000,
+        comm: comm.into(),
+        start_ns: start,
+        parent_start_ns: parent_start,
+        cgroup_id: 1,
+    }
+}
+
+fn exec(out: &mut Vec<u8>, t: &Task, ktime: u64, path: &str, argv: &[&str]) {
+    let mut e = abi::Exec {
+        hdr: t.hdr(abi::KIND_EXEC, ktime),
+        argc: argv.len() as u32,
+        envc: 1,
+        loginuid: u32::MAX,
+        ..Default::default()
+    };
+    e.euid = t.uid;
+    synth::exec_record(out, e, path.as_bytes(), &synth::nul_join(argv), &synth::nul_join(&["SECRET_TOKEN=abc"]));
+}
+
+/// Writes the records through a decoder and a segment writer with a fixed clock offset.
+fn write(dir: &Path, records: &[(Probe, Vec<u8>)], offset_ns: i64, table: Table) {
+    let mut d = Decoder::new(1 << 16, SEED, EnvpMode::Redacted);
+    for (p, r) in records {
+        d.decode(*p, r).unwrap();
+    }
+    let cfg = Arc::new(WriterConfig::new(dir, HostInfo::fixed("h", "b")));
+    let mut w = SegmentWriter::new(table, cfg, Health::new(), Arc::new(Retention::unlimited()));
+    if let Some(b) = d.builders.finish(table, offset_ns) {
+        w.write(b).unwrap();
+    }
+    w.publish().unwrap();
+}
+
+/// A capture with known content: a shell pipeline at 10:00, cron at 11:00, 1000 file ops.
+fn capture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    // ktime 1e12 ns after boot is 10:00:00 + 1 s with this offset.
+    let offset = H10 - 1_000_000_000_000 + 1_000_000_000;
+    let bash = task(100, 1, "bash", 500_000_000_000, 1_000_000_000);
+    let ls = task(101, 100, "ls", 999_000_000_000, bash.start_ns);
+    let wc = task(102, 100, "wc", 999_100_000_000, bash.start_ns);
+    let mut recs = Vec::new();
+    let mut push = |p: Probe, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut r = Vec::new();
+        f(&mut r);
+        recs.push((p, r));
+    };
+    push(Probe::Exec, &|r| exec(r, &bash, 1_000_000_000_000, "/bin/bash", &["bash", "-c", "ls -la /tmp | wc -l"]));
+    push(Probe::Exec, &|r| exec(r, &ls, 1_000_001_000_000, "/bin/ls", &["ls", "-la", "/tmp"]));
+    push(Probe::Exec, &|r| exec(r, &wc, 1_000_002_000_000, "/usr/bin/wc", &["wc", "-l"]));
+    for i in 0..5u64 {
+        let cron = task(200 + i as u32, 1, "cron", 1_000_000_000_000 + i, 1);
+        let k = 1_000_000_000_000 + HOUR as u64 + i * 1_000_000_000;
+        push(Probe::Exec, &|r| exec(r, &cron, k, "/usr/sbin/cron", &["cron", "-f"]));
+    }
+    write(dir.path(), &recs, offset, Table::Exec);
+    let exits: Vec<(Probe, Vec<u8>)> = [(&ls, 0u32), (&wc, 2 << 8)]
+        .iter()
+        .map(|(t, st)| {
+            let mut r = Vec::new();
+            synth::exit_record(&mut r, abi::Exit { hdr: t.hdr(0, 1_000_003_000_000), exit_status: *st, _pad0: 0 });
+            (Probe::Exec, r)
+        })
+        .collect();
+    write(dir.path(), &exits, offset, Table::Exit);
+    let mut s = Synth::new(5);
+    let files: Vec<(Probe, Vec<u8>)> = (0..1000)
+        .map(|_| {
+            let mut r = Vec::new();
+            s.file(&mut r);
+            (Probe::File, r)
+        })
+        .collect();
+    // Synthetic file ktimes are about 3.7e12: put them at 10:xx too.
+    write(dir.path(), &files, H10 - 3_700_000_000_000 + 60_000_000_000, Table::File);
+    dir
+}
+
+fn capq(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capq")).arg("--dir").arg(dir).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = capq(dir, args);
+    assert!(o.status.success(), "capq {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn csv(dir: &Path, sql: &str) -> String {
+    ok(dir, &["--format", "csv", sql])
+}
+
+fn err(dir: &Path, args: &[&str], code: i32) -> String {
+    let o = capq(dir, args);
+    assert_eq!(o.status.code(), Some(code), "stdout: {}", String::from_utf8_lossy(&o.stdout));
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+    e
+}
+
+#[test]
+fn counts_group_bys_and_absent_tables() {
+    let c = capture();
+    let d = c.path();
+    assert_eq!(csv(d, "SELECT count(*) AS n FROM exec"), "n\n8\n");
+    assert_eq!(
+        csv(d, "SELECT comm, count(*) AS n FROM exec GROUP BY comm ORDER BY n DESC, comm"),
+        "comm,n\ncron,5\nbash,1\nls,1\nwc,1\n"
+    );
+    assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n1000\n");
+    for t in ["dns", "net", "module", "stats"] {
+        assert_eq!(csv(d, &format!("SELECT count(*) AS n FROM {t}")), "n\n0\n", "{t}");
+    }
+    assert_eq!(csv(d, "SELECT exit_code FROM exit ORDER BY exit_code"), "exit_code\n0\n2\n");
+}
+
+#[test]
+fn argv_lists_envp_redaction_and_ancestry() {
+    let c = capture();
+    let d = c.path();
+    assert_eq!(
+        csv(d, "SELECT argv[3] AS a, array_length(argv) AS n FROM exec WHERE array_has(argv, '-la')"),
+        "a,n\n/tmp,3\n"
+    );
+    assert_eq!(csv(d, "SELECT argv FROM exec WHERE comm = 'bash'"), "argv\n\"[bash, -c, ls -la /tmp | wc -l]\"\n");
+    assert_eq!(csv(d, "SELECT envp FROM exec WHERE comm = 'wc'"), "envp\n[SECRET_TOKEN=<redacted>]\n");
+    assert_eq!(
+        csv(d, "SELECT c.comm FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id WHERE p.comm = 'bash' ORDER BY c.comm"),
+        "comm\nls\nwc\n"
+    );
+    let json = ok(d, &["--format", "json", "SELECT comm, argv, tty FROM exec WHERE comm = 'ls'"]);
+    assert_eq!(json, "{\"comm\":\"ls\",\"argv\":[\"ls\",\"-la\",\"/tmp\"],\"tty\":null}\n");
+}
+
+#[test]
+fn time_filters_prune_partitions_and_rows() {
+    let c = capture();
+    let d = c.path();
+    let n = |args: &[&str]| ok(d, &[&["--format", "csv"], args, &["SELECT count(*) AS n FROM exec"]].concat());
+    assert_eq!(n(&["--since", "2026-01-15T11:00:00Z"]), "n\n5\n");
+    assert_eq!(n(&["--until", "2026-01-15 11:00"]), "n\n3\n");
+    assert_eq!(n(&["--since", "2026-01-15T10:00:01.001Z", "--until", "2026-01-15T11:00:02Z"]), "n\n3\n");
+    assert_eq!(n(&["--since", "1h"]), "n\n0\n");
+    assert_eq!(n(&["--since", "2026-01-15"]), "n\n8\n");
+    assert_eq!(csv(d, "SELECT min(ts) AS first FROM exec"), "first\n2026-01-15T10:00:01.000000Z\n");
+    let e = err(d, &["--since", "yesterday", "SELECT 1"], 2);
+    assert!(e.starts_with("capq: error: --since: invalid time 'yesterday'"), "{e}");
+}
+
+#[test]
+fn describe_and_tables_show_descriptions() {
+    let c = capture();
+    let d = c.path();
+    let out = csv(d, "DESCRIBE exec");
+    assert!(
+        out.starts_with(
+            "column_name,data_type,is_nullable,description\nts,\"TIMESTAMP (µs, UTC)\",NO,\"Wall-clock time"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\nargv,LIST<VARCHAR>,NO,\"Command-line arguments, one string each.\"\n"), "{out}");
+    let all = ok(d, &["--tables"]);
+    for t in ["exec:", "exit:", "file:", "net:", "dns:", "module:", "stats:"] {
+        assert!(all.contains(t), "{t}");
+    }
+    assert!(all.contains("parent_exec_id") && all.contains("exec_id of the parent process."));
+    // SQL from standard input, several statements.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capq"))
+        .arg("--dir")
+        .arg(d)
+        .args(["--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"SELECT 1 AS a; SELECT 'x;y' AS b;").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), "a\n1\nb\nx;y\n");
+}
+
+#[test]
+fn error_messages_are_one_clear_line() {
+    let c = capture();
+    let d = c.path();
+    let e = err(d, &["SELECT * FROM nope"], 1);
+    assert_eq!(e, "capq: error: unknown table 'nope': the tables are exec, exit, file, net, dns, module, stats (capq --tables lists their columns)\n");
+    let e = err(d, &["SELECT nope FROM exec"], 1);
+    assert!(e.starts_with("capq: error: ") && e.contains("nope"), "{e}");
+    let e = err(d, &["SELEC 1"], 1);
+    assert!(e.starts_with("capq: error: SQL syntax error"), "{e}");
+    let e = err(&d.join("missing"), &["SELECT 1"], 2);
+    assert!(e.contains("missing does not exist: pass --dir DIR or set CAPQ_DIR"), "{e}");
+    let e = err(d, &["--format", "parquet", "SELECT 1"], 2);
+    assert_eq!(e, "capq: error: --format parquet writes a file: add --output FILE\n");
+    let e = err(d, &["DESCRIBE nope"], 1);
+    assert!(e.starts_with("capq: error: unknown table 'nope'"), "{e}");
+}
+
+#[test]
+fn corrupt_segments_are_skipped_and_named_and_hidden_files_ignored() {
+    let c = capture();
+    let d = c.path();
+    let seg = list_segments(d, Table::Exec)[0].clone();
+    let bytes = std::fs::read(&seg).unwrap();
+    let bad: PathBuf = seg.with_file_name("exec-truncated.parquet");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    // In-progress files are hidden and never read, whatever they hold.
+    std::fs::write(seg.with_file_name(".exec-1-1.parquet.tmp"), b"garbage").unwrap();
+    std::fs::write(seg.with_file_name(".hidden.parquet"), b"garbage").unwrap();
+    let o = capq(d, &["--format", "csv", "SELECT count(*) AS n FROM exec"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "n\n8\n");
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert!(e.contains(&format!("capq: warning: skipping {}: corrupt or truncated segment", bad.display())), "{e}");
+    std::fs::remove_file(&bad).unwrap();
+    assert_eq!(csv(d, "SELECT count(*) AS n FROM exec"), "n\n8\n");
+}
+
+#[test]
+fn parquet_output_and_table_format() {
+    let c = capture();
+    let d = c.path();
+    let out = d.join("result.parquet");
+    ok(d, &["--format", "parquet", "--output", out.to_str().unwrap(), "SELECT pid, argv FROM exec ORDER BY pid"]);
+    let r = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(r.metadata().file_metadata().num_rows(), 8);
+    let table = ok(d, &["--max-width", "12", "SELECT comm, argv FROM exec WHERE comm = 'bash'"]);
+    assert_eq!(
+        table,
+        "+------+--------------+\n| comm | argv         |\n+------+--------------+\n| bash | [bash, -c, … |\n+------+--------------+\n1 row\n"
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let c = capture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capq"))
+        .arg("--dir")
+        .arg(c.path())
+        .args(["--format", "csv", "SELECT f.path, e.argv FROM file f CROSS JOIN exec e CROSS JOIN exec e2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    use std::io::Read;
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -1,0 +1,125 @@
+//! Benchmark: synthetic records → decoder → batcher → Parquet segments, per table.
+//!
+//! Records are generated first into one buffer, laid out as in a BPF ring buffer (8-byte
+//! aligned), so the timed part is exactly what the live reader does with them. Reports
+//! events/s of wall time, events per CPU-second of the whole process (reader and writer
+//! threads together: the "per core" figure), and bytes on disk per event.
+//!
+//! cargo run --release -p agent-linux --example bench_pipeline -- [--events N] [--compression zstd|snappy|lz4|none] [--tables file,exec,...] [--out DIR]
+
+use std::time::Instant;
+
+use agent_linux::abi;
+use agent_linux::batcher::BatchConfig;
+use agent_linux::decode::{Decoder, EnvpMode};
+use agent_linux::host::HostInfo;
+use agent_linux::pipeline::Pipeline;
+use agent_linux::segment::{Compression, WriterConfig};
+use agent_linux::synth::Synth;
+use agent_linux::writer::{list_segments, WritersConfig};
+use agent_linux::{Probe, Table};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// Events of the file table; other tables scale from it (exec records are large).
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    compression: Compression,
+    #[arg(long, value_delimiter = ',', default_value = "file,exec,exit,net,dns,module")]
+    tables: Vec<String>,
+    /// Where segments go (a temporary directory by default).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain integers; all-zero is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid rusage to fill in.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn main() {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = args.out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    println!(
+        "{:<7} {:>9} {:>8} {:>12} {:>8} {:>14} {:>12} {:>11} {:>9}",
+        "table", "events", "wall s", "events/s", "cpu s", "events/cpu-s", "decode-only/s", "bytes/event", "segments"
+    );
+    for name in &args.tables {
+        let (kind, probe, table, scale) = match name.as_str() {
+            "file" => (abi::KIND_FILE, Probe::File, Table::File, 1),
+            "exec" => (abi::KIND_EXEC, Probe::Exec, Table::Exec, 20),
+            "exit" => (abi::KIND_EXIT, Probe::Exec, Table::Exit, 2),
+            "net" => (abi::KIND_NET, Probe::Net, Table::Net, 2),
+            "dns" => (abi::KIND_DNS, Probe::Dns, Table::Dns, 2),
+            "module" => (abi::KIND_MODULE, Probe::Module, Table::Module, 20),
+            other => {
+                eprintln!("bench_pipeline: unknown table '{other}'");
+                std::process::exit(2);
+            }
+        };
+        let n = (args.events / scale).max(1);
+        // Generate: one buffer, records 8-byte aligned as in the ring buffer.
+        let mut s = Synth::new(7);
+        let mut buf = Vec::with_capacity(n as usize * 200);
+        let mut offsets = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let start = buf.len();
+            s.record(kind, &mut buf);
+            offsets.push((start, buf.len()));
+            buf.resize(buf.len().next_multiple_of(8), 0);
+        }
+        let host = HostInfo::fixed("bench", "b");
+
+        // Decode only: the reader's share of the work.
+        let t0 = Instant::now();
+        let mut d = Decoder::new(16 * 1024, 1, EnvpMode::Redacted);
+        let mut rows = 0;
+        for &(a, b) in &offsets {
+            d.decode(probe, &buf[a..b]).expect("decodes");
+            if d.builders.len(table) >= 16 * 1024 {
+                rows += d.builders.finish(table, 0).map_or(0, |b| b.num_rows());
+            }
+        }
+        rows += d.builders.finish(table, 0).map_or(0, |b| b.num_rows());
+        assert_eq!(rows as u64, n);
+        let decode_rate = n as f64 / t0.elapsed().as_secs_f64();
+
+        // End to end.
+        let dir = root.join(name);
+        let mut wc = WriterConfig::new(&dir, host.clone());
+        wc.compression = args.compression;
+        let mut bc = BatchConfig::new(host.boot_seed);
+        bc.probes = vec![probe];
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let mut p = Pipeline::start(wc, &WritersConfig::default(), bc).expect("pipeline");
+        for &(a, b) in &offsets {
+            p.push(probe, &buf[a..b]).expect("decodes");
+        }
+        let summary = p.finish();
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        let segs = list_segments(&dir, table);
+        let bytes: u64 = segs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        assert_eq!(summary.totals.rows_written, n);
+        println!(
+            "{:<7} {:>9} {:>8.2} {:>12.0} {:>8.2} {:>14.0} {:>12.0} {:>11.2} {:>9}",
+            name,
+            n,
+            wall,
+            n as f64 / wall,
+            cpu,
+            n as f64 / cpu,
+            decode_rate,
+            bytes as f64 / n as f64,
+            segs.len()
+        );
+    }
+}

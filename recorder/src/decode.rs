@@ -1,0 +1,421 @@
+//! Ring-buffer records → Arrow builders.
+//!
+//! [`Decoder::decode`] takes a record exactly as the ring-buffer callback hands it over and
+//! appends one row straight into the builders of its table: no owned intermediate, no heap
+//! allocation of its own, no syscall. Every length is checked before the first append, so
+//! a malformed record leaves the builders untouched; it is counted and skipped.
+//!
+//! Strings that are not valid UTF-8 are kept with U+FFFD in place of the bad bytes and
+//! counted as `invalid_utf8`: dropping them would let a process hide its exec from the
+//! record with a single 0xff byte in its argv.
+
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use capture_schemas::abi::{self, Hdr, Pod};
+use capture_schemas::{Probe, Table};
+
+use crate::builders::{Builders, Common};
+use crate::dns_wire;
+use crate::strings::{append_addr, append_lossy, c_str, write_lossy};
+
+/// Why a record was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than the {}-byte header", core::mem::size_of::<Hdr>())]
+    Short { len: usize },
+    #[error("record carries ABI version {abi}, this recorder reads version {}", abi::ABI_VERSION)]
+    BadAbi { abi: u16 },
+    #[error("unknown record kind {kind}")]
+    UnknownKind { kind: u16 },
+    #[error("header says {declared} bytes but the record has {actual}")]
+    LenOverrun { declared: usize, actual: usize },
+    #[error("kind {kind} needs at least {need} bytes, the header says {len}")]
+    TooShortForKind { kind: u16, len: usize, need: usize },
+    #[error("kind {kind} declares a {need}-byte tail but has {have} bytes after its fixed part")]
+    TailOverrun { kind: u16, need: u64, have: usize },
+    #[error("kind {kind} has an invalid {field} value {value}")]
+    BadField { kind: u16, field: &'static str, value: u32 },
+}
+
+/// What happens to environment values in the `exec` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EnvpMode {
+    /// Every variable as captured.
+    Full,
+    /// Values of variables whose names look like secrets are replaced by [`REDACTED`].
+    #[default]
+    Redacted,
+    /// No environment at all (`envc` still says how many there were).
+    None,
+}
+
+/// The value written in place of a redacted environment value.
+pub const REDACTED: &str = "<redacted>";
+
+/// A variable is redacted when its name contains one of these (ASCII case-insensitive)...
+pub const SECRET_NAME_PARTS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "KEY",
+    "CREDENTIAL",
+    "PRIVATE",
+    "COOKIE",
+    "SESSION",
+    "AUTH",
+    "SIGNATURE",
+    "CERT",
+    "PWD",
+];
+/// ...or starts with one of these.
+pub const SECRET_NAME_PREFIXES: &[&str] = &["AWS_", "AZURE_", "GCP_", "GOOGLE_", "GH_", "GITHUB_", "NPM_", "VAULT_"];
+/// Names that contain a part above but are well-known harmless variables.
+pub const NOT_SECRET_NAMES: &[&str] = &["PWD", "OLDPWD", "SSH_AUTH_SOCK", "XAUTHORITY", "KEYTIMEOUT"];
+
+/// Whether an environment variable of this name gets its value redacted.
+pub fn is_secret_name(name: &[u8]) -> bool {
+    if NOT_SECRET_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())) {
+        return false;
+    }
+    SECRET_NAME_PREFIXES.iter().any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+        || SECRET_NAME_PARTS.iter().any(|p| name.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes())))
+}
+
+/// Cumulative counts of one probe's records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeCounts {
+    pub events: u64,
+    pub malformed: u64,
+    pub invalid_utf8: u64,
+}
+
+/// Decodes records into the builders of every table.
+pub struct Decoder {
+    pub builders: Builders,
+    counts: [DecodeCounts; Probe::COUNT],
+    boot_seed: u64,
+    envp: EnvpMode,
+    name: dns_wire::Name,
+}
+
+impl Decoder {
+    /// `batch_rows` sizes the builders; `boot_seed` keys `exec_id` (see [`abi::exec_id`]).
+    pub fn new(batch_rows: usize, boot_seed: u64, envp: EnvpMode) -> Decoder {
+        Decoder {
+            builders: Builders::new(batch_rows),
+            counts: [DecodeCounts::default(); Probe::COUNT],
+            boot_seed,
+            envp,
+            name: dns_wire::Name::new(),
+        }
+    }
+
+    pub fn counts(&self, probe: Probe) -> DecodeCounts {
+        self.counts[probe as usize]
+    }
+
+    /// Appends the record's row to its table and returns the table, or counts the record
+    /// as malformed under `probe` (the ring buffer it came from) and returns why.
+    #[inline]
+    pub fn decode(&mut self, probe: Probe, rec: &[u8]) -> Result<Table, DecodeError> {
+        match self.decode_inner(rec) {
+            Ok((table, utf8_ok)) => {
+                let c = &mut self.counts[probe as usize];
+                c.events += 1;
+                c.invalid_utf8 += u64::from(!utf8_ok);
+                Ok(table)
+            }
+            Err(e) => {
+                self.counts[probe as usize].malformed += 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn decode_inner(&mut self, rec: &[u8]) -> Result<(Table, bool), DecodeError> {
+        let hdr = Hdr::read(rec).ok_or(DecodeError::Short { len: rec.len() })?;
+        if hdr.abi != abi::ABI_VERSION {
+            return Err(DecodeError::BadAbi { abi: hdr.abi });
+        }
+        let need = abi::fixed_size(hdr.kind).ok_or(DecodeError::UnknownKind { kind: hdr.kind })?;
+        let len = hdr.len as usize;
+        if len > rec.len() {
+            return Err(DecodeError::LenOverrun { declared: len, actual: rec.len() });
+        }
+        if len < need {
+            return Err(DecodeError::TooShortForKind { kind: hdr.kind, len, need });
+        }
+        // Bytes past `hdr.len` (ring-buffer slack) are not part of the record.
+        let rec = &rec[..len];
+        let tail = &rec[need..];
+        let seed = self.boot_seed;
+        match hdr.kind {
+            abi::KIND_EXEC => {
+                let e = abi::Exec::read(rec).ok_or(DecodeError::Short { len })?;
+                let [path, argv, envp] = split_tail(hdr.kind, tail, [e.path_len, e.argv_len, e.envp_len])?;
+                let b = &mut self.builders.exec;
+                let mut ok = append_common(&mut b.common, &hdr, seed);
+                b.parent_exec_id.append_value(abi::exec_id(seed, hdr.ppid, hdr.parent_start_ns));
+                b.start_ktime_ns.append_value(hdr.start_ns as i64);
+                b.euid.append_value(i64::from(e.euid));
+                b.loginuid.append_option((e.loginuid != u32::MAX).then_some(i64::from(e.loginuid)));
+                ok &= append_lossy(&mut b.path, path);
+                ok &= append_list(&mut b.argv, argv, EnvpMode::Full);
+                ok &= append_list(&mut b.envp, envp, self.envp);
+                b.argc.append_value(e.argc as i32);
+                b.envc.append_value(e.envc as i32);
+                b.argv_truncated.append_value(e.flags & abi::EXEC_ARGV_TRUNCATED != 0);
+                b.envp_truncated.append_value(e.flags & abi::EXEC_ENVP_TRUNCATED != 0);
+                let tty = c_str(&e.tty);
+                if tty.is_empty() {
+                    b.tty.append_null();
+                } else {
+                    ok &= append_lossy(&mut b.tty, tty);
+                }
+                b.pidns.append_value(i64::from(e.pidns));
+                b.mntns.append_value(i64::from(e.mntns));
+                b.netns.append_value(i64::from(e.netns));
+                b.from_procfs.append_value(e.flags & abi::EXEC_FROM_PROCFS != 0);
+                Ok((Table::Exec, ok))
+            }
+            abi::KIND_EXIT => {
+                let e = abi::Exit::read(rec).ok_or(DecodeError::Short { len })?;
+                let b = &mut self.builders.exit;
+                let ok = append_common(&mut b.common, &hdr, seed);
+                let s = e.exit_status;
+                b.exit_code.append_value(((s >> 8) & 0xff) as i32);
+                b.signal.append_value((s & 0x7f) as i32);
+                b.core_dumped.append_value(s & 0x80 != 0);
+                b.lifetime_ns.append_value(hdr.ktime_ns.saturating_sub(hdr.start_ns) as i64);
+                Ok((Table::Exit, ok))
+            }
+            abi::KIND_FILE => {
+                let f = abi::File::read(rec).ok_or(DecodeError::Short { len })?;
+                let op = file_op(f.op).ok_or(DecodeError::BadField { kind: hdr.kind, field: "op", value: f.op })?;
+                let [path, path2, cwd] = split_tail(hdr.kind, tail, [f.path_len, f.path2_len, f.cwd_len])?;
+                let b = &mut self.builders.file;
+                let mut ok = append_common(&mut b.common, &hdr, seed);
+                b.op.append_value(op);
+                ok &= append_lossy(&mut b.path, path);
+                if path.first() == Some(&b'/') {
+                    append_lossy(&mut b.abs_path, path);
+                } else if !cwd.is_empty() {
+                    write_lossy(&mut b.abs_path, cwd);
+                    if cwd.last() != Some(&b'/') {
+                        write_lossy(&mut b.abs_path, b"/");
+                    }
+                    ok &= write_lossy(&mut b.abs_path, path);
+                    b.abs_path.append_value("");
+                } else {
+                    b.abs_path.append_null();
+                }
+                if f.op == abi::FILE_RENAME {
+                    ok &= append_lossy(&mut b.path2, path2);
+                } else {
+                    b.path2.append_null();
+                }
+                b.flags.append_value(i64::from(f.flags));
+                b.mode.append_value(f.mode as i32);
+                b.fd.append_value(f.fd);
+                b.ret.append_value(f.ret);
+                b.bytes_read.append_value(f.bytes_read as i64);
+                b.bytes_written.append_value(f.bytes_written as i64);
+                b.reads.append_value(i64::from(f.reads));
+                b.writes.append_value(i64::from(f.writes));
+                b.ino.append_value(f.ino as i64);
+                b.dev.append_value(i64::from(f.dev));
+                Ok((Table::File, ok))
+            }
+            abi::KIND_NET => {
+                let n = abi::Net::read(rec).ok_or(DecodeError::Short { len })?;
+                let (family, proto, dir) = endpoint_names(hdr.kind, n.family, n.proto, n.direction)?;
+                let b = &mut self.builders.net;
+                let ok = append_common(&mut b.common, &hdr, seed);
+                b.family.append_value(family);
+                b.proto.append_value(proto);
+                b.direction.append_value(dir);
+                append_addr(&mut b.saddr, n.family, &n.saddr);
+                b.sport.append_value(i32::from(n.sport));
+                append_addr(&mut b.daddr, n.family, &n.daddr);
+                b.dport.append_value(i32::from(n.dport));
+                b.bytes_sent.append_value(n.bytes_sent as i64);
+                b.bytes_recv.append_value(n.bytes_recv as i64);
+                b.start_ktime_ns.append_value(n.start_ns as i64);
+                b.duration_ns.append_value(hdr.ktime_ns.saturating_sub(n.start_ns) as i64);
+                Ok((Table::Net, ok))
+            }
+            abi::KIND_DNS => {
+                let d = abi::Dns::read(rec).ok_or(DecodeError::Short { len })?;
+                let (family, proto, dir) = endpoint_names(hdr.kind, d.family, d.proto, d.direction)?;
+                let [msg] = split_tail(hdr.kind, tail, [d.msg_len])?;
+                let b = &mut self.builders.dns;
+                let mut ok = append_common(&mut b.common, &hdr, seed);
+                b.family.append_value(family);
+                b.proto.append_value(proto);
+                b.direction.append_value(dir);
+                append_addr(&mut b.saddr, d.family, &d.saddr);
+                b.sport.append_value(i32::from(d.sport));
+                append_addr(&mut b.daddr, d.family, &d.daddr);
+                b.dport.append_value(i32::from(d.dport));
+                let mut complete = d.msg_len >= d.wire_len;
+                let h = dns_wire::header(msg);
+                b.txid.append_value(h.map_or(0, |h| i32::from(h.id)));
+                let is_response = h.is_some_and(|h| h.is_response());
+                b.is_response.append_value(is_response);
+                let name = &mut self.name;
+                let question = h.filter(|h| h.qdcount > 0).and_then(|_| dns_wire::question(msg, name));
+                match question {
+                    Some((qtype, _)) => {
+                        ok &= append_lossy(&mut b.qname, name.as_bytes());
+                        dns_wire::write_type(&mut b.qtype, qtype);
+                        b.qtype.append_value("");
+                    }
+                    None => {
+                        complete = false;
+                        b.qname.append_null();
+                        b.qtype.append_null();
+                    }
+                }
+                match h.filter(|_| is_response) {
+                    Some(h) => {
+                        dns_wire::write_rcode(&mut b.rcode, h.rcode());
+                        b.rcode.append_value("");
+                    }
+                    None => b.rcode.append_null(),
+                }
+                if let (Some(h), Some((_, at))) = (h, question) {
+                    complete &= dns_wire::answers(msg, at, h.ancount, b.answers.values(), name);
+                }
+                b.answers.append(true);
+                b.latency_ns.append_option((is_response && d.latency_ns > 0).then_some(d.latency_ns as i64));
+                b.msg_truncated.append_value(!complete);
+                Ok((Table::Dns, ok))
+            }
+            abi::KIND_MODULE => {
+                let m = abi::Module::read(rec).ok_or(DecodeError::Short { len })?;
+                let source = match m.source {
+                    abi::MODULE_INIT => "init_module",
+                    abi::MODULE_FINIT => "finit_module",
+                    v => return Err(DecodeError::BadField { kind: hdr.kind, field: "source", value: v }),
+                };
+                let [name, path, params] = split_tail(hdr.kind, tail, [m.name_len, m.path_len, m.params_len])?;
+                let b = &mut self.builders.module;
+                let mut ok = append_common(&mut b.common, &hdr, seed);
+                ok &= append_lossy(&mut b.name, name);
+                b.source.append_value(source);
+                if path.is_empty() {
+                    b.path.append_null();
+                } else {
+                    ok &= append_lossy(&mut b.path, path);
+                }
+                ok &= append_lossy(&mut b.params, params);
+                b.flags.append_value(i64::from(m.flags));
+                Ok((Table::Module, ok))
+            }
+            kind => Err(DecodeError::UnknownKind { kind }),
+        }
+    }
+}
+
+/// Splits a tail into pieces of the declared lengths, checking they fit.
+#[inline]
+fn split_tail<const N: usize>(kind: u16, tail: &[u8], lens: [u32; N]) -> Result<[&[u8]; N], DecodeError> {
+    let need: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+    if need > tail.len() as u64 {
+        return Err(DecodeError::TailOverrun { kind, need, have: tail.len() });
+    }
+    let mut at = 0;
+    Ok(lens.map(|l| {
+        let piece = &tail[at..at + l as usize];
+        at += l as usize;
+        piece
+    }))
+}
+
+#[inline]
+fn append_common(c: &mut Common, h: &Hdr, seed: u64) -> bool {
+    c.ktime_ns.append_value(h.ktime_ns as i64);
+    c.pid.append_value(h.pid as i32);
+    c.tid.append_value(h.tid as i32);
+    c.ppid.append_value(h.ppid as i32);
+    c.uid.append_value(i64::from(h.uid));
+    c.gid.append_value(i64::from(h.gid));
+    let ok = append_lossy(&mut c.comm, c_str(&h.comm));
+    c.exec_id.append_value(abi::exec_id(seed, h.pid, h.start_ns));
+    c.cgroup_id.append_value(h.cgroup_id as i64);
+    ok
+}
+
+/// Appends NUL-separated strings as one list value, applying the envp mode.
+fn append_list(list: &mut ListBuilder<StringBuilder>, bytes: &[u8], mode: EnvpMode) -> bool {
+    let mut ok = true;
+    if mode != EnvpMode::None && !bytes.is_empty() {
+        // A final NUL ends the last string; without it the last string was cut short.
+        let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        let values = list.values();
+        for item in body.split(|&b| b == 0) {
+            let eq = item.iter().position(|&b| b == b'=');
+            match eq {
+                Some(i) if mode == EnvpMode::Redacted && is_secret_name(&item[..i]) => {
+                    ok &= write_lossy(values, &item[..=i]);
+                    values.append_value(REDACTED);
+                }
+                _ => ok &= append_lossy(values, item),
+            }
+        }
+    }
+    list.append(true);
+    ok
+}
+
+fn file_op(op: u32) -> Option<&'static str> {
+    Some(match op {
+        abi::FILE_OPEN => "open",
+        abi::FILE_CLOSE => "close",
+        abi::FILE_UNLINK => "unlink",
+        abi::FILE_RENAME => "rename",
+        abi::FILE_READ => "read",
+        abi::FILE_WRITE => "write",
+        _ => return None,
+    })
+}
+
+fn endpoint_names(
+    kind: u16,
+    family: u16,
+    proto: u8,
+    dir: u8,
+) -> Result<(&'static str, &'static str, &'static str), DecodeError> {
+    let family = match i32::from(family) {
+        libc::AF_INET => "ipv4",
+        libc::AF_INET6 => "ipv6",
+        _ => return Err(DecodeError::BadField { kind, field: "family", value: u32::from(family) }),
+    };
+    let proto = match i32::from(proto) {
+        libc::IPPROTO_TCP => "tcp",
+        libc::IPPROTO_UDP => "udp",
+        _ => return Err(DecodeError::BadField { kind, field: "proto", value: u32::from(proto) }),
+    };
+    let dir = match dir {
+        abi::DIR_OUT => "out",
+        abi::DIR_IN => "in",
+        _ => return Err(DecodeError::BadField { kind, field: "direction", value: u32::from(dir) }),
+    };
+    Ok((family, proto, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        for s in ["GITHUB_TOKEN", "api_key", "DB_PASSWORD", "AWS_REGION", "MY_SECRET_THING", "Cookie"] {
+            assert!(is_secret_name(s.as_bytes()), "{s}");
+        }
+        for s in ["PATH", "HOME", "PWD", "LANG", "SSH_AUTH_SOCK", "TERM"] {
+            assert!(!is_secret_name(s.as_bytes()), "{s}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The recorder's library: from raw ring-buffer records to published Parquet segments.
+//!
+//! records ─▶ [`decode`] ─▶ [`builders`] ─▶ [`batcher`] ─▶ bounded channels ─▶ [`writer`]
+//! threads ─▶ [`segment`] files ─▶ [`retention`]. [`pipeline`] assembles the chain;
+//! [`stats`] counts what flows and what is lost; [`synth`] produces the exact bytes the
+//! BPF probes write, for tests and benchmarks.
+
+pub mod batcher;
+pub mod builders;
+pub mod decode;
+pub mod dns_wire;
+pub mod host;
+pub mod pipeline;
+pub mod retention;
+pub mod segment;
+pub mod stats;
+pub mod strings;
+pub mod synth;
+pub mod units;
+pub mod writer;
+
+pub use capture_schemas::{abi, Probe, Table};

@@ -1,0 +1,190 @@
+//! Retention: keeps the published segments under a total size and a maximum age by
+//! deleting the oldest first.
+//!
+//! The writers report every segment they publish; at start the existing tree is scanned
+//! (without following symlinks) so limits hold across restarts. The scan also removes
+//! hidden temporary segments left by a recorder that died mid-write: the directory lock
+//! (see [`lock_dir`]) guarantees no live recorder owns them.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use capture_schemas::Table;
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    size: u64,
+    published: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Oldest first.
+    segments: VecDeque<Segment>,
+    total: u64,
+    deleted: u64,
+}
+
+/// Size and age limits over every table's segments.
+#[derive(Debug)]
+pub struct Retention {
+    max_total_bytes: Option<u64>,
+    max_age: Option<Duration>,
+    state: Mutex<State>,
+}
+
+/// What the start-up scan found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanReport {
+    pub segments: u64,
+    pub bytes: u64,
+    pub stale_temp_removed: u64,
+}
+
+impl Retention {
+    pub fn new(max_total_bytes: Option<u64>, max_age: Option<Duration>) -> Retention {
+        Retention { max_total_bytes, max_age, state: Mutex::new(State::default()) }
+    }
+
+    /// No limits: nothing is ever deleted.
+    pub fn unlimited() -> Retention {
+        Retention::new(None, None)
+    }
+
+    /// Registers the segments already under `dir` and removes stale temporary files.
+    pub fn scan(&self, dir: &Path) -> io::Result<ScanReport> {
+        let mut found = Vec::new();
+        let mut report = ScanReport::default();
+        for table in Table::ALL {
+            walk(&dir.join(table.name()), 0, &mut found, &mut report)?;
+        }
+        found.sort_by(|a, b| (a.published, &a.path).cmp(&(b.published, &b.path)));
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for s in found {
+            report.segments += 1;
+            report.bytes += s.size;
+            st.total += s.size;
+            st.segments.push_back(s);
+        }
+        drop(st);
+        self.enforce(None);
+        Ok(report)
+    }
+
+    /// Records a segment just published and deletes what the limits no longer allow.
+    pub fn published(&self, path: &Path, size: u64) {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.total += size;
+            st.segments.push_back(Segment { path: path.to_path_buf(), size, published: SystemTime::now() });
+        }
+        self.enforce(Some(path));
+    }
+
+    /// Bytes of the segments it knows of.
+    pub fn total_bytes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+
+    /// Segments deleted so far.
+    pub fn deleted(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).deleted
+    }
+
+    /// Deletes oldest segments while over a limit; never the one just published.
+    fn enforce(&self, keep: Option<&Path>) {
+        let now = SystemTime::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(oldest) = st.segments.front() {
+            let too_big = self.max_total_bytes.is_some_and(|m| st.total > m);
+            let too_old = self.max_age.is_some_and(|m| now.duration_since(oldest.published).unwrap_or_default() > m);
+            if !(too_big || too_old) || Some(oldest.path.as_path()) == keep {
+                break;
+            }
+            let s = st.segments.pop_front().expect("front exists");
+            st.total -= s.size;
+            match std::fs::remove_file(&s.path) {
+                Ok(()) => {
+                    st.deleted += 1;
+                    log::debug!("retention: deleted {}", s.path.display());
+                    // Drop partition directories that became empty (fails harmlessly if not).
+                    if let Some(hr) = s.path.parent() {
+                        if std::fs::remove_dir(hr).is_ok() {
+                            if let Some(dt) = hr.parent() {
+                                let _ = std::fs::remove_dir(dt);
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => log::warn!("retention: cannot delete {}: {e}", s.path.display()),
+            }
+        }
+    }
+}
+
+/// Collects `*.parquet` segments under a table directory (`dt=*/hr=*`), skipping symlinks
+/// and removing hidden `.*.parquet.tmp` leftovers.
+fn walk(dir: &Path, depth: usize, out: &mut Vec<Segment>, report: &mut ScanReport) -> io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let ft = entry.file_type()?; // lstat: symlinks are reported as such, never followed
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if ft.is_dir() && depth < 2 {
+            walk(&entry.path(), depth + 1, out, report)?;
+        } else if ft.is_file() && depth == 2 {
+            if name.starts_with('.') && name.ends_with(".parquet.tmp") {
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    report.stale_temp_removed += 1;
+                }
+            } else if !name.starts_with('.') && name.ends_with(".parquet") {
+                let m = entry.metadata()?;
+                out.push(Segment {
+                    path: entry.path(),
+                    size: m.len(),
+                    published: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes an exclusive lock on `dir/.capture.lock` so two recorders never share a
+/// directory; the lock lives as long as the returned file.
+pub fn lock_dir(dir: &Path) -> io::Result<File> {
+    let path = dir.join(".capture.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)?;
+    // SAFETY: `f` is an open file descriptor for the duration of the call.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(io::Error::other(format!(
+                "another recorder is writing to {} (it holds {}); stop it or choose another --output-dir",
+                dir.display(),
+                path.display()
+            )));
+        }
+        return Err(e);
+    }
+    Ok(f)
+}

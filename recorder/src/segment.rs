@@ -1,0 +1,434 @@
+//! One table's rotating Parquet segments.
+//!
+//! A segment is written under a hidden temporary name in its partition directory, then
+//! fsynced and renamed into place (never over an existing file), and the directory is
+//! fsynced: readers see complete segments or none. Segments rotate on bytes written plus
+//! bytes buffered, on age, on rows, and when the hour partition changes; a file is opened
+//! only when its first batch arrives, so there are no empty segments.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use capture_schemas::abi::ABI_VERSION;
+use capture_schemas::{Table, SCHEMA_VERSION};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as PqCompression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::host::HostInfo;
+use crate::retention::Retention;
+use crate::stats::{Health, Snapshot};
+
+/// Parquet compression codec of the segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Compression {
+    /// zstd level 1: the best size for the CPU it costs here.
+    #[default]
+    Zstd,
+    Snappy,
+    Lz4,
+    None,
+}
+
+impl Compression {
+    fn parquet(self) -> PqCompression {
+        match self {
+            // Level 1 is a valid zstd level; the fallback is never taken.
+            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()),
+            Compression::Snappy => PqCompression::SNAPPY,
+            Compression::Lz4 => PqCompression::LZ4_RAW,
+            Compression::None => PqCompression::UNCOMPRESSED,
+        }
+    }
+}
+
+/// Where and how segments are written.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub dir: PathBuf,
+    pub compression: Compression,
+    /// Rotate when bytes written plus bytes buffered reach this.
+    pub max_segment_bytes: u64,
+    /// Rotate a segment this long after it was opened.
+    pub max_segment_age: Duration,
+    /// Rotate after this many rows.
+    pub max_segment_rows: u64,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    pub host: HostInfo,
+}
+
+impl WriterConfig {
+    pub fn new(dir: impl Into<PathBuf>, host: HostInfo) -> WriterConfig {
+        WriterConfig {
+            dir: dir.into(),
+            compression: Compression::Zstd,
+            max_segment_bytes: 128 << 20,
+            max_segment_age: Duration::from_secs(600),
+            max_segment_rows: 10_000_000,
+            row_group_rows: 128 * 1024,
+            host,
+        }
+    }
+
+    fn properties(&self, table: Table) -> WriterProperties {
+        let mut b = WriterProperties::builder()
+            .set_compression(self.compression.parquet())
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_created_by(format!("capture agent-linux {}", env!("CARGO_PKG_VERSION")));
+        // Times grow steadily: delta encoding stores them in a byte or two; dictionaries
+        // would only waste effort. Strings (comm, paths, ops) keep the default dictionary.
+        for col in ["ts", "ktime_ns"] {
+            if table.schema().field_with_name(col).is_ok() {
+                b = b
+                    .set_column_dictionary_enabled(ColumnPath::from(col), false)
+                    .set_column_encoding(ColumnPath::from(col), Encoding::DELTA_BINARY_PACKED);
+            }
+        }
+        b.build()
+    }
+}
+
+/// Bounds of a segment's rows and the counters when it was opened.
+struct Open {
+    writer: ArrowWriter<File>,
+    tmp: PathBuf,
+    dir: PathBuf,
+    opened: Instant,
+    hour: i64,
+    rows: u64,
+    first_us: i64,
+    last_us: i64,
+    at_open: Snapshot,
+}
+
+/// What a failed write lost.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}: {source}{hint}")]
+pub struct WriteError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+    pub hint: &'static str,
+    /// Rows that were in the lost segment.
+    pub rows_lost: u64,
+}
+
+fn hint_for(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (free space on that file system, or lower --max-total-bytes)",
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => " (choose a writable --output-dir)",
+        _ => "",
+    }
+}
+
+fn pq_io(e: parquet::errors::ParquetError) -> io::Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(io) => *io,
+            Err(other) => io::Error::other(other),
+        },
+        other => io::Error::other(other),
+    }
+}
+
+/// Hours since the epoch of a µs timestamp.
+pub fn hour_of(us: i64) -> i64 {
+    us.div_euclid(3_600_000_000)
+}
+
+/// `dt=YYYY-MM-DD/hr=HH` of an hour since the epoch.
+pub fn partition_of(hour: i64) -> (String, String) {
+    let t = chrono::DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
+    (t.format("dt=%Y-%m-%d").to_string(), t.format("hr=%H").to_string())
+}
+
+/// Creates `root/parts...` one component at a time (mode 0750), refusing to pass through a
+/// symlink: the recorder only follows links it made, and it makes none.
+pub fn ensure_dir(root: &Path, parts: &[&str]) -> io::Result<PathBuf> {
+    let mut p = root.to_path_buf();
+    for part in parts {
+        p.push(part);
+        match std::fs::DirBuilder::new().mode(0o750).create(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let m = std::fs::symlink_metadata(&p)?;
+                if !m.is_dir() {
+                    let what = if m.file_type().is_symlink() { "a symlink" } else { "not a directory" };
+                    return Err(io::Error::other(format!("{} is {what}; refusing to write there", p.display())));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(p)
+}
+
+/// Renames without ever replacing an existing file (`renameat2(RENAME_NOREPLACE)`).
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let from = CString::new(from.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let to = CString::new(to.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc =
+        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Characters other than `[A-Za-z0-9._-]` in a host name become `_` in file names.
+fn file_safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+}
+
+fn ts_column(batch: &RecordBatch) -> &TimestampMicrosecondArray {
+    batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("column 0 of every table is ts, microseconds")
+}
+
+/// Splits a batch into one batch per hour of `ts` (almost always just the batch itself).
+pub fn split_by_hour(batch: RecordBatch) -> Vec<(i64, RecordBatch)> {
+    let ts = ts_column(&batch).values();
+    let (Some(&min), Some(&max)) = (ts.iter().min(), ts.iter().max()) else { return Vec::new() };
+    if hour_of(min) == hour_of(max) {
+        return vec![(hour_of(min), batch)];
+    }
+    let mut hours: Vec<i64> = ts.iter().map(|&t| hour_of(t)).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    hours
+        .into_iter()
+        .filter_map(|h| {
+            let mask = BooleanArray::from_iter(ts.iter().map(|&t| Some(hour_of(t) == h)));
+            arrow_select::filter::filter_record_batch(&batch, &mask).ok().map(|b| (h, b))
+        })
+        .collect()
+}
+
+/// The rotating segments of one table.
+pub struct SegmentWriter {
+    table: Table,
+    cfg: Arc<WriterConfig>,
+    props: WriterProperties,
+    health: Arc<Health>,
+    retention: Arc<Retention>,
+    open: Option<Open>,
+    seq: u64,
+    host: String,
+}
+
+impl SegmentWriter {
+    pub fn new(table: Table, cfg: Arc<WriterConfig>, health: Arc<Health>, retention: Arc<Retention>) -> SegmentWriter {
+        SegmentWriter {
+            table,
+            props: cfg.properties(table),
+            host: file_safe(&cfg.host.host),
+            cfg,
+            health,
+            retention,
+            open: None,
+            seq: 0,
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// Appends a batch, opening, splitting and rotating segments as needed; returns the
+    /// paths published on the way.
+    pub fn write(&mut self, batch: RecordBatch) -> Result<Vec<PathBuf>, WriteError> {
+        let mut published = Vec::new();
+        for (hour, piece) in split_by_hour(batch) {
+            if self.open.as_ref().is_some_and(|o| o.hour != hour) {
+                published.extend(self.publish()?);
+            }
+            if self.open.is_none() {
+                if let Err(e) = self.open_segment(hour, piece.num_rows() as u64) {
+                    self.health
+                        .table(self.table)
+                        .dropped_write_error
+                        .fetch_add(e.rows_lost, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            let o = self.open.as_mut().expect("a segment is open");
+            let ts = ts_column(&piece).values();
+            let (lo, hi) = ts.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+            let rows = piece.num_rows() as u64;
+            if let Err(e) = o.writer.write(&piece) {
+                return Err(self.abort("writing segment", pq_io(e), rows));
+            }
+            o.rows += rows;
+            o.first_us = o.first_us.min(lo);
+            o.last_us = o.last_us.max(hi);
+            let size = o.writer.bytes_written() as u64 + o.writer.in_progress_size() as u64;
+            if size >= self.cfg.max_segment_bytes || o.rows >= self.cfg.max_segment_rows {
+                published.extend(self.publish()?);
+            }
+        }
+        Ok(published)
+    }
+
+    /// Publishes the open segment if it is older than the age limit.
+    pub fn tick(&mut self, now: Instant) -> Result<Option<PathBuf>, WriteError> {
+        match &self.open {
+            Some(o) if now.saturating_duration_since(o.opened) >= self.cfg.max_segment_age => self.publish(),
+            _ => Ok(None),
+        }
+    }
+
+    fn open_segment(&mut self, hour: i64, rows: u64) -> Result<(), WriteError> {
+        let (dt, hr) = partition_of(hour);
+        let dir = ensure_dir(&self.cfg.dir, &[self.table.name(), &dt, &hr]).map_err(|source| WriteError {
+            what: "creating partition directory under",
+            path: self.cfg.dir.clone(),
+            hint: hint_for(&source),
+            source,
+            rows_lost: rows,
+        })?;
+        self.seq += 1;
+        let tmp = dir.join(format!(".{}-{}-{}.parquet.tmp", self.table.name(), std::process::id(), self.seq));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|source| WriteError {
+                what: "creating segment",
+                path: tmp.clone(),
+                hint: hint_for(&source),
+                source,
+                rows_lost: rows,
+            })?;
+        let writer = ArrowWriter::try_new(file, self.table.schema(), Some(self.props.clone())).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            let source = pq_io(e);
+            WriteError { what: "starting segment", path: tmp.clone(), hint: hint_for(&source), source, rows_lost: rows }
+        })?;
+        self.open = Some(Open {
+            writer,
+            tmp,
+            dir,
+            opened: Instant::now(),
+            hour,
+            rows: 0,
+            first_us: i64::MAX,
+            last_us: i64::MIN,
+            at_open: self.health.table(self.table).snapshot(),
+        });
+        Ok(())
+    }
+
+    /// Drops the open segment after an error: removes its temporary file and counts its
+    /// rows (plus `more` not yet in it) as lost.
+    fn abort(&mut self, what: &'static str, source: io::Error, more: u64) -> WriteError {
+        let o = self.open.take().expect("abort with an open segment");
+        let rows_lost = o.rows + more;
+        let path = o.tmp.clone();
+        drop(o.writer);
+        let _ = std::fs::remove_file(&o.tmp);
+        self.health.table(self.table).dropped_write_error.fetch_add(rows_lost, std::sync::atomic::Ordering::Relaxed);
+        WriteError { what, path, hint: hint_for(&source), source, rows_lost }
+    }
+
+    /// Finishes the open segment and renames it into place.
+    pub fn publish(&mut self) -> Result<Option<PathBuf>, WriteError> {
+        let Some(mut o) = self.open.take() else { return Ok(None) };
+        let drops = self.health.table(self.table).snapshot().since(&o.at_open);
+        let first = chrono::DateTime::from_timestamp_micros(o.first_us).unwrap_or_default();
+        let last = chrono::DateTime::from_timestamp_micros(o.last_us).unwrap_or_default();
+        let h = &self.cfg.host;
+        let kv = [
+            ("capture.table", self.table.name().to_string()),
+            ("capture.schema_version", SCHEMA_VERSION.to_string()),
+            ("capture.abi_version", ABI_VERSION.to_string()),
+            ("capture.host", h.host.clone()),
+            ("capture.kernel_release", h.kernel_release.clone()),
+            ("capture.boot_id", h.boot_id.clone()),
+            ("capture.recorder_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("capture.first_ts", first.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            ("capture.last_ts", last.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            ("capture.first_ts_us", o.first_us.to_string()),
+            ("capture.last_ts_us", o.last_us.to_string()),
+            ("capture.rows", o.rows.to_string()),
+            ("capture.dropped_ringbuf_full", drops.dropped_ringbuf_full.to_string()),
+            ("capture.dropped_kernel_other", drops.dropped_kernel_other.to_string()),
+            ("capture.dropped_backpressure", drops.dropped_backpressure.to_string()),
+            ("capture.dropped_write_error", drops.dropped_write_error.to_string()),
+            ("capture.malformed", drops.malformed.to_string()),
+        ];
+        for (k, v) in kv {
+            o.writer.append_key_value_metadata(KeyValue::new(k.to_string(), v));
+        }
+        let rows = o.rows;
+        let start = first.format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', "");
+        let file = match o.writer.into_inner() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&o.tmp);
+                return Err(self.lost("finishing segment", o.tmp, pq_io(e), rows));
+            }
+        };
+        let size = match file.sync_all().and_then(|()| file.metadata()) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                let _ = std::fs::remove_file(&o.tmp);
+                return Err(self.lost("syncing segment", o.tmp, e, rows));
+            }
+        };
+        drop(file);
+        // The name carries the first event's time; a clash (same millisecond, another
+        // recorder's sequence) takes the next free sequence number.
+        let mut attempt = 0;
+        let path = loop {
+            let name = format!("{}-{}-{}-{:06}.parquet", self.table.name(), start, self.host, self.seq + attempt);
+            let path = o.dir.join(name);
+            match rename_noreplace(&o.tmp, &path) {
+                Ok(()) => break path,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < 1000 => attempt += 1,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&o.tmp);
+                    return Err(self.lost("publishing segment", path, e, rows));
+                }
+            }
+        };
+        self.seq += attempt;
+        if let Err(e) = fsync_dir(&o.dir) {
+            log::warn!("syncing directory {}: {e}", o.dir.display());
+        }
+        let c = self.health.table(self.table);
+        c.segments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.bytes_written.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        c.rows_written.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        log::debug!("published {} ({rows} rows, {size} bytes)", path.display());
+        self.retention.published(&path, size);
+        Ok(Some(path))
+    }
+
+    fn lost(&self, what: &'static str, path: PathBuf, source: io::Error, rows: u64) -> WriteError {
+        self.health.table(self.table).dropped_write_error.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        WriteError { what, path, hint: hint_for(&source), source, rows_lost: rows }
+    }
+}

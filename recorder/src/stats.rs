@@ -1,0 +1,176 @@
+//! Recorder health: counters shared by the reader, the writers and the loader, and the
+//! `stats` rows made from them once per interval.
+//!
+//! Every counter is cumulative and updated per batch or per poll, never per event: the
+//! decoder keeps plain per-probe counts and the batcher publishes them here.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use capture_schemas::{Probe, Table};
+
+/// Cumulative counters of one probe.
+#[derive(Debug, Default)]
+pub struct ProbeHealth {
+    pub events: AtomicU64,
+    pub dropped_ringbuf_full: AtomicU64,
+    pub dropped_kernel_other: AtomicU64,
+    pub dropped_backpressure: AtomicU64,
+    pub dropped_write_error: AtomicU64,
+    pub malformed: AtomicU64,
+    pub invalid_utf8: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub segments: AtomicU64,
+}
+
+/// A copy of a probe's counters at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub events: u64,
+    pub dropped_ringbuf_full: u64,
+    pub dropped_kernel_other: u64,
+    pub dropped_backpressure: u64,
+    pub dropped_write_error: u64,
+    pub malformed: u64,
+    pub invalid_utf8: u64,
+    pub rows_written: u64,
+    pub bytes_written: u64,
+    pub segments: u64,
+}
+
+impl Snapshot {
+    /// Counts since `earlier` (counters only grow).
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            events: self.events - earlier.events,
+            dropped_ringbuf_full: self.dropped_ringbuf_full - earlier.dropped_ringbuf_full,
+            dropped_kernel_other: self.dropped_kernel_other - earlier.dropped_kernel_other,
+            dropped_backpressure: self.dropped_backpressure - earlier.dropped_backpressure,
+            dropped_write_error: self.dropped_write_error - earlier.dropped_write_error,
+            malformed: self.malformed - earlier.malformed,
+            invalid_utf8: self.invalid_utf8 - earlier.invalid_utf8,
+            rows_written: self.rows_written - earlier.rows_written,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+            segments: self.segments - earlier.segments,
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped_ringbuf_full + self.dropped_kernel_other + self.dropped_backpressure + self.dropped_write_error
+    }
+}
+
+impl ProbeHealth {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            events: self.events.load(Relaxed),
+            dropped_ringbuf_full: self.dropped_ringbuf_full.load(Relaxed),
+            dropped_kernel_other: self.dropped_kernel_other.load(Relaxed),
+            dropped_backpressure: self.dropped_backpressure.load(Relaxed),
+            dropped_write_error: self.dropped_write_error.load(Relaxed),
+            malformed: self.malformed.load(Relaxed),
+            invalid_utf8: self.invalid_utf8.load(Relaxed),
+            rows_written: self.rows_written.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            segments: self.segments.load(Relaxed),
+        }
+    }
+}
+
+/// The counters of every probe, plus those of the `stats` table itself.
+#[derive(Debug, Default)]
+pub struct Health {
+    probes: [ProbeHealth; Probe::COUNT],
+    stats_table: ProbeHealth,
+}
+
+impl Health {
+    pub fn new() -> Arc<Health> {
+        Arc::new(Health::default())
+    }
+
+    pub fn probe(&self, probe: Probe) -> &ProbeHealth {
+        &self.probes[probe as usize]
+    }
+
+    /// The counters a table's writer adds to: its probe's, or the stats table's own.
+    pub fn table(&self, table: Table) -> &ProbeHealth {
+        match table.probe() {
+            Some(p) => self.probe(p),
+            None => &self.stats_table,
+        }
+    }
+
+    /// Totals over every probe.
+    pub fn total(&self) -> Snapshot {
+        let mut t = Snapshot::default();
+        for p in Probe::ALL {
+            let s = self.probe(p).snapshot();
+            t.events += s.events;
+            t.dropped_ringbuf_full += s.dropped_ringbuf_full;
+            t.dropped_kernel_other += s.dropped_kernel_other;
+            t.dropped_backpressure += s.dropped_backpressure;
+            t.dropped_write_error += s.dropped_write_error;
+            t.malformed += s.malformed;
+            t.invalid_utf8 += s.invalid_utf8;
+            t.rows_written += s.rows_written;
+            t.bytes_written += s.bytes_written;
+            t.segments += s.segments;
+        }
+        t
+    }
+}
+
+/// Turns counter deltas into `stats` rows, one per enabled probe per interval.
+pub struct StatsEmitter {
+    probes: Vec<Probe>,
+    last: [Snapshot; Probe::COUNT],
+    last_at: Instant,
+}
+
+impl StatsEmitter {
+    pub fn new(probes: &[Probe], now: Instant) -> StatsEmitter {
+        StatsEmitter { probes: probes.to_vec(), last: [Snapshot::default(); Probe::COUNT], last_at: now }
+    }
+
+    pub fn since_last(&self, now: Instant) -> std::time::Duration {
+        now.saturating_duration_since(self.last_at)
+    }
+
+    /// The rows of the interval ending now; `wall_now_us` is the wall clock in µs.
+    pub fn emit(&mut self, health: &Health, now: Instant, wall_now_us: i64) -> RecordBatch {
+        let interval_ms = self.since_last(now).as_millis() as i64;
+        self.last_at = now;
+        let n = self.probes.len();
+        let mut cols: Vec<Vec<i64>> = (0..10).map(|_| Vec::with_capacity(n)).collect();
+        for &p in &self.probes {
+            let cur = health.probe(p).snapshot();
+            let d = cur.since(&self.last[p as usize]);
+            self.last[p as usize] = cur;
+            for (col, v) in cols.iter_mut().zip([
+                d.events,
+                d.dropped_ringbuf_full,
+                d.dropped_kernel_other,
+                d.dropped_backpressure,
+                d.dropped_write_error,
+                d.malformed,
+                d.invalid_utf8,
+                d.rows_written,
+                d.bytes_written,
+                d.segments,
+            ]) {
+                col.push(v as i64);
+            }
+        }
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMicrosecondArray::from(vec![wall_now_us; n]).with_timezone("UTC")),
+            Arc::new(Int64Array::from(vec![interval_ms; n])),
+            Arc::new(StringArray::from_iter_values(self.probes.iter().map(|p| p.name()))),
+        ];
+        arrays.extend(cols.into_iter().map(|c| Arc::new(Int64Array::from(c)) as ArrayRef));
+        RecordBatch::try_new(Table::Stats.schema(), arrays).expect("stats rows match the stats schema")
+    }
+}

@@ -1,0 +1,379 @@
+//! Decoder round trips for every record kind, and malformed records counted, not panicking.
+
+use agent_linux::abi::{self, Pod};
+use agent_linux::decode::{DecodeError, Decoder, EnvpMode, REDACTED};
+use agent_linux::synth::{self, Answer, Task};
+use agent_linux::{Probe, Table};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+
+const SEED: u64 = 0x5eed;
+
+fn task() -> Task {
+    Task {
+        pid: 4242,
+        tid: 4243,
+        ppid: 4000,
+        uid: 1000,
+        gid: 100,
+        comm: "python3".into(),
+        start_ns: 5_000_000_000,
+        parent_start_ns: 4_000_000_000,
+        cgroup_id: 777,
+    }
+}
+
+fn i64s(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    b.column_by_name(name).unwrap().as_primitive::<Int64Type>().iter().collect()
+}
+fn i32s(b: &RecordBatch, name: &str) -> Vec<Option<i32>> {
+    b.column_by_name(name).unwrap().as_primitive::<Int32Type>().iter().collect()
+}
+fn strs(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    b.column_by_name(name).unwrap().as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect()
+}
+fn bools(b: &RecordBatch, name: &str) -> Vec<Option<bool>> {
+    b.column_by_name(name).unwrap().as_boolean().iter().collect()
+}
+fn lists(b: &RecordBatch, name: &str) -> Vec<Vec<String>> {
+    let l = b.column_by_name(name).unwrap().as_list::<i32>();
+    (0..l.len()).map(|i| l.value(i).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect()).collect()
+}
+
+fn decode_one(probe: Probe, rec: &[u8], envp: EnvpMode) -> (Decoder, Table) {
+    let mut d = Decoder::new(16, SEED, envp);
+    let t = d.decode(probe, rec).expect("decodes");
+    (d, t)
+}
+
+fn check_common(b: &RecordBatch, ktime: u64, offset_ns: i64) {
+    let t = task();
+    assert_eq!(i64s(b, "ktime_ns"), vec![Some(ktime as i64)]);
+    let ts = b.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(ts.value(0), (ktime as i64 + offset_ns) / 1000);
+    assert_eq!(i32s(b, "pid"), vec![Some(4242)]);
+    assert_eq!(i32s(b, "tid"), vec![Some(4243)]);
+    assert_eq!(i32s(b, "ppid"), vec![Some(4000)]);
+    assert_eq!(i64s(b, "uid"), vec![Some(1000)]);
+    assert_eq!(i64s(b, "gid"), vec![Some(100)]);
+    assert_eq!(strs(b, "comm"), vec![Some(t.comm.clone())]);
+    assert_eq!(i64s(b, "exec_id"), vec![Some(abi::exec_id(SEED, t.pid, t.start_ns))]);
+    assert_eq!(i64s(b, "cgroup_id"), vec![Some(777)]);
+}
+
+const OFFSET: i64 = 1_764_000_000_000_000_000;
+
+#[test]
+fn exec_round_trip_with_redaction() {
+    let mut e = abi::Exec { hdr: task().hdr(abi::KIND_EXEC, 9_000_000_123), ..Default::default() };
+    e.euid = 0;
+    e.loginuid = 1000;
+    e.argc = 3;
+    e.envc = 3;
+    e.flags = abi::EXEC_ENVP_TRUNCATED;
+    e.pidns = 11;
+    e.mntns = 12;
+    e.netns = 13;
+    e.tty[..5].copy_from_slice(b"pts/3");
+    let argv = synth::nul_join(&["python3", "-c", ""]);
+    let envp = synth::nul_join(&["HOME=/root", "API_TOKEN=hunter2", "PATH=/bin"]);
+    let mut rec = Vec::new();
+    synth::exec_record(&mut rec, e, b"/usr/bin/python3", &argv, &envp);
+
+    let (mut d, t) = decode_one(Probe::Exec, &rec, EnvpMode::Redacted);
+    assert_eq!(t, Table::Exec);
+    let b = d.builders.finish(Table::Exec, OFFSET).unwrap();
+    check_common(&b, 9_000_000_123, OFFSET);
+    assert_eq!(i64s(&b, "parent_exec_id"), vec![Some(abi::exec_id(SEED, 4000, 4_000_000_000))]);
+    assert_eq!(i64s(&b, "start_ktime_ns"), vec![Some(5_000_000_000)]);
+    assert_eq!(i64s(&b, "euid"), vec![Some(0)]);
+    assert_eq!(i64s(&b, "loginuid"), vec![Some(1000)]);
+    assert_eq!(strs(&b, "path"), vec![Some("/usr/bin/python3".into())]);
+    assert_eq!(lists(&b, "argv"), vec![vec!["python3", "-c", ""]]);
+    assert_eq!(
+        lists(&b, "envp"),
+        vec![vec!["HOME=/root".to_string(), format!("API_TOKEN={REDACTED}"), "PATH=/bin".into()]]
+    );
+    assert_eq!(i32s(&b, "argc"), vec![Some(3)]);
+    assert_eq!(bools(&b, "argv_truncated"), vec![Some(false)]);
+    assert_eq!(bools(&b, "envp_truncated"), vec![Some(true)]);
+    assert_eq!(strs(&b, "tty"), vec![Some("pts/3".into())]);
+    assert_eq!(i64s(&b, "netns"), vec![Some(13)]);
+    assert_eq!(bools(&b, "from_procfs"), vec![Some(false)]);
+
+    // The same record with full and no environment.
+    let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::Full);
+    let b = d.builders.finish(Table::Exec, OFFSET).unwrap();
+    assert_eq!(lists(&b, "envp")[0][1], "API_TOKEN=hunter2");
+    let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::None);
+    let b = d.builders.finish(Table::Exec, OFFSET).unwrap();
+    assert!(lists(&b, "envp")[0].is_empty());
+}
+
+#[test]
+fn truncated_argv_keeps_the_partial_last_string() {
+    let mut e = abi::Exec { hdr: task().hdr(abi::KIND_EXEC, 1), ..Default::default() };
+    e.flags = abi::EXEC_ARGV_TRUNCATED;
+    e.loginuid = u32::MAX;
+    let mut rec = Vec::new();
+    synth::exec_record(&mut rec, e, b"/bin/echo", b"echo\0aaaa\0bb", b"");
+    let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::Redacted);
+    let b = d.builders.finish(Table::Exec, 0).unwrap();
+    assert_eq!(lists(&b, "argv"), vec![vec!["echo", "aaaa", "bb"]]);
+    assert_eq!(bools(&b, "argv_truncated"), vec![Some(true)]);
+    assert_eq!(i64s(&b, "loginuid"), vec![None]);
+    assert_eq!(strs(&b, "tty"), vec![None]);
+}
+
+#[test]
+fn exit_round_trip() {
+    let mut rec = Vec::new();
+    synth::exit_record(&mut rec, abi::Exit { hdr: task().hdr(0, 7_000_000_000), exit_status: (7 << 8), _pad0: 0 });
+    synth::exit_record(&mut rec, abi::Exit { hdr: task().hdr(0, 8_000_000_000), exit_status: 0x80 | 11, _pad0: 0 });
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    let (a, b) = rec.split_at(core::mem::size_of::<abi::Exit>());
+    assert_eq!(d.decode(Probe::Exec, a), Ok(Table::Exit));
+    assert_eq!(d.decode(Probe::Exec, b), Ok(Table::Exit));
+    let batch = d.builders.finish(Table::Exit, 0).unwrap();
+    assert_eq!(i32s(&batch, "exit_code"), vec![Some(7), Some(0)]);
+    assert_eq!(i32s(&batch, "signal"), vec![Some(0), Some(11)]);
+    assert_eq!(bools(&batch, "core_dumped"), vec![Some(false), Some(true)]);
+    assert_eq!(i64s(&batch, "lifetime_ns"), vec![Some(2_000_000_000), Some(3_000_000_000)]);
+}
+
+#[test]
+fn file_round_trip_every_op() {
+    let mk = |op, ret: i64| abi::File {
+        hdr: task().hdr(0, 10_000),
+        op,
+        fd: 5,
+        ret,
+        flags: 0o101,
+        mode: 0o644,
+        bytes_read: 100,
+        bytes_written: 12345,
+        reads: 2,
+        writes: 3,
+        ino: 99,
+        dev: 0x803,
+        ..Default::default()
+    };
+    let mut recs: Vec<Vec<u8>> = Vec::new();
+    let mut push = |f, p: &[u8], p2: &[u8], cwd: &[u8]| {
+        let mut r = Vec::new();
+        synth::file_record(&mut r, f, p, p2, cwd);
+        recs.push(r);
+    };
+    push(mk(abi::FILE_OPEN, 5), b"data/out.bin", b"", b"/home/a");
+    push(mk(abi::FILE_CLOSE, 0), b"/home/a/data/out.bin", b"", b"");
+    push(mk(abi::FILE_RENAME, 0), b"/tmp/x", b"/tmp/y", b"");
+    push(mk(abi::FILE_UNLINK, -2), b"gone", b"", b"/");
+    push(mk(abi::FILE_READ, 100), b"rel", b"", b"");
+    push(mk(abi::FILE_WRITE, 7), b"/w", b"", b"");
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for r in &recs {
+        assert_eq!(d.decode(Probe::File, r), Ok(Table::File));
+    }
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(strs(&b, "op"), vec![s("open"), s("close"), s("rename"), s("unlink"), s("read"), s("write")]);
+    assert_eq!(
+        strs(&b, "path"),
+        vec![s("data/out.bin"), s("/home/a/data/out.bin"), s("/tmp/x"), s("gone"), s("rel"), s("/w")]
+    );
+    assert_eq!(
+        strs(&b, "abs_path"),
+        vec![s("/home/a/data/out.bin"), s("/home/a/data/out.bin"), s("/tmp/x"), s("/gone"), None, s("/w")]
+    );
+    assert_eq!(strs(&b, "path2"), vec![None, None, s("/tmp/y"), None, None, None]);
+    assert_eq!(i64s(&b, "ret"), vec![Some(5), Some(0), Some(0), Some(-2), Some(100), Some(7)]);
+    assert_eq!(i64s(&b, "bytes_written")[1], Some(12345));
+    assert_eq!(i64s(&b, "writes")[1], Some(3));
+    assert_eq!(i64s(&b, "flags")[0], Some(0o101));
+    assert_eq!(i32s(&b, "mode")[0], Some(0o644));
+    assert_eq!(i64s(&b, "ino")[0], Some(99));
+    assert_eq!(i64s(&b, "dev")[0], Some(0x803));
+    assert_eq!(d.counts(Probe::File).events, 6);
+}
+
+#[test]
+fn net_round_trip_v4_and_v6() {
+    let mut n = abi::Net { hdr: task().hdr(0, 50_000), ..Default::default() };
+    n.family = libc::AF_INET as u16;
+    n.proto = libc::IPPROTO_TCP as u8;
+    n.direction = abi::DIR_OUT;
+    n.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+    n.daddr[..4].copy_from_slice(&[192, 168, 1, 200]);
+    n.sport = 40000;
+    n.dport = 443;
+    n.bytes_sent = 1234;
+    n.bytes_recv = 56789;
+    n.start_ns = 20_000;
+    let mut v6 = n;
+    v6.family = libc::AF_INET6 as u16;
+    v6.proto = libc::IPPROTO_UDP as u8;
+    v6.direction = abi::DIR_IN;
+    v6.saddr = "fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    v6.daddr = "2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for x in [n, v6] {
+        let mut r = Vec::new();
+        synth::net_record(&mut r, x);
+        assert_eq!(d.decode(Probe::Net, &r), Ok(Table::Net));
+    }
+    let b = d.builders.finish(Table::Net, 0).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(strs(&b, "family"), vec![s("ipv4"), s("ipv6")]);
+    assert_eq!(strs(&b, "proto"), vec![s("tcp"), s("udp")]);
+    assert_eq!(strs(&b, "direction"), vec![s("out"), s("in")]);
+    assert_eq!(strs(&b, "saddr"), vec![s("10.0.0.1"), s("fe80::1")]);
+    assert_eq!(strs(&b, "daddr"), vec![s("192.168.1.200"), s("2001:db8::53")]);
+    assert_eq!(i32s(&b, "dport"), vec![Some(443), Some(443)]);
+    assert_eq!(i64s(&b, "bytes_recv"), vec![Some(56789), Some(56789)]);
+    assert_eq!(i64s(&b, "duration_ns"), vec![Some(30_000), Some(30_000)]);
+}
+
+#[test]
+fn dns_round_trip_query_and_response() {
+    let q = synth::dns_message(0xbeef, false, 0, "www.example.com", 1, &[]);
+    let r = synth::dns_message(
+        0xbeef,
+        true,
+        0,
+        "www.example.com",
+        1,
+        &[
+            Answer::Cname("edge.example.net".into()),
+            Answer::A([93, 184, 216, 34]),
+            Answer::Aaaa([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        ],
+    );
+    let nx = synth::dns_message(7, true, 3, "nope.internal", 28, &[]);
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for (msg, dir, lat, wire_extra) in
+        [(&q, abi::DIR_OUT, 0, 0), (&r, abi::DIR_IN, 1_500_000, 0), (&nx, abi::DIR_IN, 0, 10)]
+    {
+        let mut x = abi::Dns { hdr: task().hdr(0, 1), ..Default::default() };
+        x.family = libc::AF_INET as u16;
+        x.proto = libc::IPPROTO_UDP as u8;
+        x.direction = dir;
+        x.dport = 53;
+        x.latency_ns = lat;
+        x.wire_len = msg.len() as u32 + wire_extra;
+        let mut rec = Vec::new();
+        synth::dns_record(&mut rec, x, msg);
+        assert_eq!(d.decode(Probe::Dns, &rec), Ok(Table::Dns));
+    }
+    let b = d.builders.finish(Table::Dns, 0).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(i32s(&b, "txid"), vec![Some(0xbeef), Some(0xbeef), Some(7)]);
+    assert_eq!(bools(&b, "is_response"), vec![Some(false), Some(true), Some(true)]);
+    assert_eq!(strs(&b, "qname"), vec![s("www.example.com"), s("www.example.com"), s("nope.internal")]);
+    assert_eq!(strs(&b, "qtype"), vec![s("A"), s("A"), s("AAAA")]);
+    assert_eq!(strs(&b, "rcode"), vec![None, s("NOERROR"), s("NXDOMAIN")]);
+    assert_eq!(lists(&b, "answers"), vec![vec![], vec!["edge.example.net", "93.184.216.34", "2001:db8::1"], vec![]]);
+    assert_eq!(i64s(&b, "latency_ns"), vec![None, Some(1_500_000), None]);
+    assert_eq!(bools(&b, "msg_truncated"), vec![Some(false), Some(false), Some(true)]);
+}
+
+#[test]
+fn module_round_trip() {
+    let m = abi::Module { hdr: task().hdr(0, 1), source: abi::MODULE_FINIT, flags: 2, ..Default::default() };
+    let mut rec = Vec::new();
+    synth::module_record(&mut rec, m, b"nf_tables", b"/lib/modules/nf_tables.ko", b"debug=1");
+    let (mut d, t) = decode_one(Probe::Module, &rec, EnvpMode::Redacted);
+    assert_eq!(t, Table::Module);
+    let b = d.builders.finish(Table::Module, 0).unwrap();
+    assert_eq!(strs(&b, "name"), vec![Some("nf_tables".into())]);
+    assert_eq!(strs(&b, "source"), vec![Some("finit_module".into())]);
+    assert_eq!(strs(&b, "path"), vec![Some("/lib/modules/nf_tables.ko".into())]);
+    assert_eq!(strs(&b, "params"), vec![Some("debug=1".into())]);
+    assert_eq!(i64s(&b, "flags"), vec![Some(2)]);
+}
+
+#[test]
+fn invalid_utf8_is_kept_and_counted() {
+    let f = abi::File { hdr: task().hdr(0, 1), op: abi::FILE_UNLINK, ..Default::default() };
+    let mut rec = Vec::new();
+    synth::file_record(&mut rec, f, b"/tmp/\xff\xfebad", b"", b"");
+    let (mut d, _) = decode_one(Probe::File, &rec, EnvpMode::Redacted);
+    assert_eq!(d.counts(Probe::File).invalid_utf8, 1);
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    assert_eq!(strs(&b, "path"), vec![Some("/tmp/\u{FFFD}\u{FFFD}bad".into())]);
+}
+
+#[test]
+fn malformed_records_are_counted_and_leave_builders_untouched() {
+    let mut good = Vec::new();
+    synth::Synth::new(1).file(&mut good);
+    let set_u32 = |r: &mut Vec<u8>, at: usize, v: u32| r[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    let mut cases: Vec<(Vec<u8>, DecodeError)> = Vec::new();
+    cases.push((good[..10].to_vec(), DecodeError::Short { len: 10 }));
+    let mut bad_abi = good.clone();
+    bad_abi[2] = 9;
+    cases.push((bad_abi, DecodeError::BadAbi { abi: 9 }));
+    let mut unknown = good.clone();
+    unknown[0] = 77;
+    cases.push((unknown, DecodeError::UnknownKind { kind: 77 }));
+    let mut overrun = good.clone();
+    set_u32(&mut overrun, 4, good.len() as u32 + 1);
+    cases.push((overrun, DecodeError::LenOverrun { declared: good.len() + 1, actual: good.len() }));
+    let mut short_kind = good.clone();
+    set_u32(&mut short_kind, 4, 100);
+    cases.push((short_kind, DecodeError::TooShortForKind { kind: abi::KIND_FILE, len: 100, need: 152 }));
+    let mut tail = good.clone();
+    set_u32(&mut tail, 140, 1 << 30); // path_len
+    let have = good.len() - 152;
+    cases.push((tail, DecodeError::TailOverrun { kind: abi::KIND_FILE, need: 0, have })); // need: compared below
+    let mut bad_op = good.clone();
+    set_u32(&mut bad_op, 80, 99);
+    cases.push((bad_op, DecodeError::BadField { kind: abi::KIND_FILE, field: "op", value: 99 }));
+
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for (rec, want) in &cases {
+        let got = d.decode(Probe::File, rec).unwrap_err();
+        match (got, want) {
+            (DecodeError::TailOverrun { kind, have: h, .. }, DecodeError::TailOverrun { have, .. }) => {
+                assert_eq!((kind, h), (abi::KIND_FILE, *have));
+            }
+            _ => assert_eq!(&got, want),
+        }
+    }
+    assert_eq!(d.counts(Probe::File).malformed, cases.len() as u64);
+    assert_eq!(d.builders.len(Table::File), 0, "no partial rows");
+    // Slack after hdr.len (ring-buffer padding) is ignored.
+    let mut padded = good.clone();
+    padded.extend_from_slice(&[0; 7]);
+    assert_eq!(d.decode(Probe::File, &padded), Ok(Table::File));
+    assert_eq!(d.decode(Probe::File, &good), Ok(Table::File));
+    assert_eq!(d.builders.len(Table::File), 2);
+}
+
+#[test]
+fn every_synthetic_kind_decodes_and_builds_a_valid_batch() {
+    let mut s = synth::Synth::new(42);
+    let mut d = Decoder::new(1024, SEED, EnvpMode::Redacted);
+    let kinds = [
+        (abi::KIND_EXEC, Probe::Exec, Table::Exec),
+        (abi::KIND_EXIT, Probe::Exec, Table::Exit),
+        (abi::KIND_FILE, Probe::File, Table::File),
+        (abi::KIND_NET, Probe::Net, Table::Net),
+        (abi::KIND_DNS, Probe::Dns, Table::Dns),
+        (abi::KIND_MODULE, Probe::Module, Table::Module),
+    ];
+    for (kind, probe, table) in kinds {
+        for _ in 0..500 {
+            let mut rec = Vec::new();
+            s.record(kind, &mut rec);
+            assert_eq!(d.decode(probe, &rec), Ok(table));
+            assert_eq!(abi::Hdr::read(&rec).unwrap().len as usize, rec.len());
+        }
+        let b = d.builders.finish(table, 0).unwrap();
+        assert_eq!(b.num_rows(), 500);
+        assert_eq!(b.schema(), table.schema());
+    }
+    for p in Probe::ALL {
+        assert_eq!(d.counts(p).malformed, 0);
+    }
+}

@@ -1,0 +1,49 @@
+//! Compiles bpf/events.h with the C compiler and checks every struct size and field offset
+//! against the Rust mirror. The BTF of the built BPF objects gets the same check in the
+//! live-capture tests; this one needs only `cc`, so it runs in every build.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use capture_schemas::abi::ALL_STRUCTS;
+
+#[test]
+fn rust_mirror_matches_events_h() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = concat!(env!("CARGO_MANIFEST_DIR"), "/../bpf/events.h");
+    let mut src = format!("#include <stddef.h>\n#include <stdio.h>\n#include \"{header}\"\nint main(void) {{\n");
+    for (name, _, fields) in ALL_STRUCTS {
+        writeln!(src, "  printf(\"{name} %zu\\n\", sizeof(struct {name}));").unwrap();
+        for f in *fields {
+            writeln!(
+                src,
+                "  printf(\"{name}.{f} %zu %zu\\n\", offsetof(struct {name}, {f}), sizeof(((struct {name} *)0)->{f}));",
+                f = f.name
+            )
+            .unwrap();
+        }
+    }
+    src.push_str("  return 0;\n}\n");
+    let c_path = dir.path().join("abi.c");
+    let bin = dir.path().join("abi");
+    std::fs::write(&c_path, src).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-Wall", "-Werror", "-Wpadded", "-o"])
+        .arg(&bin)
+        .arg(&c_path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cc}: {e} (install gcc and linux-libc-dev)"));
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&bin).output().unwrap();
+    let c_view = String::from_utf8(out.stdout).unwrap();
+
+    let mut rust_view = String::new();
+    for (name, size, fields) in ALL_STRUCTS {
+        writeln!(rust_view, "{name} {size}").unwrap();
+        for f in *fields {
+            writeln!(rust_view, "{name}.{} {} {}", f.name, f.offset, f.size).unwrap();
+        }
+    }
+    assert_eq!(c_view, rust_view, "bpf/events.h and schemas/src/abi.rs disagree");
+}
