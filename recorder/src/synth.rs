@@ -295,6 +295,23 @@ pub struct Synth {
     ktime: u64,
     tasks: Vec<Task>,
     scratch: Vec<u8>,
+    /// File operations come in runs from one task, as syscall streams do.
+    run_task: usize,
+    run_left: u32,
+    /// An opened file whose close is still to come.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    path: Vec<u8>,
+    relative: bool,
+    fd: i32,
+    ino: u64,
+    size: u64,
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl Synth {
@@ -317,7 +334,15 @@ impl Synth {
                 }
             })
             .collect();
-        Synth { rng, ktime: 3_700_000_000_000, tasks, scratch: Vec::with_capacity(8192) }
+        Synth {
+            rng,
+            ktime: 3_700_000_000_000,
+            tasks,
+            scratch: Vec::with_capacity(8192),
+            run_task: 0,
+            run_left: 0,
+            pending: None,
+        }
     }
 
     fn next_event(&mut self) -> (u64, usize) {
@@ -383,56 +408,79 @@ impl Synth {
         exit_record(out, abi::Exit { hdr: self.tasks[t].hdr(abi::KIND_EXIT, ktime), exit_status: status, _pad0: 0 });
     }
 
-    /// A realistic file-op mix: opens and closes dominate (closes carry the byte sums),
-    /// with failed opens, unlinks and renames.
+    /// A realistic file-op stream: runs of operations by one task, mostly opens each
+    /// followed by its close (which carries the byte sums of reading the whole file), with
+    /// failed opens, unlinks, renames and a few per-call reads and writes. A path always
+    /// has the same inode and size.
     pub fn file(&mut self, out: &mut Vec<u8>) {
-        let (ktime, t) = self.next_event();
-        let mut f = abi::File { hdr: self.tasks[t].hdr(abi::KIND_FILE, ktime), fd: -1, ..Default::default() };
+        if self.run_left == 0 {
+            self.run_task = self.rng.below(self.tasks.len() as u64) as usize;
+            self.run_left = 1 + self.rng.below(40) as u32;
+            self.pending = None;
+        }
+        self.run_left -= 1;
+        self.ktime += 1 + self.rng.below(2_000);
+        let t = self.run_task;
+        let mut f =
+            abi::File { hdr: self.tasks[t].hdr(abi::KIND_FILE, self.ktime), fd: -1, dev: 0x803, ..Default::default() };
+        const HOME: &[u8] = b"/home/alice/src/capture";
+        if let Some(p) = self.pending.take() {
+            f.op = abi::FILE_CLOSE;
+            f.fd = p.fd;
+            f.ino = p.ino;
+            if self.rng.chance(80) {
+                f.reads = (p.size / 4096 + 1) as u32;
+                f.bytes_read = p.size;
+            } else {
+                f.writes = 1 + (p.size / 8192) as u32;
+                f.bytes_written = p.size;
+            }
+            // Close records carry the path resolved from the open file.
+            self.scratch.clear();
+            if p.relative {
+                self.scratch.extend_from_slice(HOME);
+                self.scratch.push(b'/');
+            }
+            self.scratch.extend_from_slice(&p.path);
+            file_record(out, f, &self.scratch, b"", b"");
+            return;
+        }
         self.scratch.clear();
-        let dir = *self.rng.pick(DIRS);
-        let name = *self.rng.pick(FILES);
         let relative = self.rng.chance(15);
         if relative {
             self.scratch.extend_from_slice(self.rng.pick(RELATIVE).as_bytes());
         } else {
+            // Each task works in a few directories of its own.
+            let dir = DIRS[(t * 7 + self.rng.below(3) as usize) % DIRS.len()];
             self.scratch.extend_from_slice(dir.as_bytes());
             self.scratch.push(b'/');
-            self.scratch.extend_from_slice(name.as_bytes());
+            self.scratch.extend_from_slice(self.rng.pick(FILES).as_bytes());
         }
-        let cwd: &[u8] = if relative { b"/home/alice/src/capture" } else { b"" };
+        let h = fnv(&self.scratch);
+        f.ino = 100_000 + h % 50_000;
+        let size = [832, 4096, 1_024, 65_536, 12_288, 2_210][(h >> 20) as usize % 6];
+        let cwd: &[u8] = if relative { HOME } else { b"" };
         let roll = self.rng.below(100);
-        let fd = 3 + self.rng.below(60) as i32;
-        f.ino = 100_000 + self.rng.below(5_000);
-        f.dev = 0x803;
         let path2;
         match roll {
-            0..=44 => {
+            0..=87 => {
                 f.op = abi::FILE_OPEN;
-                f.flags = *self.rng.pick(&[0o100000, 0o2100000, 0o101, 0o1101, 0o102]);
+                f.flags = *self.rng.pick(&[0o2100000, 0o2100000, 0o2100000, 0o100000, 0o2101101]);
                 f.mode = if f.flags & 0o100 != 0 { 0o644 } else { 0 };
                 let fail = self.rng.chance(10);
+                let fd = 3 + self.rng.below(4) as i32;
                 f.fd = if fail { -1 } else { fd };
                 f.ret = if fail { -2 } else { i64::from(fd) };
-                path2 = Vec::new();
-            }
-            45..=89 => {
-                f.op = abi::FILE_CLOSE;
-                f.fd = fd;
-                if self.rng.chance(70) {
-                    f.reads = 1 + self.rng.below(4) as u32;
-                    f.bytes_read = self.rng.below(65_536);
-                }
-                if self.rng.chance(25) {
-                    f.writes = 1 + self.rng.below(8) as u32;
-                    f.bytes_written = self.rng.below(16_384);
+                if !fail {
+                    self.pending = Some(Pending { path: self.scratch.clone(), relative, fd, ino: f.ino, size });
                 }
                 path2 = Vec::new();
             }
-            90..=94 => {
+            88..=92 => {
                 f.op = abi::FILE_UNLINK;
                 path2 = Vec::new();
             }
-            95..=96 => {
+            93..=94 => {
                 f.op = abi::FILE_RENAME;
                 let mut p = self.scratch.clone();
                 p.extend_from_slice(b".new");
@@ -441,7 +489,7 @@ impl Synth {
             _ => {
                 let write = self.rng.chance(50);
                 f.op = if write { abi::FILE_WRITE } else { abi::FILE_READ };
-                f.fd = fd;
+                f.fd = 3 + self.rng.below(4) as i32;
                 let n = self.rng.below(8192);
                 f.ret = n as i64;
                 if write {
