@@ -11,6 +11,7 @@ pub mod decode;
 pub mod dns_wire;
 pub mod host;
 pub mod pipeline;
+pub mod procfs;
 pub mod retention;
 pub mod segment;
 pub mod stats;
