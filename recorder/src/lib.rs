@@ -6,12 +6,20 @@
 //! BPF probes write, for tests and benchmarks.
 
 pub mod batcher;
+#[cfg(feature = "with-ebpf-load")]
+pub mod capture;
 pub mod builders;
 pub mod decode;
 pub mod dns_wire;
 pub mod host;
+#[cfg(feature = "with-ebpf-load")]
+pub mod loader;
 pub mod pipeline;
+#[cfg(feature = "with-ebpf-load")]
+pub mod privs;
 pub mod procfs;
+#[cfg(feature = "with-ebpf-load")]
+pub mod reader;
 pub mod retention;
 pub mod segment;
 pub mod stats;

@@ -1,0 +1,251 @@
+//! `capture_linux_rotating`: the recorder's command line and its run.
+//!
+//! Order of work: parse → open the capture directory (lock, scan, writers) → load and
+//! attach each probe (a probe this kernel cannot run is one warning) → rows for the
+//! processes already running → drop every capability → read until SIGINT, SIGTERM or
+//! `--duration` → flush every segment → exit 0.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use capture_schemas::Probe;
+use clap::Parser;
+
+use crate::batcher::BatchConfig;
+use crate::decode::EnvpMode;
+use crate::host::{boottime_ns, HostInfo};
+use crate::loader::{self, LoadConfig, LoadError};
+use crate::pipeline::Pipeline;
+use crate::reader::{self, ReadOptions};
+use crate::segment::{Compression, WriterConfig};
+use crate::units::{human_bytes, parse_duration, parse_size};
+use crate::writer::{Backpressure, WritersConfig};
+use crate::{privs, procfs};
+
+/// Output format of the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Rotating Parquet segments, one table per probe (the only format).
+    Parquet,
+}
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  sudo capture_linux_rotating                                  # every probe into ./capture
+  sudo capture_linux_rotating --probes exec --duration 10m --output-dir /var/lib/capture
+  sudo capture_linux_rotating --comm make --comm cc1 --envp none
+  sudo capture_linux_rotating --max-total-bytes 20GiB --max-age 7d --compression zstd
+  capq --dir ./capture \"SELECT comm, count(*) FROM exec GROUP BY comm\"
+
+Privileges: root, or the binary with capabilities:
+  sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_resource+ep capture_linux_rotating
+Logging: RUST_LOG=debug shows each load step and libbpf's messages.";
+
+/// Records kernel telemetry (eBPF) into rotating Parquet segments.
+#[derive(Debug, Parser)]
+#[command(name = "capture_linux_rotating", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Parquet)]
+    pub format: Format,
+    /// Capture directory; tables go in its subdirectories.
+    #[arg(long, short = 'o', default_value = "./capture")]
+    pub output_dir: PathBuf,
+    /// Probes to run: exec, file (net, dns and module are not in this build yet).
+    #[arg(long, value_delimiter = ',', default_value = "exec,file")]
+    pub probes: Vec<String>,
+    /// Stop after this long (e.g. 30s, 10m, 2h); default: until SIGINT or SIGTERM.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Parquet compression.
+    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    pub compression: Compression,
+    /// Rotate a segment at this size (bytes written plus buffered).
+    #[arg(long, value_parser = parse_size, default_value = "128MiB")]
+    pub max_segment_bytes: u64,
+    /// Rotate a segment this long after it was opened.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub max_segment_age: Duration,
+    /// Rotate a segment after this many rows.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_segment_rows: u64,
+    /// Delete the oldest segments when the capture holds more than this.
+    #[arg(long, value_parser = parse_size)]
+    pub max_total_bytes: Option<u64>,
+    /// Delete segments older than this.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+    /// Only this process id (filtered in the kernel).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Only these command names (repeatable; filtered in the kernel).
+    #[arg(long)]
+    pub comm: Vec<String>,
+    /// file: do not record paths under these prefixes (repeatable; at most 8 of 64 bytes).
+    #[arg(long, default_values = ["/proc", "/sys"])]
+    pub exclude_path_prefix: Vec<String>,
+    /// exec: environment values: full, redacted (secret-looking names), or none.
+    #[arg(long, value_enum, default_value_t = EnvpMode::Redacted)]
+    pub envp: EnvpMode,
+    /// exec: bytes of argv, and of envp, read per exec (32KiB to 128KiB).
+    #[arg(long, value_parser = parse_size, default_value = "32KiB")]
+    pub argv_max_bytes: u64,
+    /// file: also one row per read(2)/write(2) call on recorded files.
+    #[arg(long)]
+    pub file_rw_events: bool,
+    /// Interval of the rows in the stats table.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub stats_interval: Duration,
+    /// Size of each probe's ring buffer (a power of two).
+    #[arg(long, value_parser = parse_size, default_value = "16MiB")]
+    pub ringbuf_size: u64,
+    /// The kernel wakes the reader once this much is waiting in a ring buffer.
+    #[arg(long, value_parser = parse_size, default_value = "256KiB")]
+    pub wakeup_bytes: u64,
+    /// Longest a record waits in a ring buffer before the reader looks anyway.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    pub poll_interval: Duration,
+    /// Rows per batch handed to the writers.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub batch_rows: usize,
+    /// Cut a batch at least this often.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub flush_interval: Duration,
+    /// Segment writer threads.
+    #[arg(long, default_value_t = 1)]
+    pub writer_threads: usize,
+    /// When writers fall behind: block (the ring buffers absorb it, drops are counted
+    /// there) or drop batches (counted in stats).
+    #[arg(long, value_enum, default_value_t = Backpressure::Block)]
+    pub backpressure: Backpressure,
+    /// No status line.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// More log output (-v, -vv); RUST_LOG overrides.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn probes_of(names: &[String]) -> anyhow::Result<Vec<Probe>> {
+    let mut out = Vec::new();
+    for n in names {
+        let p = Probe::from_name(n.trim()).with_context(|| format!("unknown probe '{n}': the probes are exec, file, net, dns, module"))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        bail!("--probes is empty: name at least one of exec, file");
+    }
+    Ok(out)
+}
+
+/// Runs the recorder; returns when it has stopped and flushed.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let wanted = probes_of(&cli.probes)?;
+    if !(32 << 10..=128 << 10).contains(&cli.argv_max_bytes) {
+        bail!("--argv-max-bytes {}: must be between 32KiB and 128KiB", human_bytes(cli.argv_max_bytes));
+    }
+    if !cli.ringbuf_size.is_power_of_two() || cli.ringbuf_size < 4096 || cli.ringbuf_size > 1 << 30 {
+        bail!("--ringbuf-size {}: must be a power of two between 4KiB and 1GiB", human_bytes(cli.ringbuf_size));
+    }
+    if cli.exclude_path_prefix.len() > loader::PREFIXES_MAX || cli.exclude_path_prefix.iter().any(|p| p.len() > loader::PREFIX_MAX) {
+        bail!("--exclude-path-prefix: at most {} prefixes of at most {} bytes", loader::PREFIXES_MAX, loader::PREFIX_MAX);
+    }
+    loader::init_logging();
+    let host = HostInfo::current();
+    let mut wc = WriterConfig::new(&cli.output_dir, host.clone());
+    wc.compression = cli.compression;
+    wc.max_segment_bytes = cli.max_segment_bytes;
+    wc.max_segment_age = cli.max_segment_age;
+    wc.max_segment_rows = cli.max_segment_rows;
+    let writers = WritersConfig {
+        threads: cli.writer_threads.max(1),
+        queue_batches: 8,
+        max_total_bytes: cli.max_total_bytes,
+        max_age: cli.max_age,
+    };
+
+    let cfg = LoadConfig {
+        self_tgid: std::process::id(),
+        filter_pid: cli.pid.unwrap_or(0),
+        comms: cli.comm.clone(),
+        exclude_prefixes: cli.exclude_path_prefix.clone(),
+        args_max: cli.argv_max_bytes as u32,
+        file_rw_events: cli.file_rw_events,
+        ringbuf_bytes: cli.ringbuf_size as u32,
+        wakeup_bytes: cli.wakeup_bytes.min(cli.ringbuf_size / 2),
+    };
+    let mut live = Vec::new();
+    for &p in &wanted {
+        log::debug!("loading the {} probe", p.name());
+        match loader::load(p, &cfg) {
+            Ok(lp) => {
+                log::debug!("{} probe attached", p.name());
+                live.push(lp);
+            }
+            Err(e @ LoadError::Unavailable { .. }) => log::warn!("{e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if live.is_empty() {
+        bail!("no probe could run on this kernel (see the warnings above)");
+    }
+    let running: Vec<Probe> = live.iter().map(|l| l.probe).collect();
+
+    let mut batch = BatchConfig::new(host.boot_seed);
+    batch.batch_rows = cli.batch_rows.max(1);
+    batch.flush_interval = cli.flush_interval;
+    batch.stats_interval = cli.stats_interval;
+    batch.backpressure = cli.backpressure;
+    batch.envp = cli.envp;
+    batch.probes = running.clone();
+    let mut pipeline = Pipeline::start(wc, &writers, batch).with_context(|| format!("capture directory {}", cli.output_dir.display()))?;
+    let scan = pipeline.writers().scan_report();
+    if scan.segments > 0 {
+        log::info!("{} existing segments ({}) under {}", scan.segments, human_bytes(scan.bytes), cli.output_dir.display());
+    }
+
+    if running.contains(&Probe::Exec) {
+        let mut recs = Vec::new();
+        let n = procfs::scan(&mut recs, cfg.args_max as usize, boottime_ns() as u64, std::process::id());
+        for r in &recs {
+            let _ = pipeline.push(Probe::Exec, r);
+        }
+        log::debug!("{n} running processes read from /proc");
+    }
+    privs::drop_all_capabilities().context("dropping capabilities after attaching")?;
+    privs::install_stop_handlers().context("installing signal handlers")?;
+    let names: Vec<&str> = running.iter().map(|p| p.name()).collect();
+    eprintln!(
+        "capture_linux_rotating: recording {} into {}{}",
+        names.join(","),
+        cli.output_dir.display(),
+        match cli.duration {
+            Some(d) => format!(" for {}s", d.as_secs()),
+            None => " (Ctrl-C or SIGTERM to stop)".into(),
+        }
+    );
+    let status = !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let opts = ReadOptions { poll_interval: cli.poll_interval, duration: cli.duration, status };
+    let summary = reader::run(&live, pipeline, &privs::STOP, &opts)?;
+    let t = summary.totals;
+    eprintln!(
+        "capture_linux_rotating: stopped: {} events, {} rows in {} segments ({}), dropped {} (ring buffer full {}, kernel other {}, back-pressure {}, write errors {}), malformed {}",
+        t.events,
+        t.rows_written,
+        t.segments,
+        human_bytes(t.bytes_written),
+        t.dropped(),
+        t.dropped_ringbuf_full,
+        t.dropped_kernel_other,
+        t.dropped_backpressure,
+        t.dropped_write_error,
+        t.malformed
+    );
+    if summary.write_errors > 0 {
+        bail!("{} segments could not be written (see the errors above)", summary.write_errors);
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Opens, configures, loads and attaches the BPF probes (libbpf-rs skeletons built from
+//! `bpf/*.bpf.c` by `build.rs`).
+//!
+//! Lifecycle per probe: open → set read-only config and map sizes → switch off programs
+//! whose hook this kernel lacks → load → fill filter maps → attach. A probe that cannot
+//! run here is reported in one line and the others go on. libbpf's own messages go to our
+//! log; when a load fails, the verifier's log is part of the error.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::Mutex;
+
+use capture_schemas::Probe;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject, PrintLevel};
+
+#[allow(clippy::all, dead_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+mod exec_skel {
+    include!(concat!(env!("OUT_DIR"), "/exec_provenance.skel.rs"));
+}
+#[allow(clippy::all, dead_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+mod file_skel {
+    include!(concat!(env!("OUT_DIR"), "/file_ops.skel.rs"));
+}
+
+/// The compiled BPF objects, for tests that compare their BTF with the Rust mirror.
+pub const OBJECTS: &[(&str, &str)] = &[
+    ("exec_provenance", concat!(env!("OUT_DIR"), "/exec_provenance.bpf.o")),
+    ("file_ops", concat!(env!("OUT_DIR"), "/file_ops.bpf.o")),
+];
+
+/// Probes this build carries; the others are not written yet.
+pub const BUILT: &[Probe] = &[Probe::Exec, Probe::File];
+
+/// Longest path prefix the kernel-side exclusion filter holds, and how many.
+pub const PREFIX_MAX: usize = 64;
+pub const PREFIXES_MAX: usize = 8;
+
+/// What the probes are told before they load.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The recorder's own process, always excluded.
+    pub self_tgid: u32,
+    /// Only this process (0: all).
+    pub filter_pid: u32,
+    /// Only these command names (empty: all).
+    pub comms: Vec<String>,
+    /// file: paths starting with these are not recorded.
+    pub exclude_prefixes: Vec<String>,
+    /// exec: bytes of argv and of envp each.
+    pub args_max: u32,
+    /// file: one row per read/write call as well.
+    pub file_rw_events: bool,
+    /// Bytes of each probe's ring buffer (a power of two, a multiple of the page size).
+    pub ringbuf_bytes: u32,
+    /// The kernel wakes the reader only once this much is waiting.
+    pub wakeup_bytes: u64,
+}
+
+/// A probe running in the kernel: its ring buffer and drop counters, and what keeps its
+/// programs attached.
+pub struct LiveProbe {
+    pub probe: Probe,
+    pub events: MapHandle,
+    pub drops: MapHandle,
+    _skel: Box<dyn std::any::Any>,
+}
+
+/// Why a probe did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The kernel lacks what the probe needs; the others can still run.
+    #[error("{probe} probe unavailable on this kernel: {why}")]
+    Unavailable { probe: &'static str, why: String },
+    #[error(
+        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_resource+ep {exe}"
+    )]
+    Permission { probe: &'static str, exe: String },
+    #[error("the kernel verifier rejected the {probe} probe: {error}\n--- verifier log ---\n{log}")]
+    Verifier { probe: &'static str, error: String, log: String },
+    #[error("{probe} probe: {what}: {error}")]
+    Other { probe: &'static str, what: &'static str, error: String },
+}
+
+/// libbpf's messages: debug and info go to our log; warnings are kept (the verifier log
+/// arrives as warnings when a load fails) to be shown with the error.
+static LIBBPF_WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn libbpf_print(level: PrintLevel, msg: String) {
+    let msg = msg.trim_end();
+    match level {
+        PrintLevel::Debug => log::trace!("libbpf: {msg}"),
+        PrintLevel::Info => log::debug!("libbpf: {msg}"),
+        PrintLevel::Warn => {
+            log::debug!("libbpf: {msg}");
+            let mut w = LIBBPF_WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
+            if w.len() < 4000 {
+                w.push(msg.to_string());
+            }
+        }
+    }
+}
+
+/// Routes libbpf's output into our log. Call once, first.
+pub fn init_logging() {
+    libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
+}
+
+fn take_warnings() -> String {
+    let mut w = LIBBPF_WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
+    let tail = w.len().saturating_sub(60);
+    let s = w[tail..].join("\n");
+    w.clear();
+    s
+}
+
+/// Whether this kernel has what `probe` needs (BTF, tracepoints), checked before loading
+/// so a missing hook is one clear line.
+pub fn check_hooks(probe: Probe) -> Result<(), String> {
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y)".into());
+    }
+    match probe {
+        Probe::Exec => Ok(()), // tp_btf/sched_process_exec and _exit: every kernel with BTF
+        Probe::File => {
+            let Some(root) = tracefs() else {
+                return Err("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)".into());
+            };
+            let need = root.join("events/syscalls/sys_enter_openat");
+            if need.exists() {
+                Ok(())
+            } else {
+                Err(format!("no syscall tracepoints ({} is missing; the kernel needs CONFIG_FTRACE_SYSCALLS=y)", need.display()))
+            }
+        }
+        p => Err(format!("the {} probe is not part of this build yet", p.name())),
+    }
+}
+
+/// Where tracefs is mounted, if anywhere.
+pub fn tracefs() -> Option<&'static Path> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir())
+}
+
+fn tracepoint_exists(category: &str, name: &str) -> bool {
+    tracefs().is_some_and(|t| t.join("events").join(category).join(name).exists())
+}
+
+fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> LoadError {
+    let log = take_warnings();
+    let text = e.to_string();
+    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied || text.contains("Operation not permitted") {
+        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "BINARY".into());
+        return LoadError::Permission { probe, exe };
+    }
+    if what == "loading" && log.contains("PROG LOAD LOG") {
+        return LoadError::Verifier { probe, error: text, log };
+    }
+    LoadError::Other { probe, what, error: if log.is_empty() { text } else { format!("{text} ({})", log.lines().last().unwrap_or("")) } }
+}
+
+fn nr_cpus() -> u32 {
+    libbpf_rs::num_possible_cpus().map(|n| n as u32).unwrap_or(256)
+}
+
+/// Storage for a skeleton's object, kept for the life of the process: the probes run
+/// until the recorder exits.
+fn object_storage() -> &'static mut MaybeUninit<OpenObject> {
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+fn comm_key(c: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    let b = c.as_bytes();
+    k[..b.len().min(15)].copy_from_slice(&b[..b.len().min(15)]);
+    k
+}
+
+fn fill_comm_filter(map: &dyn MapCore, comms: &[String]) -> libbpf_rs::Result<()> {
+    for c in comms {
+        map.update(&comm_key(c), &[1u8], MapFlags::ANY)?;
+    }
+    Ok(())
+}
+
+/// Loads and attaches one probe.
+pub fn load(probe: Probe, cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
+    check_hooks(probe).map_err(|why| LoadError::Unavailable { probe: probe.name(), why })?;
+    take_warnings();
+    match probe {
+        Probe::Exec => load_exec(cfg),
+        Probe::File => load_file(cfg),
+        p => Err(LoadError::Unavailable { probe: p.name(), why: "not part of this build yet".into() }),
+    }
+}
+
+fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
+    const P: &str = "exec";
+    let builder = exec_skel::ExecProvenanceSkelBuilder::default();
+    let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
+    {
+        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other { probe: P, what: "configuring", error: "no .rodata".into() })?;
+        ro.self_tgid = cfg.self_tgid;
+        ro.filter_pid = cfg.filter_pid;
+        ro.filter_comm_on = !cfg.comms.is_empty();
+        ro.wakeup_bytes = cfg.wakeup_bytes;
+        ro.args_max = cfg.args_max;
+    }
+    open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
+    open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
+    let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
+    fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
+    skel.attach().map_err(|e| classify(P, "attaching", e))?;
+    let events = MapHandle::try_from(&skel.maps.events).map_err(|e| classify(P, "ring buffer", e))?;
+    let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
+    Ok(LiveProbe { probe: Probe::Exec, events, drops, _skel: Box::new(skel) })
+}
+
+fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
+    const P: &str = "file";
+    let builder = file_skel::FileOpsSkelBuilder::default();
+    let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
+    {
+        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other { probe: P, what: "configuring", error: "no .rodata".into() })?;
+        ro.self_tgid = cfg.self_tgid;
+        ro.filter_pid = cfg.filter_pid;
+        ro.filter_comm_on = !cfg.comms.is_empty();
+        ro.wakeup_bytes = cfg.wakeup_bytes;
+        ro.file_rw_events = cfg.file_rw_events;
+    }
+    open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
+    open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
+    // open(2) exists on x86_64 but not on arm64: its programs go when its tracepoints do.
+    if !tracepoint_exists("syscalls", "sys_enter_open") {
+        log::info!("file probe: no open(2) tracepoints on this kernel; openat and openat2 are recorded");
+        open.progs.enter_open.set_autoload(false);
+        open.progs.exit_open.set_autoload(false);
+    }
+    if !tracepoint_exists("syscalls", "sys_enter_openat2") {
+        open.progs.enter_openat2.set_autoload(false);
+        open.progs.exit_openat2.set_autoload(false);
+    }
+    let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
+    fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
+    for (i, prefix) in cfg.exclude_prefixes.iter().take(PREFIXES_MAX).enumerate() {
+        let mut v = [0u8; 4 + PREFIX_MAX];
+        let b = prefix.as_bytes();
+        let n = b.len().min(PREFIX_MAX);
+        v[..4].copy_from_slice(&(n as u32).to_ne_bytes());
+        v[4..4 + n].copy_from_slice(&b[..n]);
+        skel.maps
+            .exclude_prefixes
+            .update(&(i as u32).to_ne_bytes(), &v, MapFlags::ANY)
+            .map_err(|e| classify(P, "filling the path filter", e))?;
+    }
+    skel.attach().map_err(|e| classify(P, "attaching", e))?;
+    let events = MapHandle::try_from(&skel.maps.events).map_err(|e| classify(P, "ring buffer", e))?;
+    let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
+    Ok(LiveProbe { probe: Probe::File, events, drops, _skel: Box::new(skel) })
+}
+
+impl LiveProbe {
+    /// The probe's drop counters summed over CPUs (one syscall; call per poll, not per event).
+    pub fn drops(&self) -> capture_schemas::abi::Drops {
+        use capture_schemas::abi::{Drops, Pod};
+        let mut total = Drops::default();
+        if let Ok(Some(per_cpu)) = self.drops.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            for v in per_cpu {
+                if let Some(d) = Drops::read(&v) {
+                    total.submitted += d.submitted;
+                    for (t, x) in total.dropped.iter_mut().zip(d.dropped) {
+                        *t += x;
+                    }
+                }
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,42 @@
+//! The Rust mirrors in `schemas/` against the BTF of the compiled BPF objects: every
+//! struct each object uses, its size and every field offset. The ABI cannot drift
+//! silently between the kernel side and the decoder.
+#![cfg(feature = "with-ebpf")]
+
+use std::ffi::OsStr;
+
+use agent_linux::abi::ALL_STRUCTS;
+use libbpf_rs::btf::types::{MemberAttr, Struct};
+use libbpf_rs::btf::{Btf, HasSize};
+
+fn check(object: &str, path: &str, must_have: &[&str]) {
+    let btf = Btf::from_path(path).unwrap_or_else(|e| panic!("reading BTF of {path}: {e}"));
+    let mut seen = Vec::new();
+    for (cname, size, fields) in ALL_STRUCTS {
+        let Some(s) = btf.type_by_name::<Struct>(cname) else { continue };
+        assert_eq!(s.size(), *size, "{object}: size of struct {cname}");
+        for f in *fields {
+            let m = s
+                .iter()
+                .find(|m| m.name == Some(OsStr::new(f.name)))
+                .unwrap_or_else(|| panic!("{object}: struct {cname} has no field {}", f.name));
+            match m.attr {
+                MemberAttr::Normal { offset } => {
+                    assert_eq!(offset as usize, f.offset * 8, "{object}: offset of {cname}.{}", f.name)
+                }
+                MemberAttr::BitField { .. } => panic!("{object}: {cname}.{} is a bit field", f.name),
+            }
+        }
+        seen.push(*cname);
+    }
+    for want in must_have {
+        assert!(seen.contains(want), "{object}: struct {want} not in its BTF (seen: {seen:?})");
+    }
+}
+
+#[test]
+fn compiled_objects_match_the_rust_mirror() {
+    let dir = env!("OUT_DIR");
+    check("exec_provenance", &format!("{dir}/exec_provenance.bpf.o"), &["cap_hdr", "cap_exec", "cap_exit", "cap_drops"]);
+    check("file_ops", &format!("{dir}/file_ops.bpf.o"), &["cap_hdr", "cap_file", "cap_drops"]);
+}

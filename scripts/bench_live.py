@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Live benchmark: workload slowdown and recorder cost, against no tracing and bpftrace.
+
+For an open/close storm and an exec storm, on 1 and on 2 worker processes, runs the
+workload untraced, under capture_linux_rotating (all probes it has), and under bpftrace
+printing one line per event, all in this one run. Reports events generated vs recorded,
+drops, the slowdown ratio, recorder CPU seconds per million events and bytes on disk per
+event.
+
+usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N]    (as root)
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+BPFTRACE = {
+    "open": 'tracepoint:syscalls:sys_exit_openat { printf("%d %s open %d\\n", pid, comm, args->ret); } '
+            'tracepoint:syscalls:sys_enter_close { printf("%d %s close %d\\n", pid, comm, args->fd); }',
+    "exec": 'tracepoint:sched:sched_process_exec { printf("%d %s %s\\n", pid, comm, str(args->filename)); }',
+}
+
+
+def run_workers(storm, kind, n, workers, scratch):
+    procs = []
+    for _ in range(workers):
+        args = [storm, kind, str(n)] + ([scratch] if kind == "open" else [])
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
+    times = [float(p.communicate()[0].strip()) for p in procs]
+    return max(times)
+
+
+def capq(capq_bin, cap, sql):
+    out = subprocess.run([capq_bin, "--dir", cap, "--format", "json", sql], capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def under_recorder(a, kind, n, workers, scratch):
+    cap = tempfile.mkdtemp(prefix="bench-cap-")
+    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True)
+    line = rec.stderr.readline()
+    assert "recording" in line, line + rec.stderr.read()
+    elapsed = run_workers(a.storm, kind, n, workers, scratch)
+    time.sleep(0.3)
+    rec.send_signal(signal.SIGTERM)
+    rec.stderr.read()
+    _, status, ru = os.wait4(rec.pid, 0)
+    cpu = ru.ru_utime + ru.ru_stime
+    if kind == "open":
+        q = "SELECT count(*) AS n FROM file WHERE comm = 'storm' AND abs_path LIKE '%/storm-%'"
+        table = "file"
+    else:
+        q = "SELECT count(*) AS n FROM exec WHERE path = '/bin/true' AND NOT from_procfs"
+        table = "exec"
+    recorded = capq(a.capq, cap, q)[0]["n"]
+    drops = capq(a.capq, cap, "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error), 0) AS d FROM stats")[0]["d"]
+    total_rows = capq(a.capq, cap, f"SELECT count(*) AS n FROM {table}")[0]["n"]
+    size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(cap, table)) for f in fs if f.endswith(".parquet"))
+    subprocess.run(["rm", "-rf", cap])
+    return elapsed, recorded, drops, cpu, size / max(total_rows, 1)
+
+
+def under_bpftrace(a, kind, n, workers, scratch):
+    out = tempfile.NamedTemporaryFile(prefix="bench-bpftrace-", delete=False)
+    bt = subprocess.Popen(["bpftrace", "-e", BPFTRACE[kind]], stdout=out, stderr=subprocess.PIPE, text=True)
+    # bpftrace says "Attaching N probes..." once it is ready.
+    for _ in range(200):
+        time.sleep(0.05)
+        with open(out.name) as f:
+            if "Attaching" in f.read(200):
+                break
+    elapsed = run_workers(a.storm, kind, n, workers, scratch)
+    time.sleep(0.3)
+    bt.send_signal(signal.SIGINT)
+    bt.wait()
+    with open(out.name) as f:
+        lines = sum(1 for line in f if " storm " in line or "/bin/true" in line)
+    os.unlink(out.name)
+    return elapsed, lines
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("recorder")
+    p.add_argument("capq")
+    p.add_argument("storm")
+    p.add_argument("--opens", type=int, default=200_000)
+    p.add_argument("--execs", type=int, default=2_000)
+    a = p.parse_args()
+    scratch = tempfile.mkdtemp(prefix="bench-storm-")
+    print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} "
+          f"{'slowdown':>9} {'cpu s/M ev':>10} {'B/event':>8} {'bpftrace slowdown':>18} {'bpftrace lines':>15}")
+    for kind, n in [("open", a.opens), ("exec", a.execs)]:
+        per_iter = 2 if kind == "open" else 1
+        for workers in (1, 2):
+            base = run_workers(a.storm, kind, n, workers, scratch)
+            rec_t, recorded, drops, cpu, bpe = under_recorder(a, kind, n, workers, scratch)
+            bt_t, bt_lines = under_bpftrace(a, kind, n, workers, scratch)
+            generated = n * workers * per_iter
+            print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {rec_t / base:>8.2f}x "
+                  f"{cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {bt_t / base:>17.2f}x {bt_lines:>15}")
+    subprocess.run(["rm", "-rf", scratch])
+
+
+if __name__ == "__main__":
+    main()

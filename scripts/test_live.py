@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Live test: the real recorder, real BPF programs in this kernel, real workloads.
+
+Starts capture_linux_rotating into a temporary directory, runs an exec with a 100 KiB
+argv and a secret in its environment, a shell pipeline, processes that exit with a code
+and by a signal, and a file created, written, read, renamed and unlinked; stops the
+recorder with SIGTERM and checks the rows exactly, through capq and through DuckDB.
+
+usage: test_live.py RECORDER CAPQ        (as root)
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import duckdb
+
+FAILS = []
+
+
+def check(what, got, want):
+    if got == want:
+        print(f"ok   {what}")
+    else:
+        print(f"FAIL {what}\n     got:  {got!r}\n     want: {want!r}")
+        FAILS.append(what)
+
+
+def capq(capq_bin, cap, sql):
+    out = subprocess.run([capq_bin, "--dir", cap, "--format", "json", sql], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"capq failed ({out.returncode}): {out.stderr.strip()}\n  for: {sql}")
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def main():
+    recorder, capq_bin = sys.argv[1], sys.argv[2]
+    if os.geteuid() != 0:
+        raise SystemExit("test_live.py must run as root (it loads BPF programs)")
+    work = tempfile.mkdtemp(prefix="capture-live-")
+    cap = os.path.join(work, "capture")
+    files = os.path.join(work, "files")
+    os.mkdir(files)
+    marker = "live-" + uuid.uuid4().hex[:12]
+
+    rec = subprocess.Popen(
+        [recorder, "--output-dir", cap, "--probes", "exec,file", "--argv-max-bytes", "128KiB",
+         "--flush-interval", "200ms", "--stats-interval", "1s", "-q"],
+        stderr=subprocess.PIPE, text=True)
+    line = rec.stderr.readline()
+    if "recording" not in line:
+        rec.kill()
+        raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
+    print(f"recorder pid {rec.pid}: {line.strip()}")
+
+    # 1. An exec with a 100 KiB argv and a secret in its environment.
+    big = [f"{marker}-{i:05d}-" + "x" * 90 for i in range(1000)]  # 1000 args of 102 bytes
+    env = {"PATH": "/usr/bin:/bin", "SECRET_TOKEN": "hunter2-" + marker, "LIVE_MARKER": marker}
+    subprocess.run(["/bin/true", *big], env=env, check=True)
+
+    # 2. A shell pipeline: sh starts echo and cat; sh exits with 3.
+    sh = subprocess.run(["/bin/sh", "-c", f"/bin/echo {marker} | /bin/cat >/dev/null; exit 3"])
+    check("shell exit status", sh.returncode, 3)
+    # 3. A process killed by a signal.
+    subprocess.run(["/bin/sh", "-c", f"kill -9 $$ # {marker}"])
+
+    # 4. File operations with known sizes, relative paths from a working directory.
+    payload = os.urandom(12345)
+    child = subprocess.run([sys.executable, "-c", f"""
+import os
+os.chdir({files!r})
+fd = os.open("live.dat", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+for chunk in (0, 5000, 10000):
+    os.write(fd, {payload!r}[chunk:chunk + 5000])
+os.close(fd)
+fd = os.open("live.dat", os.O_RDONLY)
+data = os.read(fd, 20000)
+assert len(data) == 12345
+os.close(fd)
+os.rename("live.dat", "renamed.dat")
+os.unlink("renamed.dat")
+print(os.getpid())
+"""], capture_output=True, text=True, check=True)
+    fpid = int(child.stdout.strip())
+
+    time.sleep(0.5)
+    rec.send_signal(signal.SIGTERM)
+    tail = rec.stderr.read()
+    code = rec.wait(timeout=60)
+    print(tail.strip())
+    check("recorder exits 0 on SIGTERM", code, 0)
+
+    # --- exec: the 100 KiB argv exactly, the secret redacted.
+    rows = capq(capq_bin, cap, f"SELECT argv, envp, argc, argv_truncated, path FROM exec WHERE array_has(argv, '{big[0]}')")
+    check("one exec row for the 100 KiB argv", len(rows), 1)
+    if rows:
+        r = rows[0]
+        check("argv exact (1001 strings, 102 KiB)", r["argv"], ["/bin/true", *big])
+        check("argc", r["argc"], 1001)
+        check("not truncated", r["argv_truncated"], False)
+        check("path", r["path"], "/bin/true")
+        check("secret redacted", sorted(r["envp"]), sorted(["PATH=/usr/bin:/bin", "SECRET_TOKEN=<redacted>", f"LIVE_MARKER={marker}"]))
+
+    # --- ancestry: echo and cat are children of the sh that ran them.
+    rows = capq(capq_bin, cap, f"""
+        SELECT c.path AS child FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id
+        WHERE array_has(p.argv, '/bin/echo {marker} | /bin/cat >/dev/null; exit 3') ORDER BY c.path""")
+    check("pipeline children joined to their shell", [r["child"] for r in rows], ["/bin/cat", "/bin/echo"])
+
+    # --- exits: the shell's code and the killed shell's signal.
+    rows = capq(capq_bin, cap, f"""
+        SELECT x.exit_code, x.signal FROM exit x JOIN exec e ON x.exec_id = e.exec_id
+        WHERE e.comm = 'sh' AND array_has(e.argv, '/bin/echo {marker} | /bin/cat >/dev/null; exit 3')""")
+    check("exit code 3", [(r["exit_code"], r["signal"]) for r in rows], [(3, 0)])
+    rows = capq(capq_bin, cap, f"""
+        SELECT x.exit_code, x.signal FROM exit x JOIN exec e ON x.exec_id = e.exec_id
+        WHERE array_has(e.argv, 'kill -9 $$ # {marker}')""")
+    check("killed by signal 9", [(r["exit_code"], r["signal"]) for r in rows], [(0, 9)])
+
+    # --- file: every operation, exact.
+    q = f"""SELECT op, path, abs_path, path2, ret >= 0 AS ok, bytes_read, bytes_written, reads, writes
+            FROM file WHERE pid = {fpid} AND (abs_path LIKE '{files}/%' OR path LIKE '%.dat') ORDER BY ktime_ns"""
+    rows = capq(capq_bin, cap, q)
+    got = [(r["op"], r["path"], r["abs_path"], r["path2"], r["ok"], r["bytes_read"], r["bytes_written"], r["reads"], r["writes"]) for r in rows]
+    live, renamed = f"{files}/live.dat", f"{files}/renamed.dat"
+    want = [
+        ("open", "live.dat", live, None, True, 0, 0, 0, 0),
+        ("close", live, live, None, True, 0, 12345, 0, 3),
+        ("open", "live.dat", live, None, True, 0, 0, 0, 0),
+        ("close", live, live, None, True, 12345, 0, 1, 0),
+        ("rename", "live.dat", live, "renamed.dat", True, 0, 0, 0, 0),
+        ("unlink", "renamed.dat", renamed, None, True, 0, 0, 0, 0),
+    ]
+    check("file rows", got, want)
+
+    # --- health: nothing dropped, the recorder absent from its own capture.
+    rows = capq(capq_bin, cap, """SELECT sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure
+            + dropped_write_error) AS dropped, sum(malformed) AS malformed, sum(events) AS events FROM stats""")
+    check("zero drops, zero malformed", (rows[0]["dropped"], rows[0]["malformed"]), (0, 0))
+    rows = capq(capq_bin, cap, f"SELECT (SELECT count(*) FROM file WHERE pid = {rec.pid}) + (SELECT count(*) FROM exec WHERE pid = {rec.pid} AND NOT from_procfs) AS n")
+    check("the recorder's own activity is absent", rows[0]["n"], 0)
+    rows = capq(capq_bin, cap, "SELECT count(*) AS n FROM exec WHERE from_procfs AND pid = 1")
+    check("processes running at start are in exec", rows[0]["n"], 1)
+
+    # --- DuckDB reads the same tree and agrees.
+    for table in ["exec", "exit", "file", "stats"]:
+        n_capq = capq(capq_bin, cap, f"SELECT count(*) AS n FROM {table}")[0]["n"]
+        n_duck = duckdb.sql(f"SELECT count(*) FROM '{cap}/{table}/**/*.parquet'").fetchone()[0]
+        check(f"duckdb and capq agree on {table} rows ({n_capq})", n_duck, n_capq)
+    argv = duckdb.sql(f"SELECT argv FROM '{cap}/exec/**/*.parquet' WHERE list_contains(argv, '{big[0]}')").fetchone()[0]
+    check("duckdb reads the same argv", argv, ["/bin/true", *big])
+    mode = {oct(os.stat(os.path.join(dp, f)).st_mode & 0o777) for dp, _, fs in os.walk(cap) for f in fs if f.endswith(".parquet")}
+    check("segments are not world-readable", mode, {"0o640"})
+
+    if FAILS:
+        print(f"{len(FAILS)} live checks failed; capture kept in {cap}")
+        sys.exit(1)
+    subprocess.run(["rm", "-rf", work])
+    print("all live checks passed")
+
+
+if __name__ == "__main__":
+    main()
