@@ -162,6 +162,21 @@ fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> Loa
     LoadError::Other { probe, what, error: if log.is_empty() { text } else { format!("{text} ({})", log.lines().last().unwrap_or("")) } }
 }
 
+/// Switches off programs attached to tracepoints this kernel does not have.
+fn disable_missing_tracepoints(probe: &str, object: &mut OpenObject) {
+    for mut prog in object.progs_mut() {
+        let section = prog.section().to_string_lossy().into_owned();
+        if let Some(tp) = section.strip_prefix("tracepoint/") {
+            if let Some((category, name)) = tp.split_once('/') {
+                if !tracepoint_exists(category, name) {
+                    log::info!("{probe} probe: no tracepoint {tp} on this kernel; {} is not loaded", prog.name().to_string_lossy());
+                    prog.set_autoload(false);
+                }
+            }
+        }
+    }
+}
+
 fn nr_cpus() -> u32 {
     libbpf_rs::num_possible_cpus().map(|n| n as u32).unwrap_or(256)
 }
@@ -233,16 +248,9 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     }
     open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
-    // open(2) exists on x86_64 but not on arm64: its programs go when its tracepoints do.
-    if !tracepoint_exists("syscalls", "sys_enter_open") {
-        log::info!("file probe: no open(2) tracepoints on this kernel; openat and openat2 are recorded");
-        open.progs.enter_open.set_autoload(false);
-        open.progs.exit_open.set_autoload(false);
-    }
-    if !tracepoint_exists("syscalls", "sys_enter_openat2") {
-        open.progs.enter_openat2.set_autoload(false);
-        open.progs.exit_openat2.set_autoload(false);
-    }
+    // open(2), unlink(2), rename(2) and renameat(2) exist on x86_64 but not on arm64, and
+    // openat2 only since 5.6: programs whose tracepoint is missing are not loaded.
+    disable_missing_tracepoints(P, open.open_object_mut());
     let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
     fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
     for (i, prefix) in cfg.exclude_prefixes.iter().take(PREFIXES_MAX).enumerate() {

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every probe shares: configuration set by the loader before load (read-only data),
+ * the ring buffer, the drop counters, the filters, and the record header.
+ */
+#ifndef CAPTURE_COMMON_BPF_H
+#define CAPTURE_COMMON_BPF_H
+
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader. */
+const volatile __u32 self_tgid = 0;        /* the recorder: never recorded */
+const volatile __u32 filter_pid = 0;       /* 0: every process */
+const volatile bool filter_comm_on = false; /* only the names in comm_filter */
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+/* One ring buffer per probe; the loader sets its size. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* Records submitted and dropped, per CPU (ring buffers count no drops themselves). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cap_drops);
+} drops SEC(".maps");
+
+/* Command names to record when filter_comm_on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[16]);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
+
+static __always_inline void count_drop(__u32 cause)
+{
+	__u32 zero = 0;
+	struct cap_drops *d = bpf_map_lookup_elem(&drops, &zero);
+	if (d)
+		d->dropped[cause & (CAP_DROP_CAUSES - 1)]++;
+}
+
+static __always_inline void count_submit(void)
+{
+	__u32 zero = 0;
+	struct cap_drops *d = bpf_map_lookup_elem(&drops, &zero);
+	if (d)
+		d->submitted++;
+}
+
+/* True when the current task is not to be recorded: the recorder itself, or outside the
+ * pid and comm filters. Cheap checks first: this runs on every hooked syscall. */
+static __always_inline bool skip_current(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid)
+		return true;
+	if (filter_pid && tgid != filter_pid)
+		return true;
+	if (filter_comm_on) {
+		char comm[16] = {};
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&comm_filter, comm))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind, struct task_struct *task)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ugid = bpf_get_current_uid_gid();
+	h->kind = kind;
+	h->abi = CAP_ABI_VERSION;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	h->parent_start_ns = BPF_CORE_READ(task, real_parent, group_leader, start_boottime);
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (__u32)ugid;
+	h->gid = ugid >> 32;
+	h->_pad0 = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Copies a finished record into the ring buffer. The reader is woken only when enough
+ * is waiting (wakeup_bytes); otherwise it finds the records at its next poll. */
+static __always_inline void submit(void *rec, __u64 len)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, rec, len, flags))
+		count_drop(CAP_DROP_RINGBUF_FULL);
+	else
+		count_submit();
+}
+
+#endif /* CAPTURE_COMMON_BPF_H */
