@@ -6,8 +6,13 @@
 # 1. builds everything once in the release profile (tests, tools and benchmarks share it),
 # 2. runs the unit and integration tests (decoder, segments, capq's CLI),
 # 3. writes a synthetic capture and reads it with DuckDB, pyarrow, pandas and Polars
-#    from PyPI (installed into a virtualenv), checking they agree with capq.
-# Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv).
+#    from PyPI (installed into a virtualenv), checking they agree with capq;
+# 4. with ENABLE_EBPF_BUILD=1 (as root; what CI runs): installs the eBPF build packages,
+#    builds the recorder with the with-ebpf-load feature, checks the BPF objects' BTF
+#    against the Rust ABI mirror, compiles the objects for arm64 too, and runs the live
+#    tests: the real recorder, real BPF programs in this kernel, real workloads.
+# Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv),
+# ENABLE_EBPF_BUILD (default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -30,5 +35,24 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$target/release/examples/synth_capture" "$tmp/capture" 30000 7
 "$venv/bin/python" scripts/check_readers.py "$tmp/capture" "$target/release/capq"
+
+if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
+    step "eBPF build packages and preflight"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ENABLE_EBPF_BUILD=1 needs root (it installs packages and loads BPF programs): sudo -E scripts/test.sh" >&2
+        exit 1
+    fi
+    scripts/ebpf-preflight.sh --install
+
+    step "eBPF build: recorder with-ebpf-load, BTF of the objects vs the Rust mirror"
+    cargo build --release --locked -p agent-linux --features with-ebpf-load --bins
+    cargo test --release --locked -p agent-linux --features with-ebpf-load
+    make -C bpf check
+
+    step "live tests: real recorder, real probes, real workloads"
+    "$venv/bin/python" scripts/test_live.py "$target/release/capture_linux_rotating" "$target/release/capq"
+else
+    step "eBPF build and live tests skipped (ENABLE_EBPF_BUILD=1 as root runs them)"
+fi
 
 step "all tests passed"

@@ -149,9 +149,9 @@ print(os.getpid())
     # --- DuckDB reads the same tree and agrees.
     for table in ["exec", "exit", "file", "stats"]:
         n_capq = capq(capq_bin, cap, f"SELECT count(*) AS n FROM {table}")[0]["n"]
-        n_duck = duckdb.sql(f"SELECT count(*) FROM '{cap}/{table}/**/*.parquet'").fetchone()[0]
+        n_duck = duckdb.sql(f"SELECT count(*) FROM '{cap}/{table}/**/*.parquet'").fetchall()[0][0]
         check(f"duckdb and capq agree on {table} rows ({n_capq})", n_duck, n_capq)
-    argv = duckdb.sql(f"SELECT argv FROM '{cap}/exec/**/*.parquet' WHERE list_contains(argv, '{big[0]}')").fetchone()[0]
+    argv = duckdb.sql(f"SELECT argv FROM '{cap}/exec/**/*.parquet' WHERE list_contains(argv, '{big[0]}')").fetchall()[0][0]
     check("duckdb reads the same argv", argv, ["/bin/true", *big])
     mode = {oct(os.stat(os.path.join(dp, f)).st_mode & 0o777) for dp, _, fs in os.walk(cap) for f in fs if f.endswith(".parquet")}
     check("segments are not world-readable", mode, {"0o640"})

@@ -154,6 +154,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("--exclude-path-prefix: at most {} prefixes of at most {} bytes", loader::PREFIXES_MAX, loader::PREFIX_MAX);
     }
     loader::init_logging();
+    loader::ensure_tracefs();
     let host = HostInfo::current();
     let mut wc = WriterConfig::new(&cli.output_dir, host.clone());
     wc.compression = cli.compression;

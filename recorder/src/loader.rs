@@ -145,6 +145,22 @@ pub fn tracefs() -> Option<&'static Path> {
         .find(|p| p.join("events").is_dir())
 }
 
+/// Mounts tracefs at /sys/kernel/tracing when it is not mounted anywhere (libbpf finds
+/// tracepoints there). Needs root; on failure the file probe reports itself unavailable.
+pub fn ensure_tracefs() {
+    if tracefs().is_some() {
+        return;
+    }
+    let (src, target, fstype) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
+    // SAFETY: valid NUL-terminated strings; mount(2) reads them only during the call.
+    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 {
+        log::info!("mounted tracefs at /sys/kernel/tracing");
+    } else {
+        log::debug!("mounting tracefs: {}", std::io::Error::last_os_error());
+    }
+}
+
 fn tracepoint_exists(category: &str, name: &str) -> bool {
     tracefs().is_some_and(|t| t.join("events").join(category).join(name).exists())
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job on a fresh Debian/Ubuntu machine, in one command:
+#
+#   scripts/demo.sh [DURATION]          (default 20s; run as a user with sudo, or as root)
+#
+# installs what is needed (Rust via rustup if cargo is missing, the eBPF build packages),
+# builds the recorder and capq, records for DURATION while a small workload runs, and
+# shows what was seen with capq queries. The capture stays in ./capture.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-20s}
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+if ! command -v cargo >/dev/null; then
+    echo "== installing Rust (rustup)"
+    command -v curl >/dev/null || { $sudo apt-get update -q && $sudo apt-get install -y -q curl ca-certificates; }
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+echo "== eBPF build packages"
+scripts/ebpf-preflight.sh --install
+echo "== building (release; the first build takes a while)"
+cargo build --release --locked -p agent-linux --features with-ebpf-load --bin capture_linux_rotating
+cargo build --release --locked -p capq
+target=${CARGO_TARGET_DIR:-target}
+
+echo "== recording for $duration into ./capture"
+( sleep 2; for i in 1 2 3; do ls -la /etc >/dev/null; sh -c 'echo demo | wc -c' >/dev/null; cat /etc/os-release >/dev/null; done ) &
+$sudo "$target/release/capture_linux_rotating" --output-dir capture --duration "$duration"
+$sudo chown -R "$(id -u):$(id -g)" capture 2>/dev/null || true
+
+q() { echo; echo "-- $1"; "$target/release/capq" --dir capture "$1"; }
+q "SELECT comm, count(*) AS execs FROM exec WHERE NOT from_procfs GROUP BY comm ORDER BY execs DESC LIMIT 10"
+q "SELECT p.comm AS parent, c.comm AS child, c.argv FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id WHERE NOT c.from_procfs LIMIT 10"
+q "SELECT op, count(*) AS n, sum(bytes_read) AS bytes_read, sum(bytes_written) AS bytes_written FROM file GROUP BY op ORDER BY n DESC"
+q "SELECT probe, sum(events) AS events, sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error) AS dropped FROM stats GROUP BY probe"
+echo
+echo "More: $target/release/capq --dir capture --tables    (every table and column)"

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Checks what building and running the eBPF recorder needs, one verdict per item.
+#
+#   scripts/ebpf-preflight.sh            check only; exit 0 when everything needed is there
+#   scripts/ebpf-preflight.sh --install  install the build packages first (Debian/Ubuntu,
+#                                        Fedora, Arch), then check
+#
+# Build: clang, libelf, zlib, pkg-config, make, a C compiler (libbpf-sys builds its
+# vendored libbpf). Run: kernel >= 5.8 (BPF ring buffers), BTF, tracefs, privileges,
+# and for each probe whether its hooks exist on this kernel.
+set -u
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+
+install_packages() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if command -v apt-get >/dev/null; then
+        $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+            clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev
+    elif command -v dnf >/dev/null; then
+        $sudo dnf install -y clang llvm elfutils-libelf-devel zlib-devel pkgconf make gcc glibc-devel
+    elif command -v pacman >/dev/null; then
+        $sudo pacman -S --needed --noconfirm clang llvm libelf zlib pkgconf make gcc
+    else
+        echo "FAIL  install: no apt-get, dnf or pacman; install clang, libelf, zlib, pkg-config, make by hand" >&2
+        return 1
+    fi
+}
+
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    --install) install_packages || exit 1 ;;
+    "") ;;
+    *) echo "unknown option '$1' (see --help)" >&2; exit 2 ;;
+esac
+
+fail=0
+ok()   { printf 'ok    %-22s %s\n' "$1" "$2"; }
+warn() { printf 'WARN  %-22s %s\n' "$1" "$2"; }
+bad()  { printf 'FAIL  %-22s %s\n' "$1" "$2"; fail=1; }
+
+# --- build ---
+if command -v clang >/dev/null; then ok clang "$(clang --version | head -1)"; else bad clang "missing: scripts/ebpf-preflight.sh --install"; fi
+if command -v cc >/dev/null; then ok "C compiler" "$(cc --version | head -1)"; else bad "C compiler" "missing (gcc): --install"; fi
+if command -v make >/dev/null; then ok make "$(make --version | head -1)"; else bad make "missing: --install"; fi
+if command -v pkg-config >/dev/null; then
+    ok pkg-config "$(pkg-config --version)"
+    if pkg-config --exists libelf; then ok libelf "$(pkg-config --modversion libelf)"; else bad libelf "missing (libelf-dev / elfutils-libelf-devel): --install"; fi
+    if pkg-config --exists zlib; then ok zlib "$(pkg-config --modversion zlib)"; else bad zlib "missing (zlib1g-dev / zlib-devel): --install"; fi
+else
+    bad pkg-config "missing: --install"
+fi
+
+# --- kernel ---
+rel=$(uname -r)
+major=${rel%%.*}; rest=${rel#*.}; minor=${rest%%.*}
+if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 8 ]; }; then
+    ok kernel "$rel"
+else
+    bad kernel "$rel: BPF ring buffers need 5.8 or later"
+fi
+if [ -r /sys/kernel/btf/vmlinux ]; then
+    ok BTF "/sys/kernel/btf/vmlinux"
+else
+    bad BTF "/sys/kernel/btf/vmlinux missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y"
+fi
+tracefs=""
+for d in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+    if [ -d "$d/events" ]; then tracefs=$d; break; fi
+done
+if [ -n "$tracefs" ]; then
+    ok tracefs "$tracefs"
+elif [ -d /sys/kernel/tracing ]; then
+    warn tracefs "not mounted; the recorder mounts it as root (or: mount -t tracefs nodev /sys/kernel/tracing)"
+else
+    bad tracefs "no /sys/kernel/tracing: the kernel needs CONFIG_TRACING"
+fi
+
+# --- privileges ---
+if [ "$(id -u)" -eq 0 ]; then
+    ok privileges "root"
+else
+    eff=$(awk '/^CapEff/ {print $2}' /proc/self/status)
+    # CAP_PERFMON is bit 38, CAP_BPF bit 39.
+    if [ $(( (0x$eff >> 38) & 3 )) -eq 3 ]; then
+        ok privileges "CAP_BPF and CAP_PERFMON"
+    else
+        unpriv=$(cat /proc/sys/kernel/unprivileged_bpf_disabled 2>/dev/null || echo "?")
+        bad privileges "not root and no CAP_BPF+CAP_PERFMON (kernel.unprivileged_bpf_disabled=$unpriv): run as root, or: sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_resource+ep target/release/capture_linux_rotating"
+    fi
+fi
+
+# --- hooks per probe ---
+has_btf_type() {
+    # A tp_btf hook exists when its btf_trace_<name> typedef is in the kernel's BTF.
+    [ -r /sys/kernel/btf/vmlinux ] && grep -aq "btf_trace_$1" /sys/kernel/btf/vmlinux
+}
+if has_btf_type sched_process_exec && has_btf_type sched_process_exit; then
+    ok "probe exec" "tp_btf/sched_process_exec, tp_btf/sched_process_exit"
+else
+    bad "probe exec" "no BTF raw tracepoints sched_process_exec/exit on this kernel"
+fi
+if [ -n "$tracefs" ]; then
+    missing=""
+    for tp in sys_enter_openat sys_enter_close sys_enter_read sys_enter_write sys_enter_unlinkat sys_enter_renameat2; do
+        [ -d "$tracefs/events/syscalls/$tp" ] || missing="$missing $tp"
+    done
+    if [ -z "$missing" ]; then
+        optional=""
+        for tp in sys_enter_open sys_enter_openat2 sys_enter_unlink sys_enter_rename sys_enter_renameat; do
+            [ -d "$tracefs/events/syscalls/$tp" ] || optional="$optional $tp"
+        done
+        ok "probe file" "syscall tracepoints${optional:+ (absent here, skipped:$optional)}"
+    else
+        bad "probe file" "missing syscall tracepoints:$missing (CONFIG_FTRACE_SYSCALLS)"
+    fi
+else
+    warn "probe file" "cannot check the syscall tracepoints until tracefs is mounted"
+fi
+for p in net dns module; do
+    warn "probe $p" "not part of this build yet"
+done
+
+if [ "$fail" -eq 0 ]; then
+    echo "verdict: ready to build and run the eBPF recorder"
+else
+    echo "verdict: not ready (see FAIL lines; scripts/ebpf-preflight.sh --install installs the build packages)"
+fi
+exit "$fail"
