@@ -11,7 +11,8 @@ fn main() {
 fn skeletons() {
     use std::path::PathBuf;
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let bpf = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../bpf");
+    let bpf =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../bpf");
     for header in ["events.h", "common.bpf.h", "vmlinux_min.h"] {
         println!("cargo:rerun-if-changed={}", bpf.join(header).display());
     }

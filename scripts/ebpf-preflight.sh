@@ -87,7 +87,7 @@ else
         ok privileges "CAP_BPF and CAP_PERFMON"
     else
         unpriv=$(cat /proc/sys/kernel/unprivileged_bpf_disabled 2>/dev/null || echo "?")
-        bad privileges "not root and no CAP_BPF+CAP_PERFMON (kernel.unprivileged_bpf_disabled=$unpriv): run as root, or: sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_resource+ep target/release/capture_linux_rotating"
+        bad privileges "not root and no CAP_BPF+CAP_PERFMON (kernel.unprivileged_bpf_disabled=$unpriv): run as root, or: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource+ep target/release/capture_linux_rotating"
     fi
 fi
 

@@ -39,7 +39,7 @@ EXAMPLES:
   capq --dir ./capture \"SELECT comm, count(*) FROM exec GROUP BY comm\"
 
 Privileges: root, or the binary with capabilities:
-  sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_resource+ep capture_linux_rotating
+  sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource+ep capture_linux_rotating
 Logging: RUST_LOG=debug shows each load step and libbpf's messages.";
 
 /// Records kernel telemetry (eBPF) into rotating Parquet segments.
@@ -130,7 +130,8 @@ pub struct Cli {
 fn probes_of(names: &[String]) -> anyhow::Result<Vec<Probe>> {
     let mut out = Vec::new();
     for n in names {
-        let p = Probe::from_name(n.trim()).with_context(|| format!("unknown probe '{n}': the probes are exec, file, net, dns, module"))?;
+        let p = Probe::from_name(n.trim())
+            .with_context(|| format!("unknown probe '{n}': the probes are exec, file, net, dns, module"))?;
         if !out.contains(&p) {
             out.push(p);
         }
@@ -150,8 +151,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.ringbuf_size.is_power_of_two() || cli.ringbuf_size < 4096 || cli.ringbuf_size > 1 << 30 {
         bail!("--ringbuf-size {}: must be a power of two between 4KiB and 1GiB", human_bytes(cli.ringbuf_size));
     }
-    if cli.exclude_path_prefix.len() > loader::PREFIXES_MAX || cli.exclude_path_prefix.iter().any(|p| p.len() > loader::PREFIX_MAX) {
-        bail!("--exclude-path-prefix: at most {} prefixes of at most {} bytes", loader::PREFIXES_MAX, loader::PREFIX_MAX);
+    if cli.exclude_path_prefix.len() > loader::PREFIXES_MAX
+        || cli.exclude_path_prefix.iter().any(|p| p.len() > loader::PREFIX_MAX)
+    {
+        bail!(
+            "--exclude-path-prefix: at most {} prefixes of at most {} bytes",
+            loader::PREFIXES_MAX,
+            loader::PREFIX_MAX
+        );
     }
     loader::init_logging();
     loader::ensure_tracefs();
@@ -202,10 +209,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     batch.backpressure = cli.backpressure;
     batch.envp = cli.envp;
     batch.probes = running.clone();
-    let mut pipeline = Pipeline::start(wc, &writers, batch).with_context(|| format!("capture directory {}", cli.output_dir.display()))?;
+    let mut pipeline = Pipeline::start(wc, &writers, batch)
+        .with_context(|| format!("capture directory {}", cli.output_dir.display()))?;
     let scan = pipeline.writers().scan_report();
     if scan.segments > 0 {
-        log::info!("{} existing segments ({}) under {}", scan.segments, human_bytes(scan.bytes), cli.output_dir.display());
+        log::info!(
+            "{} existing segments ({}) under {}",
+            scan.segments,
+            human_bytes(scan.bytes),
+            cli.output_dir.display()
+        );
     }
 
     if running.contains(&Probe::Exec) {

@@ -6,9 +6,9 @@
 //! BPF probes write, for tests and benchmarks.
 
 pub mod batcher;
+pub mod builders;
 #[cfg(feature = "with-ebpf-load")]
 pub mod capture;
-pub mod builders;
 pub mod decode;
 pub mod dns_wire;
 pub mod host;

@@ -70,10 +70,10 @@ pub struct LiveProbe {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The kernel lacks what the probe needs; the others can still run.
-    #[error("{probe} probe unavailable on this kernel: {why}")]
+    #[error("{probe} probe unavailable: {why}")]
     Unavailable { probe: &'static str, why: String },
     #[error(
-        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_resource+ep {exe}"
+        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource+ep {exe}"
     )]
     Permission { probe: &'static str, exe: String },
     #[error("the kernel verifier rejected the {probe} probe: {error}\n--- verifier log ---\n{log}")]
@@ -118,7 +118,9 @@ fn take_warnings() -> String {
 /// so a missing hook is one clear line.
 pub fn check_hooks(probe: Probe) -> Result<(), String> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y)".into());
+        return Err(
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y)".into()
+        );
     }
     match probe {
         Probe::Exec => Ok(()), // tp_btf/sched_process_exec and _exit: every kernel with BTF
@@ -130,7 +132,10 @@ pub fn check_hooks(probe: Probe) -> Result<(), String> {
             if need.exists() {
                 Ok(())
             } else {
-                Err(format!("no syscall tracepoints ({} is missing; the kernel needs CONFIG_FTRACE_SYSCALLS=y)", need.display()))
+                Err(format!(
+                    "no syscall tracepoints ({} is missing; the kernel needs CONFIG_FTRACE_SYSCALLS=y)",
+                    need.display()
+                ))
             }
         }
         p => Err(format!("the {} probe is not part of this build yet", p.name())),
@@ -139,10 +144,7 @@ pub fn check_hooks(probe: Probe) -> Result<(), String> {
 
 /// Where tracefs is mounted, if anywhere.
 pub fn tracefs() -> Option<&'static Path> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.join("events").is_dir())
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"].into_iter().map(Path::new).find(|p| p.join("events").is_dir())
 }
 
 /// Mounts tracefs at /sys/kernel/tracing when it is not mounted anywhere (libbpf finds
@@ -175,7 +177,11 @@ fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> Loa
     if what == "loading" && log.contains("PROG LOAD LOG") {
         return LoadError::Verifier { probe, error: text, log };
     }
-    LoadError::Other { probe, what, error: if log.is_empty() { text } else { format!("{text} ({})", log.lines().last().unwrap_or("")) } }
+    LoadError::Other {
+        probe,
+        what,
+        error: if log.is_empty() { text } else { format!("{text} ({})", log.lines().last().unwrap_or("")) },
+    }
 }
 
 /// Switches off programs attached to tracepoints this kernel does not have.
@@ -185,7 +191,10 @@ fn disable_missing_tracepoints(probe: &str, object: &mut OpenObject) {
         if let Some(tp) = section.strip_prefix("tracepoint/") {
             if let Some((category, name)) = tp.split_once('/') {
                 if !tracepoint_exists(category, name) {
-                    log::info!("{probe} probe: no tracepoint {tp} on this kernel; {} is not loaded", prog.name().to_string_lossy());
+                    log::info!(
+                        "{probe} probe: no tracepoint {tp} on this kernel; {} is not loaded",
+                        prog.name().to_string_lossy()
+                    );
                     prog.set_autoload(false);
                 }
             }
@@ -233,7 +242,11 @@ fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     let builder = exec_skel::ExecProvenanceSkelBuilder::default();
     let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
     {
-        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other { probe: P, what: "configuring", error: "no .rodata".into() })?;
+        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other {
+            probe: P,
+            what: "configuring",
+            error: "no .rodata".into(),
+        })?;
         ro.self_tgid = cfg.self_tgid;
         ro.filter_pid = cfg.filter_pid;
         ro.filter_comm_on = !cfg.comms.is_empty();
@@ -255,7 +268,11 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     let builder = file_skel::FileOpsSkelBuilder::default();
     let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
     {
-        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other { probe: P, what: "configuring", error: "no .rodata".into() })?;
+        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other {
+            probe: P,
+            what: "configuring",
+            error: "no .rodata".into(),
+        })?;
         ro.self_tgid = cfg.self_tgid;
         ro.filter_pid = cfg.filter_pid;
         ro.filter_comm_on = !cfg.comms.is_empty();

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use capture_schemas::abi::{DROP_RINGBUF_FULL, DROP_CAUSES};
+use capture_schemas::abi::{DROP_CAUSES, DROP_RINGBUF_FULL};
 use capture_schemas::Probe;
 use libbpf_rs::RingBufferBuilder;
 
@@ -49,7 +49,13 @@ fn publish_drops(probes: &[LiveProbe], pipeline: &Pipeline, last: &mut [[u64; DR
     }
 }
 
-fn status_line(probes: &[LiveProbe], pipeline: &Pipeline, prev: &mut [Snapshot], secs: f64, started: Instant) -> String {
+fn status_line(
+    probes: &[LiveProbe],
+    pipeline: &Pipeline,
+    prev: &mut [Snapshot],
+    secs: f64,
+    started: Instant,
+) -> String {
     let mut parts = Vec::new();
     let mut dropped = 0;
     let (mut bytes, mut segments) = (0, 0);

@@ -37,6 +37,10 @@ fn check(object: &str, path: &str, must_have: &[&str]) {
 #[test]
 fn compiled_objects_match_the_rust_mirror() {
     let dir = env!("OUT_DIR");
-    check("exec_provenance", &format!("{dir}/exec_provenance.bpf.o"), &["cap_hdr", "cap_exec", "cap_exit", "cap_drops"]);
+    check(
+        "exec_provenance",
+        &format!("{dir}/exec_provenance.bpf.o"),
+        &["cap_hdr", "cap_exec", "cap_exit", "cap_drops"],
+    );
     check("file_ops", &format!("{dir}/file_ops.bpf.o"), &["cap_hdr", "cap_file", "cap_drops"]);
 }

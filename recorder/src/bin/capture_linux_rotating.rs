@@ -12,7 +12,14 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format(|buf, rec| {
             use std::io::Write;
-            writeln!(buf, "capture_linux_rotating: {}: {}", rec.level().as_str().to_ascii_lowercase(), rec.args())
+            let level = match rec.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            writeln!(buf, "capture_linux_rotating: {level}: {}", rec.args())
         })
         .init();
     if let Err(e) = agent_linux::capture::run(cli) {
