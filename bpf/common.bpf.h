@@ -14,6 +14,16 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Every record type, so each object's BTF describes the whole ABI and a test can compare
+ * it with the Rust mirror (schemas/src/abi.rs). */
+struct cap_exec *_abi_exec;
+struct cap_exit *_abi_exit;
+struct cap_file *_abi_file;
+struct cap_net *_abi_net;
+struct cap_dns *_abi_dns;
+struct cap_module *_abi_module;
+struct cap_drops *_abi_drops;
+
 /* Set by the loader. */
 const volatile __u32 self_tgid = 0;        /* the recorder: never recorded */
 const volatile __u32 filter_pid = 0;       /* 0: every process */
@@ -76,19 +86,32 @@ static __always_inline bool skip_current(void)
 	return false;
 }
 
-static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind, struct task_struct *task)
+/* Whether this kernel has bpf_get_current_task_btf (5.11+): a task pointer the program
+ * reads with plain loads, instead of one bpf_probe_read_kernel call per field. */
+#define HAVE_TASK_BTF bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)
+
+/* The header of a record about the current task. parent_start_ns is left 0: only exec
+ * records need it (for parent_exec_id), and they fill it in themselves. */
+static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();
 	h->kind = kind;
 	h->abi = CAP_ABI_VERSION;
 	h->ktime_ns = bpf_ktime_get_boot_ns();
-	h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	h->parent_start_ns = BPF_CORE_READ(task, real_parent, group_leader, start_boottime);
+	if (HAVE_TASK_BTF) {
+		struct task_struct *t = bpf_get_current_task_btf();
+		h->start_ns = t->group_leader->start_boottime;
+		h->ppid = t->real_parent->tgid;
+	} else {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+		h->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+		h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	}
+	h->parent_start_ns = 0;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	h->uid = (__u32)ugid;
 	h->gid = ugid >> 32;
 	h->_pad0 = 0;

@@ -41,7 +41,7 @@ struct cap_hdr {
 	__u32 len;             /* total record length in bytes, this header included */
 	__u64 ktime_ns;        /* bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME of the event */
 	__u64 start_ns;        /* start_boottime of the thread-group leader (process key input) */
-	__u64 parent_start_ns; /* start_boottime of the real parent's thread-group leader */
+	__u64 parent_start_ns; /* exec records: start_boottime of the real parent's leader; else 0 */
 	__u64 cgroup_id;       /* bpf_get_current_cgroup_id() (cgroup v2) */
 	__u32 pid;             /* thread-group id */
 	__u32 tid;             /* thread id */

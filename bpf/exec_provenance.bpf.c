@@ -44,7 +44,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	if (!b)
 		return 0;
 	struct cap_exec *e = &b->e;
-	fill_hdr(&e->hdr, CAP_KIND_EXEC, p);
+	fill_hdr(&e->hdr, CAP_KIND_EXEC);
+	e->hdr.parent_start_ns = BPF_CORE_READ(p, real_parent, group_leader, start_boottime);
 	__u32 flags = 0;
 
 	long n = bpf_probe_read_kernel_str(b->tail, CAP_PATH_MAX, BPF_CORE_READ(bprm, filename));
@@ -114,7 +115,7 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	if (skip_current())
 		return 0;
 	struct cap_exit x = {};
-	fill_hdr(&x.hdr, CAP_KIND_EXIT, p);
+	fill_hdr(&x.hdr, CAP_KIND_EXIT);
 	x.hdr.len = sizeof(x);
 	x.exit_status = BPF_CORE_READ(p, exit_code);
 	submit(&x, sizeof(x));

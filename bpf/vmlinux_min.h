@@ -7,7 +7,7 @@
  * here must exist there, not these layouts or offsets. Fields that older kernels may lack
  * are read behind bpf_core_field_exists(). Why not a generated vmlinux.h: no bpftool at
  * build time, no 3 MB header per architecture in the tree, and the same header compiles
- * for x86_64 and arm64 (nothing here is architecture specific; no pt_regs).
+ * for x86_64 and arm64 (only struct pt_regs differs, below).
  */
 #ifndef __VMLINUX_H__
 #define __VMLINUX_H__
@@ -41,6 +41,11 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
+};
+
+/* Only for bpf_core_enum_value_exists(): which helpers this kernel has. */
+enum bpf_func_id {
+	BPF_FUNC_get_current_task_btf = 158,
 };
 
 enum {
@@ -169,6 +174,10 @@ struct mm_struct {
 	unsigned long env_end;
 };
 
+struct thread_info {
+	u32 status; /* x86: TS_COMPAT while a 32-bit syscall runs */
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
@@ -184,6 +193,7 @@ struct task_struct {
 	struct signal_struct *signal;
 	struct mm_struct *mm;
 	kuid_t loginuid;
+	struct thread_info thread_info;
 };
 
 struct linux_binprm {
@@ -193,24 +203,25 @@ struct linux_binprm {
 	const char *filename;
 };
 
-struct trace_entry {
-	unsigned short type;
-	unsigned char flags;
-	unsigned char preempt_count;
-	int pid;
+/* The registers saved at syscall entry, which the syscall tracepoints pass on. */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax; /* the syscall number */
 };
-
-struct trace_event_raw_sys_enter {
-	struct trace_entry ent;
-	long id;
-	unsigned long args[6];
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	u64 regs[31];  /* x0 holds the return value by sys_exit; orig_x0 keeps the argument */
+	u64 orig_x0;
+	s32 syscallno;
 };
-
-struct trace_event_raw_sys_exit {
-	struct trace_entry ent;
-	long id;
-	long ret;
-};
+#else
+#error "bpf/vmlinux_min.h: only x86 and arm64 are described (-D__TARGET_ARCH_x86 or _arm64)"
+#endif
 
 #pragma clang attribute pop
 

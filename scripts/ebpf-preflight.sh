@@ -6,7 +6,7 @@
 #                                        Fedora, Arch), then check
 #
 # Build: clang, libelf, zlib, pkg-config, make, a C compiler (libbpf-sys builds its
-# vendored libbpf). Run: kernel >= 5.8 (BPF ring buffers), BTF, tracefs, privileges,
+# vendored libbpf). Run: kernel >= 5.8 (BPF ring buffers), BTF, tracefs (informational), privileges,
 # and for each probe whether its hooks exist on this kernel.
 set -u
 
@@ -72,9 +72,9 @@ done
 if [ -n "$tracefs" ]; then
     ok tracefs "$tracefs"
 elif [ -d /sys/kernel/tracing ]; then
-    warn tracefs "not mounted; the recorder mounts it as root (or: mount -t tracefs nodev /sys/kernel/tracing)"
+    ok tracefs "not mounted (the probes attach to BTF raw tracepoints and do not need it)"
 else
-    bad tracefs "no /sys/kernel/tracing: the kernel needs CONFIG_TRACING"
+    ok tracefs "none (not needed: the probes attach to BTF raw tracepoints)"
 fi
 
 # --- privileges ---
@@ -101,22 +101,10 @@ if has_btf_type sched_process_exec && has_btf_type sched_process_exit; then
 else
     bad "probe exec" "no BTF raw tracepoints sched_process_exec/exit on this kernel"
 fi
-if [ -n "$tracefs" ]; then
-    missing=""
-    for tp in sys_enter_openat sys_enter_close sys_enter_read sys_enter_write sys_enter_unlinkat sys_enter_renameat2; do
-        [ -d "$tracefs/events/syscalls/$tp" ] || missing="$missing $tp"
-    done
-    if [ -z "$missing" ]; then
-        optional=""
-        for tp in sys_enter_open sys_enter_openat2 sys_enter_unlink sys_enter_rename sys_enter_renameat; do
-            [ -d "$tracefs/events/syscalls/$tp" ] || optional="$optional $tp"
-        done
-        ok "probe file" "syscall tracepoints${optional:+ (absent here, skipped:$optional)}"
-    else
-        bad "probe file" "missing syscall tracepoints:$missing (CONFIG_FTRACE_SYSCALLS)"
-    fi
+if has_btf_type sys_enter && has_btf_type sys_exit; then
+    ok "probe file" "tp_btf/sys_enter, tp_btf/sys_exit"
 else
-    warn "probe file" "cannot check the syscall tracepoints until tracefs is mounted"
+    bad "probe file" "no BTF raw tracepoints sys_enter/sys_exit on this kernel"
 fi
 for p in net dns module; do
     warn "probe $p" "not part of this build yet"

@@ -161,7 +161,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     loader::init_logging();
-    loader::ensure_tracefs();
     let host = HostInfo::current();
     let mut wc = WriterConfig::new(&cli.output_dir, host.clone());
     wc.compression = cli.compression;

@@ -114,57 +114,37 @@ fn take_warnings() -> String {
     s
 }
 
-/// Whether this kernel has what `probe` needs (BTF, tracepoints), checked before loading
-/// so a missing hook is one clear line.
+/// The BTF raw tracepoints (`tp_btf/...`) each probe attaches to.
+pub fn hooks(probe: Probe) -> &'static [&'static str] {
+    match probe {
+        Probe::Exec => &["sched_process_exec", "sched_process_exit"],
+        Probe::File => &["sys_enter", "sys_exit"],
+        _ => &[],
+    }
+}
+
+/// Whether this kernel has what `probe` needs (BTF, and a `btf_trace_<name>` type for
+/// each of its tracepoints), checked before loading so a missing hook is one clear line.
 pub fn check_hooks(probe: Probe) -> Result<(), String> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(
             "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y)".into()
         );
     }
-    match probe {
-        Probe::Exec => Ok(()), // tp_btf/sched_process_exec and _exit: every kernel with BTF
-        Probe::File => {
-            let Some(root) = tracefs() else {
-                return Err("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)".into());
-            };
-            let need = root.join("events/syscalls/sys_enter_openat");
-            if need.exists() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "no syscall tracepoints ({} is missing; the kernel needs CONFIG_FTRACE_SYSCALLS=y)",
-                    need.display()
-                ))
-            }
-        }
-        p => Err(format!("the {} probe is not part of this build yet", p.name())),
+    if !BUILT.contains(&probe) {
+        return Err(format!("the {} probe is not part of this build yet", probe.name()));
     }
-}
-
-/// Where tracefs is mounted, if anywhere.
-pub fn tracefs() -> Option<&'static Path> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"].into_iter().map(Path::new).find(|p| p.join("events").is_dir())
-}
-
-/// Mounts tracefs at /sys/kernel/tracing when it is not mounted anywhere (libbpf finds
-/// tracepoints there). Needs root; on failure the file probe reports itself unavailable.
-pub fn ensure_tracefs() {
-    if tracefs().is_some() {
-        return;
-    }
-    let (src, target, fstype) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
-    // SAFETY: valid NUL-terminated strings; mount(2) reads them only during the call.
-    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
-    if rc == 0 {
-        log::info!("mounted tracefs at /sys/kernel/tracing");
+    let btf = libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| format!("reading the kernel's BTF: {e}"))?;
+    let missing: Vec<&str> = hooks(probe)
+        .iter()
+        .copied()
+        .filter(|tp| btf.type_by_name::<libbpf_rs::btf::types::Typedef>(&format!("btf_trace_{tp}")).is_none())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
     } else {
-        log::debug!("mounting tracefs: {}", std::io::Error::last_os_error());
+        Err(format!("this kernel has no BTF raw tracepoint {}", missing.join(", ")))
     }
-}
-
-fn tracepoint_exists(category: &str, name: &str) -> bool {
-    tracefs().is_some_and(|t| t.join("events").join(category).join(name).exists())
 }
 
 fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> LoadError {
@@ -181,24 +161,6 @@ fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> Loa
         probe,
         what,
         error: if log.is_empty() { text } else { format!("{text} ({})", log.lines().last().unwrap_or("")) },
-    }
-}
-
-/// Switches off programs attached to tracepoints this kernel does not have.
-fn disable_missing_tracepoints(probe: &str, object: &mut OpenObject) {
-    for mut prog in object.progs_mut() {
-        let section = prog.section().to_string_lossy().into_owned();
-        if let Some(tp) = section.strip_prefix("tracepoint/") {
-            if let Some((category, name)) = tp.split_once('/') {
-                if !tracepoint_exists(category, name) {
-                    log::info!(
-                        "{probe} probe: no tracepoint {tp} on this kernel; {} is not loaded",
-                        prog.name().to_string_lossy()
-                    );
-                    prog.set_autoload(false);
-                }
-            }
-        }
     }
 }
 
@@ -281,9 +243,6 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     }
     open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
-    // open(2), unlink(2), rename(2) and renameat(2) exist on x86_64 but not on arm64, and
-    // openat2 only since 5.6: programs whose tracepoint is missing are not loaded.
-    disable_missing_tracepoints(P, open.open_object_mut());
     let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
     fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
     for (i, prefix) in cfg.exclude_prefixes.iter().take(PREFIXES_MAX).enumerate() {

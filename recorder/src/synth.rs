@@ -23,7 +23,7 @@ pub struct Task {
 
 impl Task {
     /// The record header of an event of `kind` at `ktime_ns` by this task (`len` is set by
-    /// [`encode`]).
+    /// [`encode`]). As in the probes, only exec records carry the parent's start time.
     pub fn hdr(&self, kind: u16, ktime_ns: u64) -> Hdr {
         let mut comm = [0u8; 16];
         let n = self.comm.len().min(15);
@@ -34,7 +34,7 @@ impl Task {
             len: 0,
             ktime_ns,
             start_ns: self.start_ns,
-            parent_start_ns: self.parent_start_ns,
+            parent_start_ns: if kind == abi::KIND_EXEC { self.parent_start_ns } else { 0 },
             cgroup_id: self.cgroup_id,
             pid: self.pid,
             tid: self.tid,
