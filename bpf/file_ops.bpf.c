@@ -146,12 +146,24 @@ static __always_inline struct file_buf *buf(void)
 	return bpf_map_lookup_elem(&scratch, &cpu);
 }
 
-static __always_inline struct file *fd_file(struct task_struct *task, __s32 fd)
+/* The open file behind `fd` in the current task, or NULL. */
+static __always_inline struct file *fd_file(__s32 fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+	struct file **arr;
+	__u32 max;
+	if (HAVE_TASK_BTF) {
+		/* Plain loads (a fault reads as 0), not a helper call per pointer. */
+		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+		max = fdt->max_fds;
+		arr = fdt->fd;
+	} else {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+		struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+		max = BPF_CORE_READ(fdt, max_fds);
+		arr = BPF_CORE_READ(fdt, fd);
+	}
+	if (fd < 0 || (__u32)fd >= max)
 		return 0;
-	struct file **arr = BPF_CORE_READ(fdt, fd);
 	struct file *f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
 	return f;
@@ -215,7 +227,7 @@ static __always_inline __u32 put_dir(struct file_buf *b, __u32 off, struct task_
 {
 	if (dfd == AT_FDCWD)
 		return put_path(b, off, (struct path *)((void *)BPF_CORE_READ(task, fs) + bpf_core_field_offset(struct fs_struct, pwd)));
-	struct file *f = fd_file(task, dfd);
+	struct file *f = fd_file(dfd);
 	if (!f)
 		return 0;
 	return put_path(b, off, (struct path *)((void *)f + bpf_core_field_offset(struct file, f_path)));
@@ -289,6 +301,8 @@ static __always_inline void finish(struct file_buf *b)
 static __always_inline bool compat_syscall(void)
 {
 #if defined(__TARGET_ARCH_x86)
+	if (HAVE_TASK_BTF)
+		return bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
 #else
@@ -316,7 +330,7 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 		b->f.cwd_len = put_dir(b, path_len, task, dfd);
 	if (ret >= 0) {
 		b->f.fd = ret;
-		struct file *file = fd_file(task, ret);
+		struct file *file = fd_file(ret);
 		struct fd_state st = {};
 		if (file) {
 			st.ino = BPF_CORE_READ(file, f_inode, i_ino);
@@ -343,7 +357,6 @@ static __always_inline int record_close(__s32 fd)
 	struct file_buf *b = buf();
 	if (!b)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	begin(&b->f, CAP_FILE_CLOSE);
 	b->f.fd = fd;
 	b->f.bytes_read = st->bytes_read;
@@ -353,7 +366,7 @@ static __always_inline int record_close(__s32 fd)
 	b->f.ino = st->ino;
 	b->f.dev = st->dev;
 	bpf_map_delete_elem(&fds, &key);
-	struct file *file = fd_file(task, fd);
+	struct file *file = fd_file(fd);
 	if (file)
 		b->f.path_len = put_path(b, 0, (struct path *)((void *)file + bpf_core_field_offset(struct file, f_path)));
 	finish(b);

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Live benchmark: workload slowdown and recorder cost, against no tracing and bpftrace.
 
-For an open/close storm and an exec storm, on 1 and on 2 worker processes, runs the
+For an open/close storm (open, write 64 bytes, close one file: the tightest loop), a tree
+storm (open, read to the end, close 1000 files of 4 KiB in turn, as `grep -r` does) and an
+exec storm, on 1 and on 2 worker processes, runs the
 workload untraced, under capture_linux_rotating (all probes it has), and under bpftrace
 printing one line per event, all in this one run. Reports events generated vs recorded,
-drops, the slowdown ratio, recorder CPU seconds per million events and bytes on disk per
-event.
+drops, the untraced time, the slowdown ratio, the time added per event, recorder CPU
+seconds per million events, bytes on disk per event, and bpftrace's slowdown and lines.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N]    (as root)
 """
@@ -22,12 +24,13 @@ BPFTRACE = {
             'tracepoint:syscalls:sys_enter_close { printf("%d %s close %d\\n", pid, comm, args->fd); }',
     "exec": 'tracepoint:sched:sched_process_exec { printf("%d %s %s\\n", pid, comm, str(args->filename)); }',
 }
+BPFTRACE["tree"] = BPFTRACE["open"]
 
 
 def run_workers(storm, kind, n, workers, scratch):
     procs = []
     for _ in range(workers):
-        args = [storm, kind, str(n)] + ([scratch] if kind == "open" else [])
+        args = [storm, kind, str(n)] + ([scratch] if kind != "exec" else [])
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
     times = [float(p.communicate()[0].strip()) for p in procs]
     return max(times)
@@ -49,8 +52,9 @@ def under_recorder(a, kind, n, workers, scratch):
     rec.stderr.read()
     _, status, ru = os.wait4(rec.pid, 0)
     cpu = ru.ru_utime + ru.ru_stime
-    if kind == "open":
-        q = "SELECT count(*) AS n FROM file WHERE comm = 'storm' AND abs_path LIKE '%/storm-%'"
+    if kind != "exec":
+        pattern = "storm-" if kind == "open" else "tree-"
+        q = f"SELECT count(*) AS n FROM file WHERE comm = 'storm' AND op IN ('open', 'close') AND abs_path LIKE '%/{pattern}%'"
         table = "file"
     else:
         q = "SELECT count(*) AS n FROM exec WHERE path = '/bin/true' AND NOT from_procfs"
@@ -91,17 +95,19 @@ def main():
     p.add_argument("--execs", type=int, default=2_000)
     a = p.parse_args()
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
-    print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} "
-          f"{'slowdown':>9} {'cpu s/M ev':>10} {'B/event':>8} {'bpftrace slowdown':>18} {'bpftrace lines':>15}")
-    for kind, n in [("open", a.opens), ("exec", a.execs)]:
-        per_iter = 2 if kind == "open" else 1
+    print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} {'base s':>7} "
+          f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'bpftrace':>9} {'bt lines':>9}")
+    for kind, n in [("open", a.opens), ("tree", a.opens), ("exec", a.execs)]:
+        per_iter = 1 if kind == "exec" else 2
         for workers in (1, 2):
             base = run_workers(a.storm, kind, n, workers, scratch)
             rec_t, recorded, drops, cpu, bpe = under_recorder(a, kind, n, workers, scratch)
             bt_t, bt_lines = under_bpftrace(a, kind, n, workers, scratch)
             generated = n * workers * per_iter
-            print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {rec_t / base:>8.2f}x "
-                  f"{cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {bt_t / base:>17.2f}x {bt_lines:>15}")
+            # ns/event: time the workload lost per event it generated, per worker.
+            added = (rec_t - base) / (n * per_iter) * 1e9
+            print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
+                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {bt_t / base:>8.2f}x {bt_lines:>9}")
     subprocess.run(["rm", "-rf", scratch])
 
 

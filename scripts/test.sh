@@ -20,6 +20,18 @@ venv=${CAPTURE_VENV:-.venv}
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Everything below runs in suite(); its output is also kept in a log, from which the last
+# line counts what passed: cargo's test results plus the Python checks' ok/FAIL lines.
+log=$(mktemp)
+summary() {
+    awk '/^test result:/ { p += $4; f += $6 }
+         /^ok  / { p++ } /^FAIL / { f++ }
+         END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+    rm -f "$log"
+}
+
+suite() {
+
 step "build (release profile, all targets)"
 cargo build --release --locked --workspace --all-targets
 
@@ -56,3 +68,10 @@ else
 fi
 
 step "all tests passed"
+}
+
+set +e
+( set -e; suite ) 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary
+exit "$status"
