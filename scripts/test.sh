@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 venv=${CAPTURE_VENV:-.venv}
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 # Everything below runs in suite(); its output is also kept in a log, from which the last
 # line counts what passed: cargo's test results plus the Python checks' ok/FAIL lines.
@@ -57,8 +57,10 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     scripts/ebpf-preflight.sh --install
 
     step "eBPF build: recorder with-ebpf-load, BTF of the objects vs the Rust mirror"
-    cargo build --release --locked -p agent-linux --features with-ebpf-load --bins
-    cargo test --release --locked -p agent-linux --features with-ebpf-load
+    # Workspace-wide, so the features of shared dependencies stay those of the build
+    # above and only agent-linux and what depends on it are compiled again.
+    cargo build --release --locked --workspace --all-targets --features agent-linux/with-ebpf-load
+    cargo test --release --locked --workspace --features agent-linux/with-ebpf-load
     make -C bpf check
 
     step "live tests: real recorder, real probes, real workloads"
