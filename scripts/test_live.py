@@ -37,6 +37,70 @@ def capq(capq_bin, cap, sql):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
+def start(recorder, args):
+    rec = subprocess.Popen([recorder, *args, "--flush-interval", "200ms", "-q"], stderr=subprocess.PIPE, text=True)
+    line = rec.stderr.readline()
+    if "recording" not in line:
+        rec.kill()
+        raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
+    print(f"recorder pid {rec.pid}: {line.strip()}")
+    return rec
+
+
+def stop(rec):
+    time.sleep(0.5)
+    rec.send_signal(signal.SIGTERM)
+    print(rec.stderr.read().strip())
+    check("recorder exits 0 on SIGTERM", rec.wait(timeout=60), 0)
+
+
+def filters(recorder, capq_bin, work, files):
+    """The in-kernel filters and per-call rows: --comm, --exclude-path-prefix, --file-rw-events."""
+    cap = os.path.join(work, "capture-filters")
+    excluded = os.path.join(work, "excluded")
+    os.mkdir(excluded)
+    rec = start(recorder, ["--output-dir", cap, "--probes", "file", "--comm", "rwmarker",
+                           "--exclude-path-prefix", excluded, "--file-rw-events"])
+    # Renames itself (prctl PR_SET_NAME) so only what follows matches --comm.
+    child = subprocess.run([sys.executable, "-c", f"""
+import ctypes, os
+ctypes.CDLL(None).prctl(15, b"rwmarker", 0, 0, 0)
+fd = os.open({files!r} + "/rw.dat", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+for n in (1000, 700, 300):
+    os.write(fd, b"x" * n)
+os.close(fd)
+fd = os.open({files!r} + "/rw.dat", os.O_RDONLY)
+assert len(os.read(fd, 1500)) == 1500 and len(os.read(fd, 500)) == 500
+os.close(fd)
+fd = os.open({excluded!r} + "/hidden.dat", os.O_CREAT | os.O_WRONLY, 0o600)
+os.write(fd, b"y" * 10)
+os.close(fd)
+print(os.getpid())
+"""], capture_output=True, text=True, check=True)
+    pid = int(child.stdout.strip())
+    # Not named rwmarker: filtered out in the kernel.
+    subprocess.run([sys.executable, "-c", f"open({files!r} + '/other.dat', 'w').write('z')"], check=True)
+    stop(rec)
+
+    rows = capq(capq_bin, cap, f"SELECT op, abs_path, bytes_read, bytes_written, reads, writes FROM file WHERE pid = {pid} ORDER BY ktime_ns")
+    got = [(r["op"], r["abs_path"], r["bytes_read"], r["bytes_written"], r["reads"], r["writes"]) for r in rows]
+    rw = f"{files}/rw.dat"
+    want = [
+        ("open", rw, 0, 0, 0, 0),
+        ("write", None, 0, 1000, 0, 1),
+        ("write", None, 0, 700, 0, 1),
+        ("write", None, 0, 300, 0, 1),
+        ("close", rw, 0, 2000, 0, 3),
+        ("open", rw, 0, 0, 0, 0),
+        ("read", None, 1500, 0, 1, 0),
+        ("read", None, 500, 0, 1, 0),
+        ("close", rw, 2000, 0, 2, 0),
+    ]
+    check("--comm, --exclude-path-prefix and --file-rw-events rows", got, want)
+    rows = capq(capq_bin, cap, "SELECT count(*) AS n FROM file WHERE comm <> 'rwmarker'")
+    check("--comm: other commands absent", rows[0]["n"], 0)
+
+
 def main():
     recorder, capq_bin = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -156,8 +220,10 @@ print(os.getpid())
     mode = {oct(os.stat(os.path.join(dp, f)).st_mode & 0o777) for dp, _, fs in os.walk(cap) for f in fs if f.endswith(".parquet")}
     check("segments are not world-readable", mode, {"0o640"})
 
+    filters(recorder, capq_bin, work, files)
+
     if FAILS:
-        print(f"{len(FAILS)} live checks failed; capture kept in {cap}")
+        print(f"{len(FAILS)} live checks failed; captures kept in {work}")
         sys.exit(1)
     subprocess.run(["rm", "-rf", work])
     print("all live checks passed")

@@ -1,9 +1,9 @@
 //! Opens, configures, loads and attaches the BPF probes (libbpf-rs skeletons built from
 //! `bpf/*.bpf.c` by `build.rs`).
 //!
-//! Lifecycle per probe: open → set read-only config and map sizes → switch off programs
-//! whose hook this kernel lacks → load → fill filter maps → attach. A probe that cannot
-//! run here is reported in one line and the others go on. libbpf's own messages go to our
+//! Lifecycle per probe: check its hooks in the kernel's BTF → open → set read-only config
+//! and map sizes → load → fill filter maps → attach. A probe that cannot run here is
+//! reported in one line and the others go on. libbpf's own messages go to our
 //! log; when a load fails, the verifier's log is part of the error.
 
 use std::mem::MaybeUninit;
