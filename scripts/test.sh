@@ -57,10 +57,10 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     scripts/ebpf-preflight.sh --install
 
     step "eBPF build: recorder with-ebpf-load, BTF of the objects vs the Rust mirror"
-    # Workspace-wide, so the features of shared dependencies stay those of the build
-    # above and only agent-linux and what depends on it are compiled again.
-    cargo build --release --locked --workspace --all-targets --features agent-linux/with-ebpf-load
-    cargo test --release --locked --workspace --features agent-linux/with-ebpf-load
+    # Only agent-linux's own dependency graph: libbpf-rs changes the features of libc,
+    # which, built workspace-wide, would rebuild the whole DataFusion stack once more.
+    cargo build --release --locked -p agent-linux --features with-ebpf-load --bins
+    cargo test --release --locked -p agent-linux --features with-ebpf-load
     make -C bpf check
 
     step "live tests: real recorder, real probes, real workloads"

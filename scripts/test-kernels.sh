@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The recorder on other kernels: Debian's kernel packages booted under qemu (software
+# emulation, no KVM needed), the same binaries run inside, the capture checked outside.
+#
+#   sudo scripts/test-kernels.sh RECORDER CAPQ [SUITE:PACKAGE ...]
+#
+# Default: bookworm's newest linux-image-*-amd64-unsigned (Linux 6.1) and bullseye's
+# (Linux 5.10, older than bpf_get_current_task_btf, so the probes' fallback paths run).
+# Packages come from Debian's archive through apt-get, with a private package list per
+# suite (the system's own apt sources are not touched), and are cached in
+# ~/.cache/capture-kernels.
+#
+# The guest gets a busybox initramfs with the modules 9p needs; it mounts this machine's
+# root read-only over 9p and runs the recorder in a chroot of it, so the binaries and
+# their libraries are the ones built here. A workload runs under the recorder, the
+# capture comes back over a second 9p share, and capq checks it here, exactly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 2 ]; then
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+recorder=$(realpath "$1")
+capq=$(realpath "$2")
+shift 2
+kernels=("$@")
+[ ${#kernels[@]} -gt 0 ] || kernels=(bookworm:auto bullseye:auto)
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test-kernels.sh installs packages and boots kernels: run it as root" >&2
+    exit 1
+fi
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v depmod >/dev/null || [ -x /sbin/depmod ] || need+=(kmod)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+export PATH=$PATH:/sbin:/usr/sbin
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/capture-kernels
+mkdir -p "$cache"
+fails=0
+ok() { printf 'ok   %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*"; fails=$((fails + 1)); }
+
+# apt-get with a package list of its own for one Debian suite.
+apt_suite() {
+    local suite=$1
+    shift
+    local dir=$cache/apt-$suite
+    mkdir -p "$dir/lists/partial"
+    echo "deb http://deb.debian.org/debian $suite main" >"$dir/sources.list"
+    apt-get -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o Dir::State::Lists="$dir/lists" -o APT::Get::List-Cleanup=0 "$@"
+}
+
+# Downloads and unpacks a kernel package; prints the directory it is in.
+fetch_kernel() {
+    local suite=$1 pkg=$2
+    if [ "$pkg" = auto ]; then
+        apt_suite "$suite" update >/dev/null
+        pkg=$(apt_suite "$suite" -qq --names-only search '^linux-image-[0-9.]+-[0-9]+-amd64-unsigned$' 2>/dev/null |
+            awk '{print $1}' | sort -V | tail -n 1)
+        [ -n "$pkg" ] || { echo "no kernel package found in $suite" >&2; return 1; }
+    fi
+    local dir=$cache/$pkg
+    if [ ! -d "$dir/root/boot" ]; then
+        [ -n "$(ls "$cache"/apt-"$suite"/lists/*Packages* 2>/dev/null)" ] || apt_suite "$suite" update >/dev/null
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && apt_suite "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
+        depmod -b "$dir/root" "$(ls "$dir/root/lib/modules")"
+    fi
+    echo "$dir"
+}
+
+# The guest's /init: modules for 9p, the shares, then the test in a chroot of the host.
+write_init() {
+    cat >"$1" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules/order); do insmod "/modules/$m" 2>/dev/null; done
+mkdir -p /host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host
+mount -t 9p -o trans=virtio,version=9p2000.L out /host/mnt
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mount -t tmpfs tmp /host/tmp
+chroot /host /bin/sh /mnt/guest.sh >/host/mnt/guest.log 2>&1
+echo "guest: done ($?)"
+sync
+poweroff -f
+EOF
+    chmod +x "$1"
+}
+
+# What runs in the guest (in the chroot): the recorder, a workload, the capture copied out.
+write_guest() {
+    cat >"$1" <<EOF
+uname -r >/mnt/uname
+cd /tmp
+$recorder --output-dir /tmp/capture --flush-interval 200ms -q >/tmp/recorder.log 2>&1 &
+rec=\$!
+i=0
+until grep -q recording /tmp/recorder.log || ! kill -0 \$rec 2>/dev/null; do
+    i=\$((i + 1)); [ \$i -lt 600 ] || break; sleep 0.5
+done
+mkdir -p /tmp/work && cd /tmp/work
+/bin/sh -c '/usr/bin/python3 -c "\$0"; /bin/true kernel-test-12345; exit 7' "\$(cat <<'PY'
+import os
+fd = os.open("data.txt", os.O_CREAT | os.O_WRONLY, 0o600)
+os.write(fd, b"x" * 12345)
+os.close(fd)
+fd = os.open("data.txt", os.O_RDONLY)
+assert len(os.read(fd, 20000)) == 12345
+os.close(fd)
+os.rename("data.txt", "moved.txt")
+os.unlink("moved.txt")
+PY
+)"
+sleep 2
+kill -TERM \$rec
+wait \$rec
+echo \$? >/mnt/recorder.rc
+cp /tmp/recorder.log /mnt/recorder.log
+cp -r /tmp/capture /mnt/capture
+EOF
+}
+
+q() { "$capq" --dir "$out/capture" --format csv "$1" | tail -n +2; }
+
+for k in "${kernels[@]}"; do
+    suite=${k%%:*}
+    pkg=${k#*:}
+    kdir=$(fetch_kernel "$suite" "$pkg")
+    release=$(ls "$kdir/root/lib/modules")
+    work=$(mktemp -d)
+    out=$work/out
+    mkdir -p "$out" "$work/initramfs"/{bin,modules,proc,sys,dev,host}
+    cp /bin/busybox "$work/initramfs/bin/busybox"
+    for m in 9pnet_virtio 9p virtio_pci; do
+        modprobe -d "$kdir/root" -S "$release" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+    done | awk '!seen[$0]++' | while read -r ko; do
+        cp "$ko" "$work/initramfs/modules/"
+        basename "$ko" >>"$work/initramfs/modules/order"
+    done
+    write_init "$work/initramfs/init"
+    write_guest "$out/guest.sh"
+    (cd "$work/initramfs" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+
+    start=$SECONDS
+    timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -m 2048 -nographic -no-reboot \
+        -kernel "$kdir/root/boot/vmlinuz-$release" -initrd "$work/initramfs.gz" \
+        -append "console=ttyS0 panic=-1 quiet" \
+        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on \
+        -virtfs "local,path=$out,mount_tag=out,security_model=none" >"$work/console.log" 2>&1 || true
+    echo "== $release (${suite}): guest ran $((SECONDS - start)) s"
+
+    if [ "$(cat "$out/recorder.rc" 2>/dev/null)" != 0 ]; then
+        fail "$release: the recorder did not run to a clean stop; console, guest and recorder logs:"
+        tail -n 20 "$work/console.log" "$out/guest.log" "$out/recorder.log" 2>/dev/null | sed 's/^/     /'
+        continue
+    fi
+    sed 's/^/     recorder: /' "$out/recorder.log"
+    got=$(cat "$out/uname")
+    [ "$got" = "$release" ] && ok "$release: booted, recorder stopped cleanly" || fail "$release: guest ran $got"
+    want="/bin/true,/usr/bin/python3"
+    got=$(q "SELECT string_agg(c.path, ',' ORDER BY c.path) FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id
+             WHERE p.path = '/bin/sh' AND array_to_string(p.argv, ' ') LIKE '%kernel-test-12345%'")
+    [ "$got" = "$want" ] && ok "$release: exec rows joined to their shell" || fail "$release: exec children '$got', want '$want'"
+    got=$(q "SELECT x.exit_code FROM exit x JOIN exec e USING (exec_id)
+             WHERE e.path = '/bin/sh' AND array_to_string(e.argv, ' ') LIKE '%kernel-test-12345%'")
+    [ "$got" = 7 ] && ok "$release: exit code 7" || fail "$release: exit code '$got', want 7"
+    # Resolved paths are seen from the guest's real root, not the chroot: /host/tmp/...
+    w=/host/tmp/work
+    want="open data.txt $w/data.txt 0 0;close $w/data.txt $w/data.txt 0 12345;open data.txt $w/data.txt 0 0;close $w/data.txt $w/data.txt 12345 0;rename data.txt $w/data.txt 0 0 moved.txt;unlink moved.txt $w/moved.txt 0 0"
+    got=$(q "SELECT string_agg(concat_ws(' ', op, path, abs_path, bytes_read, bytes_written, path2), ';' ORDER BY ktime_ns)
+             FROM file WHERE abs_path LIKE '%/tmp/work/%'")
+    [ "$got" = "$want" ] && ok "$release: file rows exact" || fail "$release: file rows
+     got:  $got
+     want: $want"
+    got=$(q "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error + malformed), 0) FROM stats")
+    [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" || fail "$release: $got dropped or malformed"
+    rm -rf "$work"
+done
+[ "$fails" -eq 0 ]
