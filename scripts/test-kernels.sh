@@ -32,6 +32,7 @@ fi
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
 command -v depmod >/dev/null || [ -x /sbin/depmod ] || need+=(kmod)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q >/dev/null
@@ -45,31 +46,31 @@ fails=0
 ok() { printf 'ok   %s\n' "$*"; }
 fail() { printf 'FAIL %s\n' "$*"; fails=$((fails + 1)); }
 
-# apt-get with a package list of its own for one Debian suite.
+# apt-get or apt-cache with a package list and cache of their own for one Debian suite.
 apt_suite() {
-    local suite=$1
-    shift
+    local tool=$1 suite=$2
+    shift 2
     local dir=$cache/apt-$suite
-    mkdir -p "$dir/lists/partial"
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
     echo "deb http://deb.debian.org/debian $suite main" >"$dir/sources.list"
-    apt-get -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-        -o Dir::State::Lists="$dir/lists" -o APT::Get::List-Cleanup=0 "$@"
+    "$tool" -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" -o APT::Sandbox::User=root "$@"
 }
 
 # Downloads and unpacks a kernel package; prints the directory it is in.
 fetch_kernel() {
     local suite=$1 pkg=$2
     if [ "$pkg" = auto ]; then
-        apt_suite "$suite" update >/dev/null
-        pkg=$(apt_suite "$suite" -qq --names-only search '^linux-image-[0-9.]+-[0-9]+-amd64-unsigned$' 2>/dev/null |
+        apt_suite apt-get "$suite" update >/dev/null
+        pkg=$(apt_suite apt-cache "$suite" --names-only search '^linux-image-[0-9.]+-[0-9]+-amd64-unsigned$' 2>/dev/null |
             awk '{print $1}' | sort -V | tail -n 1)
         [ -n "$pkg" ] || { echo "no kernel package found in $suite" >&2; return 1; }
     fi
     local dir=$cache/$pkg
     if [ ! -d "$dir/root/boot" ]; then
-        [ -n "$(ls "$cache"/apt-"$suite"/lists/*Packages* 2>/dev/null)" ] || apt_suite "$suite" update >/dev/null
+        [ -n "$(ls "$cache"/apt-"$suite"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
         rm -rf "$dir" && mkdir -p "$dir"
-        (cd "$dir" && apt_suite "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
+        (cd "$dir" && apt_suite apt-get "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
         depmod -b "$dir/root" "$(ls "$dir/root/lib/modules")"
     fi
     echo "$dir"
@@ -110,6 +111,7 @@ i=0
 until grep -q recording /tmp/recorder.log || ! kill -0 \$rec 2>/dev/null; do
     i=\$((i + 1)); [ \$i -lt 600 ] || break; sleep 0.5
 done
+grep Cap /proc/\$rec/status >/mnt/caps
 mkdir -p /tmp/work && cd /tmp/work
 /bin/sh -c '/usr/bin/python3 -c "\$0"; /bin/true kernel-test-12345; exit 7' "\$(cat <<'PY'
 import os
@@ -169,8 +171,8 @@ for k in "${kernels[@]}"; do
     sed 's/^/     recorder: /' "$out/recorder.log"
     got=$(cat "$out/uname")
     [ "$got" = "$release" ] && ok "$release: booted, recorder stopped cleanly" || fail "$release: guest ran $got"
-    want="/bin/true,/usr/bin/python3"
-    got=$(q "SELECT string_agg(c.path, ',' ORDER BY c.path) FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id
+    want="/bin/true /usr/bin/python3"
+    got=$(q "SELECT string_agg(c.path, ' ' ORDER BY c.path) FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id
              WHERE p.path = '/bin/sh' AND array_to_string(p.argv, ' ') LIKE '%kernel-test-12345%'")
     [ "$got" = "$want" ] && ok "$release: exec rows joined to their shell" || fail "$release: exec children '$got', want '$want'"
     got=$(q "SELECT x.exit_code FROM exit x JOIN exec e USING (exec_id)
@@ -184,6 +186,13 @@ for k in "${kernels[@]}"; do
     [ "$got" = "$want" ] && ok "$release: file rows exact" || fail "$release: file rows
      got:  $got
      want: $want"
+    # All capabilities dropped; CAP_BPF kept only where the kernel checks it on every bpf(2).
+    got=$(awk '$1 == "CapEff:" || $1 == "CapPrm:" {print $2}' "$out/caps" | sort -u)
+    case $got in
+        0000000000000000) ok "$release: no capabilities once attached" ;;
+        0000008000000000) ok "$release: only CAP_BPF kept once attached (this kernel checks it on every bpf(2) call)" ;;
+        *) fail "$release: capabilities once attached: $(tr '\n' ' ' <"$out/caps")" ;;
+    esac
     got=$(q "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error + malformed), 0) FROM stats")
     [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" || fail "$release: $got dropped or malformed"
     rm -rf "$work"

@@ -10,7 +10,8 @@
 # 4. with ENABLE_EBPF_BUILD=1 (as root; what CI runs): installs the eBPF build packages,
 #    builds the recorder with the with-ebpf-load feature, checks the BPF objects' BTF
 #    against the Rust ABI mirror, compiles the objects for arm64 too, and runs the live
-#    tests: the real recorder, real BPF programs in this kernel, real workloads.
+#    tests: the real recorder, real BPF programs in this kernel, real workloads; then the
+#    same on Debian's 6.1 and 5.10 kernels booted under qemu (scripts/test-kernels.sh).
 # Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv),
 # ENABLE_EBPF_BUILD (default 0).
 set -euo pipefail
@@ -65,6 +66,9 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
 
     step "live tests: real recorder, real probes, real workloads"
     "$venv/bin/python" scripts/test_live.py "$target/release/capture_linux_rotating" "$target/release/capq"
+
+    step "other kernels: Debian's 6.1 and 5.10 under qemu, the same binaries, exact rows"
+    scripts/test-kernels.sh "$target/release/capture_linux_rotating" "$target/release/capq"
 else
     step "eBPF build and live tests skipped (ENABLE_EBPF_BUILD=1 as root runs them)"
 fi

@@ -121,6 +121,12 @@ def main():
         raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
     print(f"recorder pid {rec.pid}: {line.strip()}")
 
+    # 0. Attached, the recorder holds no capability (this kernel lets a process use the BPF
+    # maps it holds open without CAP_BPF).
+    with open(f"/proc/{rec.pid}/status") as f:
+        caps = {k: v.strip() for k, v in (l.split(":", 1) for l in f if l.startswith("Cap"))}
+    check("no capabilities once attached", (caps["CapEff"], caps["CapPrm"], caps["CapBnd"]), ("0" * 16,) * 3)
+
     # 1. An exec with a 100 KiB argv and a secret in its environment.
     big = [f"{marker}-{i:05d}-" + "x" * 90 for i in range(1000)]  # 1000 args of 102 bytes
     env = {"PATH": "/usr/bin:/bin", "SECRET_TOKEN": "hunter2-" + marker, "LIVE_MARKER": marker}

@@ -228,7 +228,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         log::debug!("{n} running processes read from /proc");
     }
-    privs::drop_all_capabilities().context("dropping capabilities after attaching")?;
+    // A bpf(2) call on a map already open: the drop counters are read like this each second.
+    let kept_bpf =
+        privs::drop_capabilities(|| live[0].drops_readable()).context("dropping capabilities after attaching")?;
+    if kept_bpf {
+        log::info!("this kernel checks CAP_BPF on every bpf(2) call: keeping CAP_BPF, dropping the rest");
+    }
     privs::install_stop_handlers().context("installing signal handlers")?;
     let names: Vec<&str> = running.iter().map(|p| p.name()).collect();
     eprintln!(

@@ -263,6 +263,12 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
 }
 
 impl LiveProbe {
+    /// Whether the drop counters can be read (a bpf(2) call on an open map) with the
+    /// privileges this process has now.
+    pub fn drops_readable(&self) -> bool {
+        self.drops.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY).is_ok()
+    }
+
     /// The probe's drop counters summed over CPUs (one syscall; call per poll, not per event).
     pub fn drops(&self) -> capture_schemas::abi::Drops {
         use capture_schemas::abi::{Drops, Pod};

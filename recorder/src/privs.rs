@@ -42,11 +42,32 @@ struct CapData {
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
+/// CAP_BPF's number (Linux 5.8+).
+const CAP_BPF: u32 = 39;
+
+fn capset(effective: u64, permitted: u64) -> std::io::Result<()> {
+    let hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [
+        CapData { effective: effective as u32, permitted: permitted as u32, inheritable: 0 },
+        CapData { effective: (effective >> 32) as u32, permitted: (permitted >> 32) as u32, inheritable: 0 },
+    ];
+    // SAFETY: capset with a valid header and two data words, as version 3 requires.
+    if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Drops every capability (effective, permitted, inheritable, bounding, ambient) and sets
 /// no-new-privs. Once the probes are attached and `/proc` has been read, the recorder
 /// needs none: its maps and ring buffers are open, and it writes files it owns.
-pub fn drop_all_capabilities() -> std::io::Result<()> {
-    // SAFETY: prctl and capset with valid arguments; failures are reported, not UB.
+///
+/// Except on kernels that check CAP_BPF on every bpf(2) call, even on a map it already
+/// holds open (Linux 5.10 with `kernel.unprivileged_bpf_disabled` set, Debian's default):
+/// `bpf_works` is tried with CAP_BPF still permitted but not effective, and when it fails
+/// CAP_BPF alone is kept. Returns whether it was.
+pub fn drop_capabilities(bpf_works: impl FnOnce() -> bool) -> std::io::Result<bool> {
+    // SAFETY: prctl with valid arguments; failures are reported, not UB.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -56,13 +77,16 @@ pub fn drop_all_capabilities() -> std::io::Result<()> {
             // Fails for caps past the kernel's last one, and without CAP_SETPCAP: fine.
             let _ = libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
         }
-        let hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-        let data = [CapData::default(); 2];
-        if libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
     }
-    Ok(())
+    let bpf = 1u64 << CAP_BPF;
+    let had_bpf = effective_caps() & bpf != 0;
+    capset(0, if had_bpf { bpf } else { 0 })?;
+    if !had_bpf || bpf_works() {
+        capset(0, 0)?;
+        return Ok(false);
+    }
+    capset(bpf, bpf)?;
+    Ok(true)
 }
 
 /// The effective capability mask of this process, from /proc/self/status.
