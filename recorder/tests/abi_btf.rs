@@ -36,7 +36,6 @@ fn check(object: &str, path: &str, must_have: &[&str]) {
 
 #[test]
 fn compiled_objects_match_the_rust_mirror() {
-    let dir = env!("OUT_DIR");
     // common.bpf.h puts every record type in every object's BTF, so each object is
     // checked against the whole ABI, not only the records it writes.
     let all = ["cap_hdr", "cap_exec", "cap_exit", "cap_file", "cap_net", "cap_dns", "cap_module", "cap_drops"];
