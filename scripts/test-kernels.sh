@@ -105,7 +105,7 @@ write_guest() {
     cat >"$1" <<EOF
 uname -r >/mnt/uname
 cd /tmp
-$recorder --output-dir /tmp/capture --flush-interval 200ms -q >/tmp/recorder.log 2>&1 &
+/mnt/capture_linux_rotating --output-dir /tmp/capture --flush-interval 200ms -q >/tmp/recorder.log 2>&1 &
 rec=\$!
 i=0
 until grep -q recording /tmp/recorder.log || ! kill -0 \$rec 2>/dev/null; do
@@ -153,13 +153,15 @@ for k in "${kernels[@]}"; do
     done
     write_init "$work/initramfs/init"
     write_guest "$out/guest.sh"
+    # The guest's /tmp is a tmpfs of its own, so the recorder goes in through the share.
+    cp "$recorder" "$out/capture_linux_rotating"
     (cd "$work/initramfs" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
 
     start=$SECONDS
     timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -m 2048 -nographic -no-reboot \
         -kernel "$kdir/root/boot/vmlinuz-$release" -initrd "$work/initramfs.gz" \
         -append "console=ttyS0 panic=-1 quiet" \
-        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on \
+        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$out,mount_tag=out,security_model=none" >"$work/console.log" 2>&1 || true
     echo "== $release (${suite}): guest ran $((SECONDS - start)) s"
 

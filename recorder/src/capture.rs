@@ -250,18 +250,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let summary = reader::run(&live, pipeline, &privs::STOP, &opts)?;
     let t = summary.totals;
     eprintln!(
-        "capture_linux_rotating: stopped: {} events, {} rows in {} segments ({}), dropped {} (ring buffer full {}, kernel other {}, back-pressure {}, write errors {}), malformed {}",
+        "capture_linux_rotating: stopped: {} events, {} rows in {} segments ({}), {} dropped, {} malformed",
         t.events,
         t.rows_written,
         t.segments,
         human_bytes(t.bytes_written),
         t.dropped(),
-        t.dropped_ringbuf_full,
-        t.dropped_kernel_other,
-        t.dropped_backpressure,
-        t.dropped_write_error,
         t.malformed
     );
+    if t.dropped() > 0 {
+        eprintln!(
+            "capture_linux_rotating: dropped: {} ring buffer full, {} kernel other, {} back-pressure, {} write errors",
+            t.dropped_ringbuf_full, t.dropped_kernel_other, t.dropped_backpressure, t.dropped_write_error
+        );
+    }
     if summary.write_errors > 0 {
         bail!("{} segments could not be written (see the errors above)", summary.write_errors);
     }
