@@ -176,9 +176,11 @@ static __always_inline struct file *fd_file(__s32 fd)
 static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsmnt, struct dentry *dentry)
 {
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
 	b->pos = CAP_PATH_MAX;
+	/* Three kernel reads per component: the parent, the name's length and pointer
+	 * together, the name. */
 	for (int i = 0; i < WALK_DEPTH; i++) {
-		struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
 		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 		if (dentry == root || dentry == parent) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
@@ -186,14 +188,18 @@ static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsm
 				break; /* the root of everything */
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = up;
+			root = BPF_CORE_READ(mnt, mnt.mnt_root);
 			continue;
 		}
-		__u32 len = BPF_CORE_READ(dentry, d_name.len) & NAME_MAX;
+		struct qstr name;
+		if (bpf_core_read(&name, sizeof(name), &dentry->d_name))
+			break;
+		__u32 len = name.len & NAME_MAX;
 		__u32 pos = b->pos & (2 * CAP_PATH_MAX - 1);
 		if (len + 1 > pos)
 			break;
 		pos -= len;
-		bpf_probe_read_kernel(&b->walk[pos & PATH_MASK], len, BPF_CORE_READ(dentry, d_name.name));
+		bpf_probe_read_kernel(&b->walk[pos & PATH_MASK], len, name.name);
 		pos -= 1;
 		b->walk[pos & PATH_MASK] = '/';
 		b->pos = pos;
