@@ -30,6 +30,8 @@
 
 /* One row per read(2)/write(2) call as well (--file-rw-events). */
 const volatile bool file_rw_events = false;
+/* How many entries of exclude_prefixes are filled. */
+const volatile __u32 nr_prefixes = 0;
 
 #define AT_FDCWD -100
 #define PREFIX_MAX 64
@@ -253,6 +255,8 @@ static __always_inline bool excluded(struct file_buf *b, __u32 len)
 	if (b->tail[0] != '/')
 		return false;
 	for (__u32 i = 0; i < PREFIXES_MAX; i++) {
+		if (i >= nr_prefixes)
+			break;
 		__u32 key = i;
 		struct prefix *p = bpf_map_lookup_elem(&exclude_prefixes, &key);
 		if (!p)

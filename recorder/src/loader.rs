@@ -240,6 +240,7 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.filter_comm_on = !cfg.comms.is_empty();
         ro.wakeup_bytes = cfg.wakeup_bytes;
         ro.file_rw_events = cfg.file_rw_events;
+        ro.nr_prefixes = cfg.exclude_prefixes.len().min(PREFIXES_MAX) as u32;
     }
     open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
