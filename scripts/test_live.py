@@ -101,6 +101,28 @@ print(os.getpid())
     check("--comm: other commands absent", rows[0]["n"], 0)
 
 
+def pid_filter(recorder, capq_bin, work, files):
+    """--pid: only the process named, filtered in the kernel."""
+    cap = os.path.join(work, "capture-pid")
+    # The process to follow exists before the recorder starts; it opens its file when told.
+    target = subprocess.Popen([sys.executable, "-c", f"""
+import os, sys
+sys.stdin.readline()
+os.close(os.open({files!r} + "/pid-only.dat", os.O_CREAT | os.O_WRONLY, 0o600))
+"""], stdin=subprocess.PIPE, text=True)
+    rec = start(recorder, ["--output-dir", cap, "--probes", "exec,file", "--pid", str(target.pid)])
+    target.communicate("go\n")
+    subprocess.run([sys.executable, "-c", f"open({files!r} + '/not-followed.dat', 'w').close()"], check=True)
+    stop(rec)
+    rows = capq(capq_bin, cap, "SELECT DISTINCT pid FROM file")
+    check("--pid: only that process's file rows", [r["pid"] for r in rows], [target.pid])
+    rows = capq(capq_bin, cap, f"SELECT op, abs_path FROM file WHERE abs_path LIKE '{files}/%' ORDER BY ktime_ns")
+    check("--pid: its open and close", [(r["op"], r["abs_path"]) for r in rows],
+          [("open", f"{files}/pid-only.dat"), ("close", f"{files}/pid-only.dat")])
+    rows = capq(capq_bin, cap, "SELECT count(*) AS n FROM exit WHERE pid <> %d" % target.pid)
+    check("--pid: no other process's exit", rows[0]["n"], 0)
+
+
 def main():
     recorder, capq_bin = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -227,6 +249,7 @@ print(os.getpid())
     check("segments are not world-readable", mode, {"0o640"})
 
     filters(recorder, capq_bin, work, files)
+    pid_filter(recorder, capq_bin, work, files)
 
     if FAILS:
         print(f"{len(FAILS)} live checks failed; captures kept in {work}")
