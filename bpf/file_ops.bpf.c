@@ -230,11 +230,14 @@ static __always_inline __u32 put_path(struct file_buf *b, __u32 off, struct path
 	return len;
 }
 
-/* The directory a relative path given with `dfd` is relative to, into the tail. */
-static __always_inline __u32 put_dir(struct file_buf *b, __u32 off, struct task_struct *task, __s32 dfd)
+/* The directory a relative path given with `dfd` is relative to (in the current task),
+ * into the tail. */
+static __always_inline __u32 put_dir(struct file_buf *b, __u32 off, __s32 dfd)
 {
-	if (dfd == AT_FDCWD)
+	if (dfd == AT_FDCWD) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		return put_path(b, off, (struct path *)((void *)BPF_CORE_READ(task, fs) + bpf_core_field_offset(struct fs_struct, pwd)));
+	}
 	struct file *f = fd_file(dfd);
 	if (!f)
 		return 0;
@@ -327,7 +330,6 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 	struct file_buf *b = buf();
 	if (!b)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 path_len = put_user_str(b, 0, path);
 	if (excluded(b, path_len))
 		return 0;
@@ -337,7 +339,7 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 	b->f.mode = mode;
 	b->f.path_len = path_len;
 	if (path_len && b->tail[0] != '/')
-		b->f.cwd_len = put_dir(b, path_len, task, dfd);
+		b->f.cwd_len = put_dir(b, path_len, dfd);
 	if (ret >= 0) {
 		b->f.fd = ret;
 		struct file *file = fd_file(ret);
@@ -429,7 +431,6 @@ static __always_inline int record_path_op(__u32 op, long ret, __s32 dfd, const c
 	struct file_buf *b = buf();
 	if (!b)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 path_len = put_user_str(b, 0, path);
 	if (excluded(b, path_len))
 		return 0;
@@ -443,7 +444,7 @@ static __always_inline int record_path_op(__u32 op, long ret, __s32 dfd, const c
 		off += b->f.path2_len;
 	}
 	if (path_len && b->tail[0] != '/')
-		b->f.cwd_len = put_dir(b, off, task, dfd);
+		b->f.cwd_len = put_dir(b, off, dfd);
 	finish(b);
 	return 0;
 }

@@ -185,9 +185,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         wakeup_bytes: cli.wakeup_bytes.min(cli.ringbuf_size / 2),
     };
     let mut live = Vec::new();
-    for &p in &wanted {
-        log::debug!("loading the {} probe", p.name());
-        match loader::load(p, &cfg) {
+    for (p, loaded) in loader::load_all(&wanted, &cfg) {
+        match loaded {
             Ok(lp) => {
                 log::debug!("{} probe attached", p.name());
                 live.push(lp);

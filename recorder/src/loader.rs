@@ -123,18 +123,23 @@ pub fn hooks(probe: Probe) -> &'static [&'static str] {
     }
 }
 
-/// Whether this kernel has what `probe` needs (BTF, and a `btf_trace_<name>` type for
-/// each of its tracepoints), checked before loading so a missing hook is one clear line.
-pub fn check_hooks(probe: Probe) -> Result<(), String> {
+/// The running kernel's BTF, or why there is none to use.
+fn vmlinux_btf() -> Result<libbpf_rs::btf::Btf<'static>, String> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(
             "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y)".into()
         );
     }
+    libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| format!("reading the kernel's BTF: {e}"))
+}
+
+/// Whether this kernel has what `probe` needs (BTF, and a `btf_trace_<name>` type for
+/// each of its tracepoints), checked before loading so a missing hook is one clear line.
+fn check_hooks(probe: Probe, btf: &Result<libbpf_rs::btf::Btf<'static>, String>) -> Result<(), String> {
+    let btf = btf.as_ref().map_err(Clone::clone)?;
     if !BUILT.contains(&probe) {
         return Err(format!("the {} probe is not part of this build yet", probe.name()));
     }
-    let btf = libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| format!("reading the kernel's BTF: {e}"))?;
     let missing: Vec<&str> = hooks(probe)
         .iter()
         .copied()
@@ -188,9 +193,20 @@ fn fill_comm_filter(map: &dyn MapCore, comms: &[String]) -> libbpf_rs::Result<()
     Ok(())
 }
 
-/// Loads and attaches one probe.
-pub fn load(probe: Probe, cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
-    check_hooks(probe).map_err(|why| LoadError::Unavailable { probe: probe.name(), why })?;
+/// Loads and attaches each probe, in order. The kernel's BTF (a few MB) is parsed once
+/// for all their hook checks.
+pub fn load_all(probes: &[Probe], cfg: &LoadConfig) -> Vec<(Probe, Result<LiveProbe, LoadError>)> {
+    let btf = vmlinux_btf();
+    probes.iter().map(|&p| (p, load(p, cfg, &btf))).collect()
+}
+
+fn load(
+    probe: Probe,
+    cfg: &LoadConfig,
+    btf: &Result<libbpf_rs::btf::Btf<'static>, String>,
+) -> Result<LiveProbe, LoadError> {
+    log::debug!("loading the {} probe", probe.name());
+    check_hooks(probe, btf).map_err(|why| LoadError::Unavailable { probe: probe.name(), why })?;
     take_warnings();
     match probe {
         Probe::Exec => load_exec(cfg),
