@@ -10,7 +10,10 @@ use capture_schemas::abi::ALL_STRUCTS;
 #[test]
 fn rust_mirror_matches_events_h() {
     let dir = tempfile::tempdir().unwrap();
-    let header = concat!(env!("CARGO_MANIFEST_DIR"), "/../bpf/events.h");
+    // The package directory of this run: a target dir shared by two checkouts keeps the
+    // test binary of the other, whose compile-time path may be gone.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let header = format!("{manifest_dir}/../bpf/events.h");
     let mut src = format!("#include <stddef.h>\n#include <stdio.h>\n#include \"{header}\"\nint main(void) {{\n");
     for (name, _, fields) in ALL_STRUCTS {
         writeln!(src, "  printf(\"{name} %zu\\n\", sizeof(struct {name}));").unwrap();

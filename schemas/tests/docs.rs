@@ -2,8 +2,11 @@
 
 #[test]
 fn schema_readme_is_up_to_date() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    // The package directory of this run, not of the build: a target dir shared by two
+    // checkouts would otherwise compare the other checkout's file.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{manifest_dir}/README.md");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == capture_schemas::tables::render_markdown(),
         "schemas/README.md is out of date: run `cargo run -p capture-schemas --example gen-docs`"
