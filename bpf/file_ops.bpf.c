@@ -180,10 +180,22 @@ static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsm
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
 	struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
 	b->pos = CAP_PATH_MAX;
-	/* Three kernel reads per component: the parent, the name's length and pointer
-	 * together, the name. */
+	/* Two kernel reads per component: the parent with the name's length and pointer
+	 * (adjacent in struct dentry on every kernel so far; checked at load), then the name. */
 	for (int i = 0; i < WALK_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		struct {
+			struct dentry *parent;
+			struct qstr name;
+		} link;
+		if (bpf_core_field_offset(struct dentry, d_name) == bpf_core_field_offset(struct dentry, d_parent) + 8) {
+			if (bpf_probe_read_kernel(&link, sizeof(link), (void *)dentry + bpf_core_field_offset(struct dentry, d_parent)))
+				break;
+		} else {
+			link.parent = BPF_CORE_READ(dentry, d_parent);
+			if (bpf_core_read(&link.name, sizeof(link.name), &dentry->d_name))
+				break;
+		}
+		struct dentry *parent = link.parent;
 		if (dentry == root || dentry == parent) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 			if (dentry != root || up == mnt)
@@ -193,9 +205,7 @@ static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsm
 			root = BPF_CORE_READ(mnt, mnt.mnt_root);
 			continue;
 		}
-		struct qstr name;
-		if (bpf_core_read(&name, sizeof(name), &dentry->d_name))
-			break;
+		struct qstr name = link.name;
 		__u32 len = name.len & NAME_MAX;
 		__u32 pos = b->pos & (2 * CAP_PATH_MAX - 1);
 		if (len + 1 > pos)
