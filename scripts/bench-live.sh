@@ -3,7 +3,7 @@
 # processes, untraced, under capture_linux_rotating (every probe it has, writing Parquet)
 # and under bpftrace printing one line per event, all in one run.
 #
-#   sudo -E scripts/bench-live.sh [--opens N] [--execs N]
+#   sudo -E scripts/bench-live.sh [--opens N] [--execs N] [--workloads open,open-py,tree,exec]
 #
 # Installs bpftrace (Debian/Ubuntu) when missing, builds the recorder, capq and the storm
 # workload in the release profile, then runs scripts/bench_live.py.

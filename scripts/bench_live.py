@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Live benchmark: workload slowdown and recorder cost, against no tracing and bpftrace.
 
-For an open/close storm (open, write 64 bytes, close one file: the tightest loop), a tree
+For an open/close storm (open, write 64 bytes, close one file: the tightest loop), the same
+storm as a Python program writes it (`with open(p, "r+b") as f: f.write(...)`: the open,
+write and close, plus the fstat, ioctl and lseek Python's file objects make), a tree
 storm (open, read to the end, close 1000 files of 4 KiB in turn, as `grep -r` does) and an
 exec storm, on 1 and on 2 worker processes, runs the
 workload untraced, under capture_linux_rotating (all probes it has), and under bpftrace
@@ -9,13 +11,15 @@ printing one line per event, all in this one run. Reports events generated vs re
 drops, the untraced time, the slowdown ratio, the time added per event, recorder CPU
 seconds per million events, bytes on disk per event, and bpftrace's slowdown and lines.
 
-usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N]    (as root)
+usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec]
+       (as root; the Python storm runs --opens/2 iterations per worker)
 """
 import argparse
 import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -24,13 +28,33 @@ BPFTRACE = {
             'tracepoint:syscalls:sys_enter_close { printf("%d %s close %d\\n", pid, comm, args->fd); }',
     "exec": 'tracepoint:sched:sched_process_exec { printf("%d %s %s\\n", pid, comm, str(args->filename)); }',
 }
-BPFTRACE["tree"] = BPFTRACE["open"]
+BPFTRACE["tree"] = BPFTRACE["open-py"] = BPFTRACE["open"]
+
+# The open storm in Python; prints the loop's elapsed seconds like `storm`.
+PY_OPEN = """
+import os, sys, time
+n, path = int(sys.argv[1]), f"{sys.argv[2]}/pystorm-{os.getpid()}.dat"
+open(path, "wb").close()
+data = b"x" * 64
+t0 = time.perf_counter()
+for _ in range(n):
+    with open(path, "r+b") as f:
+        f.write(data)
+print(f"{time.perf_counter() - t0:.6f}")
+os.unlink(path)
+"""
+# What each workload's rows look like: its command name and a part of its file names.
+COMM = {"open": "storm", "tree": "storm", "open-py": os.path.basename(sys.executable)[:15]}
+PATTERN = {"open": "storm-", "tree": "tree-", "open-py": "pystorm-"}
 
 
 def run_workers(storm, kind, n, workers, scratch):
     procs = []
     for _ in range(workers):
-        args = [storm, kind, str(n)] + ([scratch] if kind != "exec" else [])
+        if kind == "open-py":
+            args = [sys.executable, "-c", PY_OPEN, str(n), scratch]
+        else:
+            args = [storm, kind, str(n)] + ([scratch] if kind != "exec" else [])
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
     times = [float(p.communicate()[0].strip()) for p in procs]
     return max(times)
@@ -53,8 +77,8 @@ def under_recorder(a, kind, n, workers, scratch):
     _, status, ru = os.wait4(rec.pid, 0)
     cpu = ru.ru_utime + ru.ru_stime
     if kind != "exec":
-        pattern = "storm-" if kind == "open" else "tree-"
-        q = f"SELECT count(*) AS n FROM file WHERE comm = 'storm' AND op IN ('open', 'close') AND abs_path LIKE '%/{pattern}%'"
+        q = (f"SELECT count(*) AS n FROM file WHERE comm = '{COMM[kind]}' AND op IN ('open', 'close') "
+             f"AND abs_path LIKE '%/{PATTERN[kind]}%'")
         table = "file"
     else:
         q = "SELECT count(*) AS n FROM exec WHERE path = '/bin/true' AND NOT from_procfs"
@@ -81,7 +105,8 @@ def under_bpftrace(a, kind, n, workers, scratch):
     bt.send_signal(signal.SIGINT)
     bt.wait()
     with open(out.name) as f:
-        lines = sum(1 for line in f if " storm " in line or "/bin/true" in line)
+        comm = f" {COMM.get(kind)} "
+        lines = sum(1 for line in f if comm in line or "/bin/true" in line)
     os.unlink(out.name)
     return elapsed, lines
 
@@ -93,18 +118,30 @@ def main():
     p.add_argument("storm")
     p.add_argument("--opens", type=int, default=200_000)
     p.add_argument("--execs", type=int, default=2_000)
+    p.add_argument("--workloads", default="open,open-py,tree,exec",
+                   help="comma-separated, from: open, open-py, tree, exec")
     a = p.parse_args()
+    unknown = set(a.workloads.split(",")) - {"open", "open-py", "tree", "exec"}
+    if unknown:
+        p.error(f"unknown workload {', '.join(sorted(unknown))}: choose from open, open-py, tree, exec")
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
     print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} {'base s':>7} "
           f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'bpftrace':>9} {'bt lines':>9}")
-    for kind, n in [("open", a.opens), ("tree", a.opens), ("exec", a.execs)]:
+    sizes = {"open": a.opens, "open-py": a.opens // 2, "tree": a.opens, "exec": a.execs}
+    for kind in a.workloads.split(","):
+        n = sizes[kind]
         per_iter = 1 if kind == "exec" else 2
         for workers in (1, 2):
             base = run_workers(a.storm, kind, n, workers, scratch)
             rec_t, recorded, drops, cpu, bpe = under_recorder(a, kind, n, workers, scratch)
             bt_t, bt_lines = under_bpftrace(a, kind, n, workers, scratch)
-            # The tree storm also makes its 1000 files first (an open and a close each).
-            generated = n * workers * per_iter + (2000 * workers if kind == "tree" else 0)
+            # Untraced once more: the faster of the two, so a slow first run does not
+            # flatter the ratios.
+            base = min(base, run_workers(a.storm, kind, n, workers, scratch))
+            # The tree storm also makes its 1000 files first, the Python storm its one file
+            # (an open and a close each).
+            made = {"tree": 2000, "open-py": 2}.get(kind, 0)
+            generated = n * workers * per_iter + made * workers
             # ns/event: time the workload lost per event it generated, per worker.
             added = (rec_t - base) / (n * per_iter) * 1e9
             print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
