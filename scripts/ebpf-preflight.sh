@@ -101,10 +101,10 @@ if has_btf_type sched_process_exec && has_btf_type sched_process_exit; then
 else
     bad "probe exec" "no BTF raw tracepoints sched_process_exec/exit on this kernel"
 fi
-if has_btf_type sys_enter && has_btf_type sys_exit; then
-    ok "probe file" "tp_btf/sys_enter, tp_btf/sys_exit"
+if has_btf_type sys_exit; then
+    ok "probe file" "tp_btf/sys_exit"
 else
-    bad "probe file" "no BTF raw tracepoints sys_enter/sys_exit on this kernel"
+    bad "probe file" "no BTF raw tracepoint sys_exit on this kernel"
 fi
 for p in net dns module; do
     warn "probe $p" "not part of this build yet"

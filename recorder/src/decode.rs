@@ -15,6 +15,7 @@ use capture_schemas::{Probe, Table};
 
 use crate::builders::{Builders, Common};
 use crate::dns_wire;
+use crate::open_files::OpenFiles;
 use crate::strings::{append_addr, append_lossy, c_str, write_lossy};
 
 /// Why a record was skipped.
@@ -97,6 +98,7 @@ pub struct Decoder {
     boot_seed: u64,
     envp: EnvpMode,
     name: dns_wire::Name,
+    open_files: OpenFiles,
 }
 
 impl Decoder {
@@ -108,6 +110,7 @@ impl Decoder {
             boot_seed,
             envp,
             name: dns_wire::Name::new(),
+            open_files: OpenFiles::new(),
         }
     }
 
@@ -197,10 +200,28 @@ impl Decoder {
                 let b = &mut self.builders.file;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
                 b.op.append_value(op);
-                ok &= append_lossy(&mut b.path, path);
-                if path.first() == Some(&b'/') {
+                if f.op == abi::FILE_OPEN && f.ret >= 0 {
+                    self.open_files.opened(hdr.pid, f.fd, cwd, path);
+                }
+                // A close record carries no path (the file is gone by then): it takes the
+                // path of the file's open record.
+                let opened_as = if f.op == abi::FILE_CLOSE && path.is_empty() {
+                    self.open_files.closed(hdr.pid, f.fd)
+                } else {
+                    None
+                };
+                if let Some(p) = opened_as {
+                    ok &= append_lossy(&mut b.path, &p);
+                    append_lossy(&mut b.abs_path, &p);
+                    self.open_files.recycle(p);
+                } else if f.op == abi::FILE_CLOSE && path.is_empty() {
+                    b.path.append_null();
+                    b.abs_path.append_null();
+                } else if path.first() == Some(&b'/') {
+                    ok &= append_lossy(&mut b.path, path);
                     append_lossy(&mut b.abs_path, path);
                 } else if !cwd.is_empty() {
+                    ok &= append_lossy(&mut b.path, path);
                     write_lossy(&mut b.abs_path, cwd);
                     if cwd.last() != Some(&b'/') {
                         write_lossy(&mut b.abs_path, b"/");
@@ -208,6 +229,7 @@ impl Decoder {
                     ok &= write_lossy(&mut b.abs_path, path);
                     b.abs_path.append_value("");
                 } else {
+                    ok &= append_lossy(&mut b.path, path);
                     b.abs_path.append_null();
                 }
                 if f.op == abi::FILE_RENAME {

@@ -14,6 +14,7 @@ pub mod dns_wire;
 pub mod host;
 #[cfg(feature = "with-ebpf-load")]
 pub mod loader;
+pub mod open_files;
 pub mod pipeline;
 #[cfg(feature = "with-ebpf-load")]
 pub mod privs;

@@ -118,7 +118,7 @@ fn take_warnings() -> String {
 pub fn hooks(probe: Probe) -> &'static [&'static str] {
     match probe {
         Probe::Exec => &["sched_process_exec", "sched_process_exit"],
-        Probe::File => &["sys_enter", "sys_exit"],
+        Probe::File => &["sys_exit"],
         _ => &[],
     }
 }
