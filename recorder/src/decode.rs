@@ -215,7 +215,7 @@ impl Decoder {
                     append_lossy(&mut b.abs_path, &p);
                     self.open_files.recycle(p);
                 } else if f.op == abi::FILE_CLOSE && path.is_empty() {
-                    b.path.append_null();
+                    b.path.append_value("");
                     b.abs_path.append_null();
                 } else if path.first() == Some(&b'/') {
                     ok &= append_lossy(&mut b.path, path);

@@ -198,6 +198,37 @@ fn file_round_trip_every_op() {
 }
 
 #[test]
+fn a_close_without_a_path_is_named_by_its_open() {
+    // The live probe records close at sys_exit, when the file can no longer be named.
+    let mk = |op, pid: u32, fd: i32, ret: i64| {
+        let mut hdr = task().hdr(0, 10_000);
+        hdr.pid = pid;
+        abi::File { hdr, op, fd, ret, ..Default::default() }
+    };
+    let mut recs: Vec<Vec<u8>> = Vec::new();
+    let mut push = |f, p: &[u8], cwd: &[u8]| {
+        let mut r = Vec::new();
+        synth::file_record(&mut r, f, p, b"", cwd);
+        recs.push(r);
+    };
+    push(mk(abi::FILE_OPEN, 7, 3, 3), b"notes.txt", b"/home/a");
+    push(mk(abi::FILE_OPEN, 8, 3, 3), b"/etc/hosts", b"");
+    push(mk(abi::FILE_OPEN, 7, 4, -2), b"/missing", b""); // failed: no fd to name
+    push(mk(abi::FILE_CLOSE, 8, 3, 0), b"", b"");
+    push(mk(abi::FILE_CLOSE, 7, 3, 0), b"", b"");
+    push(mk(abi::FILE_CLOSE, 7, 3, -9), b"", b""); // closed twice
+    push(mk(abi::FILE_CLOSE, 7, 4, -9), b"", b"");
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for r in &recs {
+        assert_eq!(d.decode(Probe::File, r), Ok(Table::File));
+    }
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(strs(&b, "path")[3..], [s("/etc/hosts"), s("/home/a/notes.txt"), s(""), s("")]);
+    assert_eq!(strs(&b, "abs_path")[3..], [s("/etc/hosts"), s("/home/a/notes.txt"), None, None]);
+}
+
+#[test]
 fn net_round_trip_v4_and_v6() {
     let mut n = abi::Net { hdr: task().hdr(0, 50_000), ..Default::default() };
     n.family = libc::AF_INET as u16;
