@@ -104,7 +104,9 @@ struct {
 } exclude_prefixes SEC(".maps");
 
 /* Sums of an open file, by (tgid << 32 | fd). LRU: files of processes that exit without
- * closing them age out. */
+ * closing them age out. A close marks its entry closed instead of deleting it, and the
+ * next open of that fd number (the lowest free one, so usually soon) reuses it in place:
+ * a lookup instead of an insert and a delete, which cost about 0.1 us together. */
 struct fd_state {
 	__u64 bytes_read;
 	__u64 bytes_written;
@@ -112,7 +114,7 @@ struct fd_state {
 	__u32 writes;
 	__u64 ino;
 	__u32 dev;
-	__u32 _pad;
+	__u32 open; /* 0 once closed */
 };
 
 struct {
@@ -361,8 +363,12 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 		}
 		b->f.ino = st.ino;
 		b->f.dev = st.dev;
+		st.open = 1;
 		__u64 key = fd_key(ret);
-		if (bpf_map_update_elem(&fds, &key, &st, BPF_ANY))
+		struct fd_state *old = bpf_map_lookup_elem(&fds, &key);
+		if (old)
+			*old = st;
+		else if (bpf_map_update_elem(&fds, &key, &st, BPF_ANY))
 			count_drop(CAP_DROP_FILTER_MAP);
 	}
 	finish(b);
@@ -377,8 +383,9 @@ static __always_inline int record_close(__s32 fd, long ret)
 {
 	__u64 key = fd_key(fd);
 	struct fd_state *st = bpf_map_lookup_elem(&fds, &key);
-	if (!st)
+	if (!st || !st->open)
 		return 0;
+	st->open = 0;
 	struct file_buf *b = buf();
 	if (!b)
 		return 0;
@@ -391,7 +398,6 @@ static __always_inline int record_close(__s32 fd, long ret)
 	b->f.writes = st->writes;
 	b->f.ino = st->ino;
 	b->f.dev = st->dev;
-	bpf_map_delete_elem(&fds, &key);
 	finish(b);
 	return 0;
 }
@@ -404,7 +410,7 @@ static __always_inline int record_rw(__s32 fd, long ret, bool write)
 		return 0;
 	__u64 key = fd_key(fd);
 	struct fd_state *st = bpf_map_lookup_elem(&fds, &key);
-	if (!st)
+	if (!st || !st->open)
 		return 0;
 	if (write) {
 		__sync_fetch_and_add(&st->bytes_written, ret);
