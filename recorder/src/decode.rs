@@ -15,7 +15,7 @@ use capture_schemas::{Probe, Table};
 
 use crate::builders::{Builders, Common};
 use crate::dns_wire;
-use crate::open_files::OpenFiles;
+use crate::open_files::{abs_parts, OpenFiles};
 use crate::strings::{append_addr, append_lossy, c_str, write_lossy};
 
 /// Why a record was skipped.
@@ -200,37 +200,35 @@ impl Decoder {
                 let b = &mut self.builders.file;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
                 b.op.append_value(op);
-                if f.op == abi::FILE_OPEN && f.ret >= 0 {
-                    self.open_files.opened(hdr.pid, f.fd, cwd, path);
+                let abs = abs_parts(cwd, path);
+                if let (abi::FILE_OPEN, true, Some(abs)) = (f.op, f.ret >= 0, abs) {
+                    self.open_files.opened(hdr.pid, f.fd, abs);
                 }
-                // A close record carries no path (the file is gone by then): it takes the
-                // path of the file's open record.
-                let opened_as = if f.op == abi::FILE_CLOSE && path.is_empty() {
-                    self.open_files.closed(hdr.pid, f.fd)
-                } else {
-                    None
-                };
-                if let Some(p) = opened_as {
-                    ok &= append_lossy(&mut b.path, &p);
-                    append_lossy(&mut b.abs_path, &p);
-                    self.open_files.recycle(p);
-                } else if f.op == abi::FILE_CLOSE && path.is_empty() {
-                    b.path.append_value("");
-                    b.abs_path.append_null();
-                } else if path.first() == Some(&b'/') {
-                    ok &= append_lossy(&mut b.path, path);
-                    append_lossy(&mut b.abs_path, path);
-                } else if !cwd.is_empty() {
-                    ok &= append_lossy(&mut b.path, path);
-                    write_lossy(&mut b.abs_path, cwd);
-                    if cwd.last() != Some(&b'/') {
-                        write_lossy(&mut b.abs_path, b"/");
+                if f.op == abi::FILE_CLOSE && path.is_empty() {
+                    // A close record carries no path (the file is gone by then): it takes
+                    // the absolute path of the file's open record, when that was known.
+                    match self.open_files.closed(hdr.pid, f.fd) {
+                        Some(p) => {
+                            ok &= append_lossy(&mut b.path, &p);
+                            append_lossy(&mut b.abs_path, &p);
+                            self.open_files.recycle(p);
+                        }
+                        None => {
+                            b.path.append_value("");
+                            b.abs_path.append_null();
+                        }
                     }
-                    ok &= write_lossy(&mut b.abs_path, path);
-                    b.abs_path.append_value("");
                 } else {
                     ok &= append_lossy(&mut b.path, path);
-                    b.abs_path.append_null();
+                    match abs {
+                        Some(parts) => {
+                            for part in parts {
+                                ok &= write_lossy(&mut b.abs_path, part);
+                            }
+                            b.abs_path.append_value("");
+                        }
+                        None => b.abs_path.append_null(),
+                    }
                 }
                 if f.op == abi::FILE_RENAME {
                     ok &= append_lossy(&mut b.path2, path2);

@@ -15,12 +15,22 @@ pub struct OpenFiles {
     /// Absolute path by (pid << 32 | fd).
     paths: HashMap<u64, Vec<u8>>,
     free: Vec<Vec<u8>>,
-    /// Opens whose path was not kept because the table was full of live processes' files.
-    pub not_kept: u64,
 }
 
 fn key(pid: u32, fd: i32) -> u64 {
     (u64::from(pid) << 32) | u64::from(fd as u32)
+}
+
+/// The absolute path of `path` given relative to `dir`, as the pieces to concatenate:
+/// `path` itself when absolute, `dir` + `/` + `path` when relative and `dir` is known.
+pub fn abs_parts<'a>(dir: &'a [u8], path: &'a [u8]) -> Option<[&'a [u8]; 3]> {
+    if path.first() == Some(&b'/') {
+        Some([b"", b"", path])
+    } else if dir.is_empty() {
+        None
+    } else {
+        Some([dir, if dir.last() == Some(&b'/') { b"" } else { b"/" }, path])
+    }
 }
 
 impl OpenFiles {
@@ -28,28 +38,24 @@ impl OpenFiles {
     pub const CAPACITY: usize = 65536;
 
     pub fn new() -> OpenFiles {
-        OpenFiles { paths: HashMap::new(), free: Vec::new(), not_kept: 0 }
+        OpenFiles { paths: HashMap::new(), free: Vec::new() }
     }
 
-    /// Keeps the absolute path of `fd`, opened by `pid`: `dir` joined with `path` when
-    /// `path` is relative.
-    pub fn opened(&mut self, pid: u32, fd: i32, dir: &[u8], path: &[u8]) {
+    /// Keeps the absolute path `fd` of `pid` was opened by (see [`abs_parts`]). A close
+    /// finds none when the path was relative to an unknown directory, or when the table is
+    /// full of the files of live processes.
+    pub fn opened(&mut self, pid: u32, fd: i32, abs: [&[u8]; 3]) {
         if self.paths.len() >= Self::CAPACITY && !self.paths.contains_key(&key(pid, fd)) {
             self.forget_exited();
             if self.paths.len() >= Self::CAPACITY {
-                self.not_kept += 1;
                 return;
             }
         }
         let mut buf = self.free.pop().unwrap_or_default();
         buf.clear();
-        if path.first() != Some(&b'/') && !dir.is_empty() {
-            buf.extend_from_slice(dir);
-            if dir.last() != Some(&b'/') {
-                buf.push(b'/');
-            }
+        for part in abs {
+            buf.extend_from_slice(part);
         }
-        buf.extend_from_slice(path);
         if let Some(old) = self.paths.insert(key(pid, fd), buf) {
             // The descriptor was reused without a close we saw (dup2, exec, a lost record).
             self.free.push(old);
@@ -81,13 +87,6 @@ impl OpenFiles {
         });
     }
 
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
 }
 
 impl Default for OpenFiles {
@@ -103,26 +102,28 @@ mod tests {
     #[test]
     fn a_close_takes_the_path_its_open_had() {
         let mut t = OpenFiles::new();
-        t.opened(10, 3, b"", b"/etc/hosts");
-        t.opened(10, 4, b"/home/u", b"notes.txt");
-        t.opened(11, 3, b"/", b"tmp/x");
+        let open = |t: &mut OpenFiles, pid, fd, dir: &[u8], path: &[u8]| t.opened(pid, fd, abs_parts(dir, path).unwrap());
+        assert_eq!(abs_parts(b"", b"rel"), None, "relative to an unknown directory");
+        open(&mut t, 10, 3, b"", b"/etc/hosts");
+        open(&mut t, 10, 4, b"/home/u", b"notes.txt");
+        open(&mut t, 11, 3, b"/", b"tmp/x");
         assert_eq!(t.closed(10, 4).as_deref(), Some(&b"/home/u/notes.txt"[..]));
         assert_eq!(t.closed(11, 3).as_deref(), Some(&b"/tmp/x"[..]));
         assert_eq!(t.closed(10, 3).as_deref(), Some(&b"/etc/hosts"[..]));
         assert_eq!(t.closed(10, 3), None, "closed twice");
-        assert!(t.is_empty());
+        assert!(t.paths.is_empty());
     }
 
     #[test]
     fn a_reused_descriptor_names_the_newer_file_and_buffers_are_reused() {
         let mut t = OpenFiles::new();
-        t.opened(1, 5, b"", b"/a");
-        t.opened(1, 5, b"", b"/b");
+        t.opened(1, 5, [b"", b"", b"/a"]);
+        t.opened(1, 5, [b"", b"", b"/b"]);
         let p = t.closed(1, 5).unwrap();
         assert_eq!(p, b"/b");
         t.recycle(p);
         assert_eq!(t.free.len(), 2, "the replaced and the closed buffer are both kept");
-        t.opened(1, 6, b"", b"/c");
+        t.opened(1, 6, [b"", b"", b"/c"]);
         assert_eq!(t.free.len(), 1);
     }
 
@@ -131,17 +132,16 @@ mod tests {
         let mut t = OpenFiles::new();
         // pid 0x7fff_fff0 is above pid_max's limit: never a live process.
         for fd in 0..OpenFiles::CAPACITY as i32 {
-            t.opened(0x7fff_fff0, fd, b"", b"/gone");
+            t.opened(0x7fff_fff0, fd, [b"", b"", b"/gone"]);
         }
         let me = std::process::id();
-        t.opened(me, 1, b"", b"/live");
-        assert_eq!(t.len(), 1);
+        t.opened(me, 1, [b"", b"", b"/live"]);
+        assert_eq!(t.paths.len(), 1);
         assert_eq!(t.closed(me, 1).as_deref(), Some(&b"/live"[..]));
         for fd in 0..OpenFiles::CAPACITY as i32 {
-            t.opened(me, fd, b"", b"/live");
+            t.opened(me, fd, [b"", b"", b"/live"]);
         }
-        t.opened(me, -2, b"", b"/one too many");
-        assert_eq!(t.not_kept, 1);
-        assert_eq!(t.closed(me, -2), None);
+        t.opened(me, -2, [b"", b"", b"/one too many"]);
+        assert_eq!(t.closed(me, -2), None, "not kept: the table is full of live files");
     }
 }

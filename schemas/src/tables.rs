@@ -242,7 +242,7 @@ static EXIT: &[Col] = &[
 
 static FILE: &[Col] = &[
     c("op", Ty::Str, "open, close, unlink, rename, read or write."),
-    c("path", Ty::Str, "Path as the process gave it (rename: the old path; close: the absolute path the file was opened by, empty when its open was not recorded)."),
+    c("path", Ty::Str, "Path as the process gave it (rename: the old path; close: the absolute path the file was opened by, empty when unknown)."),
     n(
         "abs_path",
         Ty::Str,
