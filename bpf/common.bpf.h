@@ -28,7 +28,7 @@ struct cap_drops *_abi_drops;
 const volatile __u32 self_tgid = 0;        /* the recorder: never recorded */
 const volatile __u32 filter_pid = 0;       /* 0: every process */
 const volatile bool filter_comm_on = false; /* only the names in comm_filter */
-const volatile __u64 wakeup_bytes = 256 * 1024;
+const volatile __u64 wakeup_bytes_cpu = 128 * 1024; /* see submit() */
 
 /* One ring buffer per probe; the loader sets its size. */
 struct {
@@ -58,14 +58,6 @@ static __always_inline void count_drop(__u32 cause)
 	struct cap_drops *d = bpf_map_lookup_elem(&drops, &zero);
 	if (d)
 		d->dropped[cause & (CAP_DROP_CAUSES - 1)]++;
-}
-
-static __always_inline void count_submit(void)
-{
-	__u32 zero = 0;
-	struct cap_drops *d = bpf_map_lookup_elem(&drops, &zero);
-	if (d)
-		d->submitted++;
 }
 
 /* True when the current task is not to be recorded: the recorder itself, or outside the
@@ -118,17 +110,31 @@ static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind)
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* Copies a finished record into the ring buffer. The reader is woken only when enough
- * is waiting (wakeup_bytes); otherwise it finds the records at its next poll. */
+/* Copies a finished record into the ring buffer. Records are written without waking the
+ * reader; each CPU forces one wake-up once it has written wakeup_bytes_cpu (the loader's
+ * --wakeup-bytes divided among the CPUs) since its last one, so no more than --wakeup-bytes
+ * wait unannounced, and the reader's poll timer picks up the rest.
+ * The count is per CPU on purpose. Asking the ring how much is waiting
+ * (bpf_ringbuf_query) reads the consumer position the reader writes after every record,
+ * and once the threshold was crossed every record until the reader caught up forced a
+ * wake-up: an irq_work self-IPI, which in a VM is an exit to the hypervisor. Measured on
+ * the open storm: the probe's run time fell from 184 to 160 ns (1 worker) and from 304
+ * to 235 ns (2 workers). */
 static __always_inline void submit(void *rec, __u64 len)
 {
+	__u32 zero = 0;
+	struct cap_drops *d = bpf_map_lookup_elem(&drops, &zero);
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wakeup_bytes)
+	if (d && d->unsignalled + len >= wakeup_bytes_cpu)
 		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, rec, len, flags))
+	if (bpf_ringbuf_output(&events, rec, len, flags)) {
 		count_drop(CAP_DROP_RINGBUF_FULL);
-	else
-		count_submit();
+		return;
+	}
+	if (d) {
+		d->submitted++;
+		d->unsignalled = flags == BPF_RB_FORCE_WAKEUP ? 0 : d->unsignalled + len;
+	}
 }
 
 #endif /* CAPTURE_COMMON_BPF_H */

@@ -169,11 +169,13 @@ struct cap_module {
 #define CAP_DROP_FILTER_MAP   2 /* per-process state map full (e.g. open-file table) */
 #define CAP_DROP_CAUSES       4
 
-/* Value of each probe's per-CPU `drops` array (one slot, key 0): 40 bytes. The recorder
- * sums the CPUs and reports the counts in the stats table. */
+/* Value of each probe's per-CPU `drops` array (one slot, key 0): 48 bytes. The recorder
+ * sums the CPUs and reports the counts in the stats table. `unsignalled` is the kernel
+ * side's own: bytes this CPU wrote since it last woke the reader. */
 struct cap_drops {
 	__u64 submitted;
 	__u64 dropped[CAP_DROP_CAUSES];
+	__u64 unsignalled;
 };
 
 #endif /* CAPTURE_EVENTS_H */

@@ -53,7 +53,7 @@ pub struct LoadConfig {
     pub file_rw_events: bool,
     /// Bytes of each probe's ring buffer (a power of two, a multiple of the page size).
     pub ringbuf_bytes: u32,
-    /// The kernel wakes the reader only once this much is waiting.
+    /// The kernel wakes the reader by the time this much is waiting (see `wakeup_share`).
     pub wakeup_bytes: u64,
 }
 
@@ -169,6 +169,15 @@ fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> Loa
     }
 }
 
+/// Each CPU's share of `--wakeup-bytes`: a CPU wakes the reader once it has written this
+/// much since its last wake-up, so at most the total waits unannounced. At least 16 KiB,
+/// so a machine with many CPUs does not wake the reader every few records.
+fn wakeup_share(total: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u64;
+    (total / online).max(16 << 10).min(total)
+}
+
 fn nr_cpus() -> u32 {
     libbpf_rs::num_possible_cpus().map(|n| n as u32).unwrap_or(256)
 }
@@ -228,7 +237,7 @@ fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.self_tgid = cfg.self_tgid;
         ro.filter_pid = cfg.filter_pid;
         ro.filter_comm_on = !cfg.comms.is_empty();
-        ro.wakeup_bytes = cfg.wakeup_bytes;
+        ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
         ro.args_max = cfg.args_max;
     }
     open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
@@ -254,7 +263,7 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.self_tgid = cfg.self_tgid;
         ro.filter_pid = cfg.filter_pid;
         ro.filter_comm_on = !cfg.comms.is_empty();
-        ro.wakeup_bytes = cfg.wakeup_bytes;
+        ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
         ro.file_rw_events = cfg.file_rw_events;
         ro.nr_prefixes = cfg.exclude_prefixes.len().min(PREFIXES_MAX) as u32;
     }

@@ -237,9 +237,10 @@ abi_struct! {
 
 abi_struct! {
     /// `struct cap_drops`: value of each probe's per-CPU drop counter array.
-    pub struct Drops ("cap_drops", size 40) {
+    pub struct Drops ("cap_drops", size 48) {
         [0] submitted: u64,
         [8] dropped: [u64; DROP_CAUSES],
+        [40] unsignalled: u64,
     }
 }
 
