@@ -358,7 +358,13 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 		b->f.fd = ret;
 		struct file *file = fd_file(ret);
 		struct fd_state st = {};
-		if (file) {
+		if (file && bpf_ksym_exists(bpf_rdonly_cast)) {
+			/* 6.2+: a BTF-typed pointer read with plain loads, where BPF_CORE_READ makes
+			 * one helper call per pointer (five here). */
+			struct inode *inode = bpf_core_cast(file, struct file)->f_inode;
+			st.ino = inode->i_ino;
+			st.dev = inode->i_sb->s_dev;
+		} else if (file) {
 			st.ino = BPF_CORE_READ(file, f_inode, i_ino);
 			st.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 		}
