@@ -194,6 +194,21 @@ fn metadata_names_and_permissions() {
 }
 
 #[test]
+fn statistics_only_on_the_columns_queries_prune_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = segment_writer(dir.path(), |_| {});
+    let mut s = Synth::new(9);
+    w.write(file_batch(&mut s, 200, offset_at_hour_start())).unwrap();
+    let p = w.publish().unwrap().unwrap();
+    let r = SerializedFileReader::new(std::fs::File::open(&p).unwrap()).unwrap();
+    let rg = r.metadata().row_group(0);
+    let with_stats: Vec<&str> =
+        rg.columns().iter().filter(|c| c.statistics().is_some()).map(|c| c.column_path().parts()[0].as_str()).collect();
+    assert_eq!(with_stats, ["ts", "ktime_ns", "pid", "exec_id"]);
+    assert_eq!(with_stats, agent_linux::segment::STATS_COLUMNS);
+}
+
+#[test]
 fn refuses_to_write_through_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
