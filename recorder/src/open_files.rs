@@ -86,7 +86,6 @@ impl OpenFiles {
             keep
         });
     }
-
 }
 
 impl Default for OpenFiles {
@@ -102,7 +101,8 @@ mod tests {
     #[test]
     fn a_close_takes_the_path_its_open_had() {
         let mut t = OpenFiles::new();
-        let open = |t: &mut OpenFiles, pid, fd, dir: &[u8], path: &[u8]| t.opened(pid, fd, abs_parts(dir, path).unwrap());
+        let open =
+            |t: &mut OpenFiles, pid, fd, dir: &[u8], path: &[u8]| t.opened(pid, fd, abs_parts(dir, path).unwrap());
         assert_eq!(abs_parts(b"", b"rel"), None, "relative to an unknown directory");
         open(&mut t, 10, 3, b"", b"/etc/hosts");
         open(&mut t, 10, 4, b"/home/u", b"notes.txt");
