@@ -101,7 +101,7 @@ pub struct Cli {
     #[arg(long, value_parser = parse_size, default_value = "16MiB")]
     pub ringbuf_size: u64,
     /// The kernel wakes the reader by the time this much is waiting in a ring buffer (each
-    /// CPU after writing its share, at least 16KiB).
+    /// CPU after writing its share of it, at least 16KiB).
     #[arg(long, value_parser = parse_size, default_value = "256KiB")]
     pub wakeup_bytes: u64,
     /// Longest a record waits in a ring buffer before the reader looks anyway.

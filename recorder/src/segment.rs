@@ -110,7 +110,7 @@ impl WriterConfig {
 }
 
 /// Columns whose chunks carry statistics.
-pub const STATS_COLUMNS: [&str; 4] = ["ts", "ktime_ns", "pid", "exec_id"];
+const STATS_COLUMNS: [&str; 4] = ["ts", "ktime_ns", "pid", "exec_id"];
 
 /// Bounds of a segment's rows and the counters when it was opened.
 struct Open {
