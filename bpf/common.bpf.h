@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * What every probe shares: configuration set by the loader before load (read-only data),
- * the ring buffer, the drop counters, the filters, and the record header.
+ * the ring buffers, the drop counters, the filters, and the record header.
  */
 #ifndef CAPTURE_COMMON_BPF_H
 #define CAPTURE_COMMON_BPF_H
@@ -30,11 +30,27 @@ const volatile __u32 filter_pid = 0;       /* 0: every process */
 const volatile bool filter_comm_on = false; /* only the names in comm_filter */
 const volatile __u64 wakeup_bytes_cpu = 128 * 1024; /* see submit() */
 
-/* One ring buffer per probe; the loader sets its size. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} events SEC(".maps");
+/* Ring buffers: one per CPU (CPU number modulo nr_rings), so CPUs do not contend for one
+ * ring's lock and producer position. The loader sets nr_rings (a power of two, at most
+ * CAP_RINGS_MAX) and the sizes; rings past nr_rings get one page. The reader merges the
+ * rings in time order. Eight maps and a switch, not a map of maps: ring buffers as inner
+ * maps are not in every kernel this supports. */
+#define CAP_RINGS_MAX 8
+const volatile __u32 nr_rings = 1;
+
+#define RING(name)                                      \
+	struct {                                        \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);     \
+		__uint(max_entries, 4096);              \
+	} name SEC(".maps")
+RING(ring0);
+RING(ring1);
+RING(ring2);
+RING(ring3);
+RING(ring4);
+RING(ring5);
+RING(ring6);
+RING(ring7);
 
 /* Records submitted and dropped, per CPU (ring buffers count no drops themselves). */
 struct {
@@ -120,6 +136,20 @@ static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind)
  * wake-up: an irq_work self-IPI, which in a VM is an exit to the hypervisor. Measured on
  * the open storm: the probe's run time fell from 184 to 160 ns (1 worker) and from 304
  * to 235 ns (2 workers). */
+static __noinline long ring_output(void *rec, __u64 len, __u64 flags)
+{
+	switch (bpf_get_smp_processor_id() & (nr_rings - 1) & (CAP_RINGS_MAX - 1)) {
+	case 0: return bpf_ringbuf_output(&ring0, rec, len, flags);
+	case 1: return bpf_ringbuf_output(&ring1, rec, len, flags);
+	case 2: return bpf_ringbuf_output(&ring2, rec, len, flags);
+	case 3: return bpf_ringbuf_output(&ring3, rec, len, flags);
+	case 4: return bpf_ringbuf_output(&ring4, rec, len, flags);
+	case 5: return bpf_ringbuf_output(&ring5, rec, len, flags);
+	case 6: return bpf_ringbuf_output(&ring6, rec, len, flags);
+	default: return bpf_ringbuf_output(&ring7, rec, len, flags);
+	}
+}
+
 static __always_inline void submit(void *rec, __u64 len)
 {
 	__u32 zero = 0;
@@ -127,7 +157,7 @@ static __always_inline void submit(void *rec, __u64 len)
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (d && d->unsignalled + len >= wakeup_bytes_cpu)
 		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, rec, len, flags)) {
+	if (ring_output(rec, len, flags)) {
 		count_drop(CAP_DROP_RINGBUF_FULL);
 		return;
 	}

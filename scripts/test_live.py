@@ -123,6 +123,40 @@ os.close(os.open({files!r} + "/pid-only.dat", os.O_CREAT | os.O_WRONLY, 0o600))
     check("--pid: no other process's exit", rows[0]["n"], 0)
 
 
+def moved_between_cpus(recorder, capq_bin, work, files):
+    """Each CPU writes its own ring and the reader merges them in time order: a process
+    moved from CPU to CPU between its opens and closes still gets every close row named
+    by its open (a reader that read the rings one after the other left some unnamed)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        print("skip moved between CPUs: one CPU")
+        return
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cap = os.path.join(work, "capture-moved")
+    path = os.path.join(files, "moved.dat")
+    n = 150_000
+    rec = start(recorder, ["--output-dir", cap, "--probes", "file"])
+    worker = subprocess.Popen([sys.executable, "-c", f"""
+import os
+for _ in range({n}):
+    os.close(os.open({path!r}, os.O_CREAT | os.O_WRONLY, 0o600))
+"""])
+    moves = 0
+    while worker.poll() is None:
+        try:
+            os.sched_setaffinity(worker.pid, {cpus[moves % 2]})
+        except ProcessLookupError:
+            break
+        moves += 1
+        time.sleep(0.0002)
+    worker.wait()
+    stop(rec)
+    check("the worker was moved between CPUs (at least 50 times)", moves >= 50, True)
+    rows = capq(capq_bin, cap, f"SELECT op, count(*) AS n, count(abs_path) AS named FROM file "
+                               f"WHERE pid = {worker.pid} AND path IN ('{path}', '') GROUP BY op ORDER BY op")
+    check(f"moved between CPUs {moves} times: every close named by its open",
+          [(r["op"], r["n"], r["named"]) for r in rows], [("close", n, n), ("open", n, n)])
+
+
 def main():
     recorder, capq_bin = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -250,6 +284,7 @@ print(os.getpid())
 
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)
+    moved_between_cpus(recorder, capq_bin, work, files)
 
     if FAILS:
         print(f"{len(FAILS)} live checks failed; captures kept in {work}")

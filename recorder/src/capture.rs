@@ -97,8 +97,8 @@ pub struct Cli {
     /// Interval of the rows in the stats table.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub stats_interval: Duration,
-    /// Size of each probe's ring buffer (a power of two).
-    #[arg(long, value_parser = parse_size, default_value = "16MiB")]
+    /// Size of each ring buffer (a power of two); each probe has one per CPU, at most 8.
+    #[arg(long, value_parser = parse_size, default_value = "8MiB")]
     pub ringbuf_size: u64,
     /// The kernel wakes the reader by the time this much is waiting in a ring buffer (each
     /// CPU after writing its share of it, at least 16KiB).

@@ -22,6 +22,8 @@ pub mod procfs;
 #[cfg(feature = "with-ebpf-load")]
 pub mod reader;
 pub mod retention;
+#[cfg(feature = "with-ebpf-load")]
+pub mod ring;
 pub mod segment;
 pub mod stats;
 pub mod strings;

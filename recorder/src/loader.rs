@@ -51,17 +51,18 @@ pub struct LoadConfig {
     pub args_max: u32,
     /// file: one row per read/write call as well.
     pub file_rw_events: bool,
-    /// Bytes of each probe's ring buffer (a power of two, a multiple of the page size).
+    /// Bytes of each ring buffer (a power of two, a multiple of the page size); each probe
+    /// has one per CPU, up to `RINGS_MAX`.
     pub ringbuf_bytes: u32,
     /// The kernel wakes the reader by the time this much is waiting (see `wakeup_share`).
     pub wakeup_bytes: u64,
 }
 
-/// A probe running in the kernel: its ring buffer and drop counters, and what keeps its
-/// programs attached.
+/// A probe running in the kernel: its ring buffers (one per CPU, see `nr_rings`) and drop
+/// counters, and what keeps its programs attached.
 pub struct LiveProbe {
     pub probe: Probe,
-    pub events: MapHandle,
+    pub rings: Vec<MapHandle>,
     pub drops: MapHandle,
     _skel: Box<dyn std::any::Any>,
 }
@@ -178,6 +179,55 @@ fn wakeup_share(total: u64) -> u64 {
     (total / online).max(16 << 10).min(total)
 }
 
+/// Most ring buffers a probe has (`CAP_RINGS_MAX` in bpf/common.bpf.h).
+pub const RINGS_MAX: u32 = 8;
+
+/// Ring buffers per probe: one per online CPU, rounded down to a power of two, at most
+/// `RINGS_MAX` (CPUs share rings past that, CPU number modulo the count).
+pub fn nr_rings() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, RINGS_MAX as libc::c_long) as u32;
+    1 << (31 - online.leading_zeros())
+}
+
+/// Sizes a skeleton's eight ring maps: the first `n` get `bytes`, the rest one page.
+macro_rules! size_rings {
+    ($maps:expr, $n:expr, $bytes:expr) => {{
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
+        let maps = [
+            &mut $maps.ring0,
+            &mut $maps.ring1,
+            &mut $maps.ring2,
+            &mut $maps.ring3,
+            &mut $maps.ring4,
+            &mut $maps.ring5,
+            &mut $maps.ring6,
+            &mut $maps.ring7,
+        ];
+        maps.into_iter()
+            .enumerate()
+            .try_for_each(|(i, m)| m.set_max_entries(if (i as u32) < $n { $bytes } else { page }))
+    }};
+}
+
+/// Handles on a loaded skeleton's first `n` ring maps.
+macro_rules! ring_handles {
+    ($maps:expr, $n:expr) => {{
+        let maps = [
+            &$maps.ring0,
+            &$maps.ring1,
+            &$maps.ring2,
+            &$maps.ring3,
+            &$maps.ring4,
+            &$maps.ring5,
+            &$maps.ring6,
+            &$maps.ring7,
+        ];
+        maps.into_iter().take($n as usize).map(MapHandle::try_from).collect::<libbpf_rs::Result<Vec<_>>>()
+    }};
+}
+
 fn nr_cpus() -> u32 {
     libbpf_rs::num_possible_cpus().map(|n| n as u32).unwrap_or(256)
 }
@@ -228,6 +278,7 @@ fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     const P: &str = "exec";
     let builder = exec_skel::ExecProvenanceSkelBuilder::default();
     let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
+    let nr = nr_rings();
     {
         let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other {
             probe: P,
@@ -238,22 +289,24 @@ fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.filter_pid = cfg.filter_pid;
         ro.filter_comm_on = !cfg.comms.is_empty();
         ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
+        ro.nr_rings = nr;
         ro.args_max = cfg.args_max;
     }
-    open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
+    size_rings!(open.maps, nr, cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffers", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
     let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
     fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
     skel.attach().map_err(|e| classify(P, "attaching", e))?;
-    let events = MapHandle::try_from(&skel.maps.events).map_err(|e| classify(P, "ring buffer", e))?;
+    let rings = ring_handles!(skel.maps, nr).map_err(|e| classify(P, "ring buffers", e))?;
     let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
-    Ok(LiveProbe { probe: Probe::Exec, events, drops, _skel: Box::new(skel) })
+    Ok(LiveProbe { probe: Probe::Exec, rings, drops, _skel: Box::new(skel) })
 }
 
 fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     const P: &str = "file";
     let builder = file_skel::FileOpsSkelBuilder::default();
     let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
+    let nr = nr_rings();
     {
         let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other {
             probe: P,
@@ -264,10 +317,11 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.filter_pid = cfg.filter_pid;
         ro.filter_comm_on = !cfg.comms.is_empty();
         ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
+        ro.nr_rings = nr;
         ro.file_rw_events = cfg.file_rw_events;
         ro.nr_prefixes = cfg.exclude_prefixes.len().min(PREFIXES_MAX) as u32;
     }
-    open.maps.events.set_max_entries(cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffer", e))?;
+    size_rings!(open.maps, nr, cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffers", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
     let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
     fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
@@ -283,9 +337,9 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
             .map_err(|e| classify(P, "filling the path filter", e))?;
     }
     skel.attach().map_err(|e| classify(P, "attaching", e))?;
-    let events = MapHandle::try_from(&skel.maps.events).map_err(|e| classify(P, "ring buffer", e))?;
+    let rings = ring_handles!(skel.maps, nr).map_err(|e| classify(P, "ring buffers", e))?;
     let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
-    Ok(LiveProbe { probe: Probe::File, events, drops, _skel: Box::new(skel) })
+    Ok(LiveProbe { probe: Probe::File, rings, drops, _skel: Box::new(skel) })
 }
 
 impl LiveProbe {

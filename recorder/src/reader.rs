@@ -1,22 +1,23 @@
-//! The reader: polls every probe's ring buffer and hands each record, as the slice libbpf
-//! gives (pointing into the mmap'd ring), to the pipeline's decoder. No copy, no
-//! allocation per event.
+//! The reader: waits on every probe's ring buffers and hands each record, as a slice into
+//! the mmap'd ring, to the pipeline's decoder, each probe's rings merged in time order
+//! ([`crate::ring`]). No copy, no allocation per event.
 //!
 //! The kernel side wakes the reader only when enough bytes are waiting; the poll timeout
 //! bounds how long a quiet probe's records wait. After each poll: time-driven batching,
 //! kernel drop counters (one map read per probe), and the status line.
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use capture_schemas::abi::{DROP_CAUSES, DROP_RINGBUF_FULL};
-use capture_schemas::Probe;
-use libbpf_rs::RingBufferBuilder;
+use libbpf_rs::MapCore;
+use std::os::fd::AsFd;
 
+use crate::host;
 use crate::loader::LiveProbe;
 use crate::pipeline::{Pipeline, Summary};
+use crate::ring::{Poller, Ring, RingSet};
 use crate::stats::Snapshot;
 use crate::units::human_bytes;
 
@@ -79,52 +80,56 @@ fn status_line(
 
 /// Reads until `stop` is set or the duration is up, then flushes everything.
 pub fn run(probes: &[LiveProbe], pipeline: Pipeline, stop: &AtomicBool, opts: &ReadOptions) -> anyhow::Result<Summary> {
-    let pipeline = RefCell::new(pipeline);
+    let mut pipeline = pipeline;
     let started = Instant::now();
-    {
-        let mut builder = RingBufferBuilder::new();
-        for p in probes {
-            let probe: Probe = p.probe;
-            let pipeline = &pipeline;
-            builder.add(&p.events, move |rec: &[u8]| {
+    let mut sets = Vec::with_capacity(probes.len());
+    for p in probes {
+        let rings = p
+            .rings
+            .iter()
+            .map(|m| Ring::map(m.as_fd(), m.max_entries()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| anyhow::anyhow!("mapping the {} probe's ring buffers: {e}", p.probe.name()))?;
+        sets.push((p.probe, RingSet::new(rings)));
+    }
+    let poller = Poller::new(probes.iter().flat_map(|p| p.rings.iter().map(|m| m.as_fd())))
+        .map_err(|e| anyhow::anyhow!("waiting on the ring buffers (epoll): {e}"))?;
+    // One pass over every ring: records stamped before `until`, in time order per probe.
+    let mut drain = |pipeline: &mut Pipeline, until: u64| {
+        for (probe, set) in &mut sets {
+            set.consume(until, |rec| {
                 // Malformed records are counted by the decoder; nothing to do here.
-                let _ = pipeline.borrow_mut().push(probe, rec);
-                0
-            })?;
+                let _ = pipeline.push(*probe, rec);
+            });
         }
-        let rb = builder.build()?;
-        let mut last_drops = vec![[0u64; DROP_CAUSES]; probes.len()];
-        let mut prev = vec![Snapshot::default(); probes.len()];
-        let mut last_status = Instant::now();
-        let mut stderr = std::io::stderr();
-        while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = rb.poll(opts.poll_interval) {
-                if e.kind() != libbpf_rs::ErrorKind::Interrupted {
-                    return Err(anyhow::anyhow!("polling the ring buffers: {e}"));
-                }
-            }
-            let now = Instant::now();
-            pipeline.borrow_mut().tick(now);
-            if now.duration_since(last_status) >= Duration::from_secs(1) {
-                let secs = now.duration_since(last_status).as_secs_f64();
-                last_status = now;
-                let p = pipeline.borrow();
-                publish_drops(probes, &p, &mut last_drops);
-                if opts.status {
-                    let _ = write!(stderr, "{}", status_line(probes, &p, &mut prev, secs, started));
-                    let _ = stderr.flush();
-                }
-            }
-            if opts.duration.is_some_and(|d| started.elapsed() >= d) {
-                break;
+    };
+    let mut last_drops = vec![[0u64; DROP_CAUSES]; probes.len()];
+    let mut prev = vec![Snapshot::default(); probes.len()];
+    let mut last_status = Instant::now();
+    let mut stderr = std::io::stderr();
+    while !stop.load(Ordering::Relaxed) {
+        poller.wait(opts.poll_interval).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
+        drain(&mut pipeline, host::boottime_ns() as u64);
+        let now = Instant::now();
+        pipeline.tick(now);
+        if now.duration_since(last_status) >= Duration::from_secs(1) {
+            let secs = now.duration_since(last_status).as_secs_f64();
+            last_status = now;
+            publish_drops(probes, &pipeline, &mut last_drops);
+            if opts.status {
+                let _ = write!(stderr, "{}", status_line(probes, &pipeline, &mut prev, secs, started));
+                let _ = stderr.flush();
             }
         }
-        // Drain what is already in the rings, then take the final counters.
-        let _ = rb.consume();
-        publish_drops(probes, &pipeline.borrow(), &mut last_drops);
-        if opts.status {
-            let _ = writeln!(stderr);
+        if opts.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
         }
     }
-    Ok(pipeline.into_inner().finish())
+    // Drain what is already in the rings, then take the final counters.
+    drain(&mut pipeline, u64::MAX);
+    publish_drops(probes, &pipeline, &mut last_drops);
+    if opts.status {
+        let _ = writeln!(stderr);
+    }
+    Ok(pipeline.finish())
 }
