@@ -34,6 +34,10 @@ const DISCARD_BIT: u32 = 1 << 30;
 const HDR_SZ: u64 = 8;
 /// Where every record keeps its CLOCK_BOOTTIME stamp.
 const KTIME_AT: usize = std::mem::offset_of!(Hdr, ktime_ns);
+/// A record stamped this far past the pass time cannot have been written before the pass
+/// looked at the rings: its stamp is bad, and it is handed over at once (the decoder judges
+/// it) rather than holding its ring back for ever.
+const FUTURE_NS: u64 = 1_000_000_000;
 
 struct Mapping {
     ptr: NonNull<libc::c_void>,
@@ -127,7 +131,12 @@ impl Ring {
                 return None;
             }
             let body = u64::from(len & !(BUSY_BIT | DISCARD_BIT));
-            if len & DISCARD_BIT != 0 || body > self.mask {
+            if body > self.mask {
+                // Not a length the kernel writes; nothing after it can be trusted.
+                self.pos = self.end;
+                return None;
+            }
+            if len & DISCARD_BIT != 0 {
                 self.pos += (body + HDR_SZ + 7) & !7;
                 continue;
             }
@@ -173,7 +182,8 @@ impl RingSet {
     }
 
     /// Hands `f` every committed record stamped before `until_ns`, oldest first (ties in
-    /// ring order); returns how many. Pass `u64::MAX` to drain everything.
+    /// ring order); returns how many. Pass `u64::MAX` to drain everything. A ring whose
+    /// next record is newer waits for the next pass, with the records behind it.
     pub fn consume(&mut self, until_ns: u64, mut f: impl FnMut(&[u8])) -> u64 {
         let mut n = 0;
         self.heads.clear();
@@ -184,14 +194,13 @@ impl RingSet {
             }
         }
         while let Some(Reverse((t, i))) = self.heads.pop() {
-            if t >= until_ns {
-                break;
+            if t >= until_ns && t - until_ns < FUTURE_NS {
+                continue; // stamped after the pass began: this ring waits for the next pass
             }
             let ring = &mut self.rings[i];
-            if let Some((_, rec)) = ring.head() {
-                f(rec);
-                n += 1;
-            }
+            let Some((_, rec)) = ring.head() else { continue };
+            f(rec);
+            n += 1;
             ring.advance();
             if let Some((t, _)) = ring.head() {
                 self.heads.push(Reverse((t, i)));
@@ -320,6 +329,18 @@ mod tests {
         assert_eq!(tags(&mut set, u64::MAX), [5, 6]);
         assert_eq!(b.consumer.load(Ordering::Relaxed), b.producer.load(Ordering::Relaxed));
         assert_eq!(tags(&mut set, u64::MAX), [] as [u8; 0]);
+    }
+
+    #[test]
+    fn a_record_stamped_far_in_the_future_does_not_hold_its_ring_back() {
+        let (mut a, mut b) = (FakeRing::new(4096), FakeRing::new(4096));
+        a.push(u64::MAX - 1, 1, 0);
+        a.push(10, 2, 0);
+        b.push(20, 3, 0);
+        b.push(1_000_000_050, 4, 0);
+        let mut set = RingSet::new(vec![a.ring(), b.ring()]);
+        assert_eq!(tags(&mut set, 100), [3, 1, 2], "4 is only just after the pass time: it waits");
+        assert_eq!(tags(&mut set, u64::MAX), [4]);
     }
 
     #[test]
