@@ -28,7 +28,7 @@ struct cap_drops *_abi_drops;
 const volatile __u32 self_tgid = 0;        /* the recorder: never recorded */
 const volatile __u32 filter_pid = 0;       /* 0: every process */
 const volatile bool filter_comm_on = false; /* only the names in comm_filter */
-const volatile __u64 wakeup_bytes_cpu = 2 << 20; /* see submit() */
+const volatile __u64 wakeup_bytes_cpu = 1 << 20; /* see submit() */
 
 /* Ring buffers: one per CPU (CPU number modulo nr_rings), so CPUs do not contend for one
  * ring's lock and producer position. The loader sets nr_rings (a power of two, at most

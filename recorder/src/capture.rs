@@ -102,7 +102,7 @@ pub struct Cli {
     pub ringbuf_size: u64,
     /// The kernel wakes the reader by the time this much is waiting in a probe's ring
     /// buffers (each CPU after writing its share of it, at least 16KiB).
-    #[arg(long, value_parser = parse_size, default_value = "4MiB")]
+    #[arg(long, value_parser = parse_size, default_value = "2MiB")]
     pub wakeup_bytes: u64,
     /// Longest a record waits in a ring buffer before the reader looks anyway.
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
