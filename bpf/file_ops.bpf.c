@@ -184,14 +184,22 @@ static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsm
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
 	struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
 	b->pos = CAP_PATH_MAX;
-	/* Two kernel reads per component: the parent with the name's length and pointer
-	 * (adjacent in struct dentry on every kernel so far; checked at load), then the name. */
+	/* Per component: the parent with the name's length and pointer (plain loads on 6.2+;
+	 * before, one read, as the fields are adjacent in struct dentry on every kernel so
+	 * far, checked at load), then one read of the name. */
 	for (int i = 0; i < WALK_DEPTH; i++) {
 		struct {
 			struct dentry *parent;
 			struct qstr name;
 		} link;
-		if (bpf_core_field_offset(struct dentry, d_name) == bpf_core_field_offset(struct dentry, d_parent) + 8) {
+		if (bpf_ksym_exists(bpf_rdonly_cast)) {
+			/* 6.2+: plain loads through a BTF-typed pointer; the name's bytes are then
+			 * the one helper call per component. */
+			struct dentry *d = bpf_core_cast(dentry, struct dentry);
+			link.parent = d->d_parent;
+			link.name.hash_len = d->d_name.hash_len;
+			link.name.name = d->d_name.name;
+		} else if (bpf_core_field_offset(struct dentry, d_name) == bpf_core_field_offset(struct dentry, d_parent) + 8) {
 			if (bpf_probe_read_kernel(&link, sizeof(link), (void *)dentry + bpf_core_field_offset(struct dentry, d_parent)))
 				break;
 		} else {
@@ -229,11 +237,9 @@ static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsm
 	return pos;
 }
 
-/* Resolves a path and copies it into the tail at `off`; returns its length. */
-static __always_inline __u32 put_path(struct file_buf *b, __u32 off, struct path *p)
+/* Resolves (mnt, d) and copies the path into the tail at `off`; returns its length. */
+static __always_inline __u32 put_path(struct file_buf *b, __u32 off, struct vfsmount *mnt, struct dentry *d)
 {
-	struct vfsmount *mnt = BPF_CORE_READ(p, mnt);
-	struct dentry *d = BPF_CORE_READ(p, dentry);
 	if (!mnt || !d)
 		return 0;
 	__u32 start = walk_path(b, mnt, d);
@@ -248,14 +254,20 @@ static __always_inline __u32 put_path(struct file_buf *b, __u32 off, struct path
  * into the tail. */
 static __always_inline __u32 put_dir(struct file_buf *b, __u32 off, __s32 dfd)
 {
-	if (dfd == AT_FDCWD) {
+	struct path *p;
+	if (dfd == AT_FDCWD && HAVE_TASK_BTF) {
+		struct fs_struct *fs = bpf_get_current_task_btf()->fs;
+		return put_path(b, off, fs->pwd.mnt, fs->pwd.dentry);
+	} else if (dfd == AT_FDCWD) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-		return put_path(b, off, (struct path *)((void *)BPF_CORE_READ(task, fs) + bpf_core_field_offset(struct fs_struct, pwd)));
+		p = (struct path *)((void *)BPF_CORE_READ(task, fs) + bpf_core_field_offset(struct fs_struct, pwd));
+	} else {
+		struct file *f = fd_file(dfd);
+		if (!f)
+			return 0;
+		p = (struct path *)((void *)f + bpf_core_field_offset(struct file, f_path));
 	}
-	struct file *f = fd_file(dfd);
-	if (!f)
-		return 0;
-	return put_path(b, off, (struct path *)((void *)f + bpf_core_field_offset(struct file, f_path)));
+	return put_path(b, off, BPF_CORE_READ(p, mnt), BPF_CORE_READ(p, dentry));
 }
 
 static __always_inline __u32 put_user_str(struct file_buf *b, __u32 off, const char *s)
