@@ -21,6 +21,11 @@ use crate::ring::{Poller, Ring, RingSet};
 use crate::stats::Snapshot;
 use crate::units::human_bytes;
 
+/// How far behind the clock a pass stops. The probes stamp records with the kernel's
+/// NMI-safe copy of CLOCK_BOOTTIME and the reader reads the ordinary one; they agree to far
+/// better than this, so a close stamped before the pass time still has its open in a ring.
+const CLOCK_MARGIN_NS: u64 = 1_000_000;
+
 pub struct ReadOptions {
     /// Longest a record waits in a ring buffer that has not reached its wake-up threshold.
     pub poll_interval: Duration,
@@ -109,7 +114,7 @@ pub fn run(probes: &[LiveProbe], pipeline: Pipeline, stop: &AtomicBool, opts: &R
     let mut stderr = std::io::stderr();
     while !stop.load(Ordering::Relaxed) {
         poller.wait(opts.poll_interval).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
-        drain(&mut pipeline, host::boottime_ns() as u64);
+        drain(&mut pipeline, (host::boottime_ns() as u64).saturating_sub(CLOCK_MARGIN_NS));
         let now = Instant::now();
         pipeline.tick(now);
         if now.duration_since(last_status) >= Duration::from_secs(1) {
