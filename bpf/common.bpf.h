@@ -126,16 +126,17 @@ static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind)
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* Copies a finished record into the ring buffer. Records are written without waking the
- * reader; each CPU forces one wake-up once it has written wakeup_bytes_cpu (the loader's
- * --wakeup-bytes divided among the CPUs) since its last one, so no more than --wakeup-bytes
- * wait unannounced, and the reader's poll timer picks up the rest.
+/* Copies a finished record into this CPU's ring buffer. Records are written without
+ * waking the reader; each CPU forces one wake-up once it has written wakeup_bytes_cpu (the
+ * loader's --wakeup-bytes divided among the CPUs, at least 16 KiB) since its last one, so
+ * no more than --wakeup-bytes (or 16 KiB per CPU, where that is more) wait unannounced,
+ * and the reader's poll timer picks up the rest.
  * The count is per CPU on purpose. Asking the ring how much is waiting
- * (bpf_ringbuf_query) reads the consumer position the reader writes after every record,
- * and once the threshold was crossed every record until the reader caught up forced a
- * wake-up: an irq_work self-IPI, which in a VM is an exit to the hypervisor. Measured on
- * the open storm: the probe's run time fell from 184 to 160 ns (1 worker) and from 304
- * to 235 ns (2 workers). */
+ * (bpf_ringbuf_query) read the consumer position, which libbpf's reader wrote after every
+ * record, and once the threshold was crossed every record until the reader caught up
+ * forced a wake-up: an irq_work self-IPI, which in a VM is an exit to the hypervisor.
+ * Measured on the open storm: the probe's run time fell from 184 to 160 ns (1 worker) and
+ * from 304 to 235 ns (2 workers). */
 static __noinline long ring_output(void *rec, __u64 len, __u64 flags)
 {
 	switch (bpf_get_smp_processor_id() & (nr_rings - 1) & (CAP_RINGS_MAX - 1)) {

@@ -157,6 +157,15 @@ for _ in range({n}):
           [(r["op"], r["n"], r["named"]) for r in rows], [("close", n, n), ("open", n, n)])
 
 
+def bad_arguments(recorder):
+    """Bad arguments: one line naming the option and what it takes, a non-zero exit."""
+    for args, want in [(["--poll-interval", "0s"], "--poll-interval 0ns: must be at least 1ms"),
+                       (["--ringbuf-size", "3000"], "--ringbuf-size 2.9 KiB: must be a power of two between 4KiB and 1GiB")]:
+        out = subprocess.run([recorder, "--output-dir", "/nonexistent/never-made", *args], capture_output=True, text=True)
+        lines = out.stderr.strip().splitlines()
+        check(f"{args[0]} {args[1]}: one line, non-zero exit", (out.returncode != 0, len(lines), want in out.stderr), (True, 1, True))
+
+
 def main():
     recorder, capq_bin = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -282,6 +291,7 @@ print(os.getpid())
     mode = {oct(os.stat(os.path.join(dp, f)).st_mode & 0o777) for dp, _, fs in os.walk(cap) for f in fs if f.endswith(".parquet")}
     check("segments are not world-readable", mode, {"0o640"})
 
+    bad_arguments(recorder)
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)
     moved_between_cpus(recorder, capq_bin, work, files)

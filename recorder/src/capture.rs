@@ -97,11 +97,14 @@ pub struct Cli {
     /// Interval of the rows in the stats table.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub stats_interval: Duration,
-    /// Size of each ring buffer (a power of two); each probe has one per CPU, at most 8.
+    /// Size of each ring buffer (a power of two). Each probe has one per online CPU, rounded
+    /// down to a power of two, at most 8 (CPUs share them past that): at the default, 16MiB
+    /// per probe on 2 CPUs, 64MiB on 8 or more.
     #[arg(long, value_parser = parse_size, default_value = "8MiB")]
     pub ringbuf_size: u64,
     /// The kernel wakes the reader by the time this much is waiting in a probe's ring
-    /// buffers (each CPU after writing its share of it, at least 16KiB).
+    /// buffers (each CPU after writing its share of it, at least 16KiB); at most half of
+    /// --ringbuf-size is used.
     #[arg(long, value_parser = parse_size, default_value = "2MiB")]
     pub wakeup_bytes: u64,
     /// Longest a record waits in a ring buffer before the reader looks anyway.
@@ -151,6 +154,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if !cli.ringbuf_size.is_power_of_two() || cli.ringbuf_size < 4096 || cli.ringbuf_size > 1 << 30 {
         bail!("--ringbuf-size {}: must be a power of two between 4KiB and 1GiB", human_bytes(cli.ringbuf_size));
+    }
+    if cli.poll_interval < Duration::from_millis(1) {
+        bail!("--poll-interval {:?}: must be at least 1ms", cli.poll_interval);
     }
     if cli.exclude_path_prefix.len() > loader::PREFIXES_MAX
         || cli.exclude_path_prefix.iter().any(|p| p.len() > loader::PREFIX_MAX)
@@ -247,7 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let status = !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let opts = ReadOptions { poll_interval: cli.poll_interval, duration: cli.duration, status };
-    let summary = reader::run(&live, pipeline, &privs::STOP, &opts)?;
+    let summary = reader::run(&mut live, pipeline, &privs::STOP, &opts)?;
     let t = summary.totals;
     eprintln!(
         "capture_linux_rotating: stopped: {} events, {} rows in {} segments ({}), {} dropped, {} malformed",

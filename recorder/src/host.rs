@@ -1,5 +1,7 @@
 //! Facts about this host and its clocks that go into every segment.
 
+use std::sync::OnceLock;
+
 use capture_schemas::abi;
 
 /// Identity of the machine and boot the records come from.
@@ -44,9 +46,26 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// CLOCK_BOOTTIME now, in ns: the clock of `bpf_ktime_get_boot_ns()`.
+/// CLOCK_BOOTTIME now, in ns, as the kernel keeps it: the clock of
+/// `bpf_ktime_get_boot_ns()`. Inside a time namespace our CLOCK_BOOTTIME is shifted by the
+/// namespace's offset (`/proc/self/timens_offsets`); it is taken off here.
 pub fn boottime_ns() -> i64 {
-    clock_ns(libc::CLOCK_BOOTTIME)
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/timens_offsets").ok().and_then(|s| timens_boottime(&s)).unwrap_or(0)
+    });
+    clock_ns(libc::CLOCK_BOOTTIME) - offset
+}
+
+/// The boottime offset in the text of `/proc/PID/timens_offsets`, in ns.
+fn timens_boottime(text: &str) -> Option<i64> {
+    text.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        (f.next()? == "boottime").then_some(())?;
+        let secs: i64 = f.next()?.parse().ok()?;
+        let nanos: i64 = f.next()?.parse().ok()?;
+        Some(secs * 1_000_000_000 + nanos)
+    })
 }
 
 /// Wall clock now, in ns since the Unix epoch.
@@ -57,4 +76,19 @@ pub fn realtime_ns() -> i64 {
 /// Offset that turns CLOCK_BOOTTIME into wall-clock ns; taken once per batch (two vDSO reads).
 pub fn boot_to_wall_offset_ns() -> i64 {
     realtime_ns() - boottime_ns()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timens_boottime;
+
+    #[test]
+    fn the_boottime_offset_of_a_time_namespace() {
+        assert_eq!(
+            timens_boottime("monotonic           0         0\nboottime        86400       500\n"),
+            Some(86_400_000_000_500)
+        );
+        assert_eq!(timens_boottime("monotonic 5 0\n"), None);
+        assert_eq!(timens_boottime("boottime -3 0\n"), Some(-3_000_000_000));
+    }
 }

@@ -64,7 +64,8 @@ pub struct LiveProbe {
     pub probe: Probe,
     pub rings: Vec<MapHandle>,
     pub drops: MapHandle,
-    _skel: Box<dyn std::any::Any>,
+    /// The loaded skeleton: its links keep the programs attached.
+    skel: Box<dyn std::any::Any>,
 }
 
 /// Why a probe did not start.
@@ -171,8 +172,9 @@ fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> Loa
 }
 
 /// Each CPU's share of `--wakeup-bytes`: a CPU wakes the reader once it has written this
-/// much since its last wake-up, so at most the total waits unannounced. At least 16 KiB,
-/// so a machine with many CPUs does not wake the reader every few records.
+/// much since its last wake-up, so at most the total waits unannounced. At least 16 KiB
+/// (so a machine with many CPUs does not wake the reader every few records), which makes
+/// the bound 16 KiB per CPU where that is more than the total.
 fn wakeup_share(total: u64) -> u64 {
     // SAFETY: sysconf has no preconditions.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u64;
@@ -299,7 +301,7 @@ fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     skel.attach().map_err(|e| classify(P, "attaching", e))?;
     let rings = ring_handles!(skel.maps, nr).map_err(|e| classify(P, "ring buffers", e))?;
     let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
-    Ok(LiveProbe { probe: Probe::Exec, rings, drops, _skel: Box::new(skel) })
+    Ok(LiveProbe { probe: Probe::Exec, rings, drops, skel: Box::new(skel) })
 }
 
 fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
@@ -339,10 +341,15 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
     skel.attach().map_err(|e| classify(P, "attaching", e))?;
     let rings = ring_handles!(skel.maps, nr).map_err(|e| classify(P, "ring buffers", e))?;
     let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
-    Ok(LiveProbe { probe: Probe::File, rings, drops, _skel: Box::new(skel) })
+    Ok(LiveProbe { probe: Probe::File, rings, drops, skel: Box::new(skel) })
 }
 
 impl LiveProbe {
+    /// Detaches the programs (no new records); the rings and counters stay readable.
+    pub fn detach(&mut self) {
+        self.skel = Box::new(());
+    }
+
     /// Whether the drop counters can be read (a bpf(2) call on an open map) with the
     /// privileges this process has now.
     pub fn drops_readable(&self) -> bool {

@@ -84,11 +84,16 @@ fn status_line(
 }
 
 /// Reads until `stop` is set or the duration is up, then flushes everything.
-pub fn run(probes: &[LiveProbe], pipeline: Pipeline, stop: &AtomicBool, opts: &ReadOptions) -> anyhow::Result<Summary> {
+pub fn run(
+    probes: &mut [LiveProbe],
+    pipeline: Pipeline,
+    stop: &AtomicBool,
+    opts: &ReadOptions,
+) -> anyhow::Result<Summary> {
     let mut pipeline = pipeline;
     let started = Instant::now();
     let mut sets = Vec::with_capacity(probes.len());
-    for p in probes {
+    for p in probes.iter() {
         let rings = p
             .rings
             .iter()
@@ -99,14 +104,23 @@ pub fn run(probes: &[LiveProbe], pipeline: Pipeline, stop: &AtomicBool, opts: &R
     }
     let poller = Poller::new(probes.iter().flat_map(|p| p.rings.iter().map(|m| m.as_fd())))
         .map_err(|e| anyhow::anyhow!("waiting on the ring buffers (epoll): {e}"))?;
-    // One pass over every ring: records stamped before `until`, in time order per probe.
-    let mut drain = |pipeline: &mut Pipeline, until: u64| {
+    // One pass over every ring: records stamped before the clock (read per probe, just
+    // before its rings are looked at), in time order per probe. True if a record was still
+    // being written.
+    let mut drain = |pipeline: &mut Pipeline, everything: bool| {
+        let mut busy = false;
         for (probe, set) in &mut sets {
-            set.consume(until, |rec| {
+            let clock = || match everything {
+                true => u64::MAX,
+                false => (host::boottime_ns().max(0) as u64).saturating_sub(CLOCK_MARGIN_NS),
+            };
+            let pass = set.consume(clock, |rec| {
                 // Malformed records are counted by the decoder; nothing to do here.
                 let _ = pipeline.push(*probe, rec);
             });
+            busy |= pass.busy;
         }
+        busy
     };
     let mut last_drops = vec![[0u64; DROP_CAUSES]; probes.len()];
     let mut prev = vec![Snapshot::default(); probes.len()];
@@ -114,7 +128,7 @@ pub fn run(probes: &[LiveProbe], pipeline: Pipeline, stop: &AtomicBool, opts: &R
     let mut stderr = std::io::stderr();
     while !stop.load(Ordering::Relaxed) {
         poller.wait(opts.poll_interval).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
-        drain(&mut pipeline, (host::boottime_ns() as u64).saturating_sub(CLOCK_MARGIN_NS));
+        drain(&mut pipeline, false);
         let now = Instant::now();
         pipeline.tick(now);
         if now.duration_since(last_status) >= Duration::from_secs(1) {
@@ -130,8 +144,17 @@ pub fn run(probes: &[LiveProbe], pipeline: Pipeline, stop: &AtomicBool, opts: &R
             break;
         }
     }
-    // Drain what is already in the rings, then take the final counters.
-    drain(&mut pipeline, u64::MAX);
+    // Detach the programs, then take everything left in the rings (a record the kernel was
+    // still writing is finished within microseconds), then the final counters.
+    for p in probes.iter_mut() {
+        p.detach();
+    }
+    for _ in 0..1000 {
+        if !drain(&mut pipeline, true) {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
     publish_drops(probes, &pipeline, &mut last_drops);
     if opts.status {
         let _ = writeln!(stderr);

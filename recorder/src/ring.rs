@@ -9,9 +9,12 @@
 //! Why the merge: a process can move between CPUs, and the decoder needs a file's open
 //! before its close (the close row takes the path of the open row). A pass takes the time
 //! T first, then looks at the rings, and hands over only records stamped before T, oldest
-//! first. The close of a file comes after its open was committed, so a close stamped
-//! before T has its open already in a ring, and older. Records stamped after T wait for
-//! the next pass. Positions are given back to the kernel once per pass.
+//! first. A close is stamped after its open was committed (unless another thread closes
+//! the fd in the moment between the open's return and its record: then the close row has
+//! no path), so a close stamped before T has its open already in a ring, and older.
+//! Records stamped after T wait for the next pass, and so does everything behind a record
+//! still being written. Positions are given back to the kernel at the end of a pass, and
+//! every eighth of a ring within a long one.
 //!
 //! The layout is the kernel's (`kernel/bpf/ringbuf.c`): one read-write page holding the
 //! consumer position, then a read-only page holding the producer position, then the data
@@ -28,6 +31,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use capture_schemas::abi::Hdr;
+
+// The kernel's positions are `unsigned long`, read here as 64-bit atomics.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("the ring buffer reader supports 64-bit targets only");
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
@@ -75,6 +82,8 @@ pub struct Ring {
     pos: u64,
     /// The producer position when this pass began: records past it wait.
     end: u64,
+    /// The consumer position the kernel was last given.
+    published: u64,
     _maps: Vec<Mapping>,
 }
 
@@ -110,7 +119,7 @@ impl Ring {
     pub unsafe fn from_raw(consumer: *const AtomicU64, producer: *const AtomicU64, data: *const u8, size: u64) -> Ring {
         // SAFETY: valid per the caller.
         let pos = unsafe { &*consumer }.load(Ordering::Acquire);
-        Ring { consumer, producer, data, mask: size - 1, pos, end: pos, _maps: Vec::new() }
+        Ring { consumer, producer, data, mask: size - 1, pos, end: pos, published: pos, _maps: Vec::new() }
     }
 
     /// Starts a pass: notes how far the kernel has written.
@@ -119,22 +128,21 @@ impl Ring {
         self.end = unsafe { &*self.producer }.load(Ordering::Acquire);
     }
 
-    /// The next committed record of this pass and its time stamp, skipping discarded
-    /// ones; None at the end of the pass or at a record still being written.
-    fn head(&mut self) -> Option<(u64, &[u8])> {
+    /// The next record of this pass, skipping discarded ones.
+    fn head(&mut self) -> Head<'_> {
         while self.pos < self.end {
             // SAFETY: pos & mask is inside the data area and 8-aligned (record starts are
             // rounded to 8); the kernel writes the length with release order at commit.
             let hdr = unsafe { &*self.data.add((self.pos & self.mask) as usize).cast::<AtomicU32>() };
             let len = hdr.load(Ordering::Acquire);
             if len & BUSY_BIT != 0 {
-                return None;
+                return Head::Busy;
             }
             let body = u64::from(len & !(BUSY_BIT | DISCARD_BIT));
             if body > self.mask {
                 // Not a length the kernel writes; nothing after it can be trusted.
                 self.pos = self.end;
-                return None;
+                return Head::End;
             }
             if len & DISCARD_BIT != 0 {
                 self.pos += (body + HDR_SZ + 7) & !7;
@@ -143,12 +151,12 @@ impl Ring {
             let start = ((self.pos & self.mask) + HDR_SZ) as usize;
             // SAFETY: the data area is there twice, so `body` (at most the ring's size)
             // bytes from `start` are readable; the kernel does not reuse them before the
-            // consumer position passes them, which `finish` does after they are handed over.
+            // consumer position passes them, which happens only after they are handed over.
             let rec = unsafe { std::slice::from_raw_parts(self.data.add(start), body as usize) };
             let ktime = rec.get(KTIME_AT..KTIME_AT + 8).map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()));
-            return Some((ktime, rec));
+            return Head::Record(ktime, rec);
         }
-        None
+        Head::End
     }
 
     /// Moves past the record `head` returned.
@@ -159,14 +167,31 @@ impl Ring {
         self.pos += (u64::from(len & !(BUSY_BIT | DISCARD_BIT)) + HDR_SZ + 7) & !7;
     }
 
-    /// Ends a pass: gives the space read back to the kernel.
-    fn finish(&mut self) {
-        // SAFETY: valid for the Ring's life; the kernel only reads this position.
-        let consumer = unsafe { &*self.consumer };
-        if consumer.load(Ordering::Relaxed) != self.pos {
-            consumer.store(self.pos, Ordering::Release);
+    /// Gives the space read so far back to the kernel.
+    fn publish(&mut self) {
+        if self.published != self.pos {
+            // SAFETY: valid for the Ring's life; the kernel only reads this position.
+            unsafe { &*self.consumer }.store(self.pos, Ordering::Release);
+            self.published = self.pos;
         }
     }
+}
+
+/// What a ring has next in this pass.
+enum Head<'a> {
+    Record(u64, &'a [u8]),
+    /// Reserved and not yet committed: the records behind it wait.
+    Busy,
+    End,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Records handed over.
+    pub records: u64,
+    /// The pass ended at a record still being written.
+    pub busy: bool,
 }
 
 /// A probe's rings, read as one stream in time order.
@@ -181,35 +206,50 @@ impl RingSet {
         RingSet { rings, heads }
     }
 
-    /// Hands `f` every committed record stamped before `until_ns`, oldest first (ties in
-    /// ring order); returns how many. Pass `u64::MAX` to drain everything. A ring whose
-    /// next record is newer waits for the next pass, with the records behind it.
-    pub fn consume(&mut self, until_ns: u64, mut f: impl FnMut(&[u8])) -> u64 {
-        let mut n = 0;
+    /// Hands `f` the committed records stamped before the pass time, oldest first (ties in
+    /// ring order). `clock` gives the pass time and is read just before the rings are
+    /// looked at (`|| u64::MAX` takes everything). A ring whose next record is newer waits
+    /// for the next pass, with the records behind it.
+    ///
+    /// The pass ends at a record still being written: where CPUs share a ring, an open can
+    /// sit behind it while its close, written later through another ring, is already
+    /// there. A record is only busy while the kernel copies it in, so the wait is short.
+    pub fn consume(&mut self, clock: impl FnOnce() -> u64, mut f: impl FnMut(&[u8])) -> Pass {
+        let mut pass = Pass { records: 0, busy: false };
         self.heads.clear();
+        let until = clock();
         for (i, r) in self.rings.iter_mut().enumerate() {
             r.begin();
-            if let Some((t, _)) = r.head() {
-                self.heads.push(Reverse((t, i)));
+            match r.head() {
+                Head::Record(t, _) => self.heads.push(Reverse((t, i))),
+                Head::Busy => pass.busy = true,
+                Head::End => {}
             }
         }
-        while let Some(Reverse((t, i))) = self.heads.pop() {
-            if t >= until_ns && t - until_ns < FUTURE_NS {
+        while !pass.busy {
+            let Some(Reverse((t, i))) = self.heads.pop() else { break };
+            if t >= until && t - until < FUTURE_NS {
                 continue; // stamped after the pass began: this ring waits for the next pass
             }
             let ring = &mut self.rings[i];
-            let Some((_, rec)) = ring.head() else { continue };
+            let Head::Record(_, rec) = ring.head() else { continue };
             f(rec);
-            n += 1;
+            pass.records += 1;
             ring.advance();
-            if let Some((t, _)) = ring.head() {
-                self.heads.push(Reverse((t, i)));
+            // A long pass (the writers may make `f` wait) does not hold the whole ring.
+            if ring.pos - ring.published > ring.mask / 8 {
+                ring.publish();
+            }
+            match ring.head() {
+                Head::Record(t, _) => self.heads.push(Reverse((t, i))),
+                Head::Busy => pass.busy = true,
+                Head::End => {}
             }
         }
         for r in &mut self.rings {
-            r.finish();
+            r.publish();
         }
-        n
+        pass
     }
 }
 
@@ -309,7 +349,7 @@ mod tests {
 
     fn tags(set: &mut RingSet, until: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        set.consume(until, |rec| out.push(*rec.last().unwrap()));
+        set.consume(|| until, |rec| out.push(*rec.last().unwrap()));
         out
     }
 
@@ -352,10 +392,12 @@ mod tests {
         a.push(40, 4, 0);
         b.push(35, 5, 0);
         let mut set = RingSet::new(vec![a.ring(), b.ring()]);
-        assert_eq!(tags(&mut set, u64::MAX), [2, 5], "ring a stops at the record still being written");
-        // Commit it: the pass after goes on from there.
+        let mut out = Vec::new();
+        let pass = set.consume(|| u64::MAX, |rec| out.push(*rec.last().unwrap()));
+        assert_eq!((out, pass.busy), (vec![2], true), "the pass ends at the record still being written");
+        // Commit it: the pass after goes on from there, in time order.
         let at = 2 * ((8 + std::mem::size_of::<Hdr>() + 1 + 7) & !7);
         bytemuck_mut(&mut a.data)[at + 3] &= !0x80;
-        assert_eq!(tags(&mut set, u64::MAX), [3, 4]);
+        assert_eq!(tags(&mut set, u64::MAX), [3, 5, 4]);
     }
 }
