@@ -9,7 +9,9 @@ exec storm, on 1 and on 2 worker processes, runs the
 workload untraced, under capture_linux_rotating (all probes it has), and under bpftrace
 printing one line per event, all in this one run. Reports events generated vs recorded,
 drops, the untraced time, the slowdown ratio, the time added per event, recorder CPU
-seconds per million events, bytes on disk per event, and bpftrace's slowdown and lines.
+seconds per million events (from the moment it is recording to its exit: loading the
+probes and the /proc scan are not counted), bytes on disk per event, and bpftrace's
+slowdown and lines.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec]
        (as root; the Python storm runs --opens/2 iterations per worker)
@@ -70,12 +72,16 @@ def under_recorder(a, kind, n, workers, scratch):
     rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True)
     line = rec.stderr.readline()
     assert "recording" in line, line + rec.stderr.read()
+    # CPU spent loading the probes and scanning /proc is not per event: counted from here.
+    with open(f"/proc/{rec.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu_at_start = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     elapsed = run_workers(a.storm, kind, n, workers, scratch)
     time.sleep(0.3)
     rec.send_signal(signal.SIGTERM)
     rec.stderr.read()
     _, status, ru = os.wait4(rec.pid, 0)
-    cpu = ru.ru_utime + ru.ru_stime
+    cpu = ru.ru_utime + ru.ru_stime - cpu_at_start
     if kind != "exec":
         q = (f"SELECT count(*) AS n FROM file WHERE comm = '{COMM[kind]}' AND op IN ('open', 'close') "
              f"AND abs_path LIKE '%/{PATTERN[kind]}%'")
