@@ -86,11 +86,10 @@ fn status_line(
 /// Reads until `stop` is set or the duration is up, then flushes everything.
 pub fn run(
     probes: &mut [LiveProbe],
-    pipeline: Pipeline,
+    mut pipeline: Pipeline,
     stop: &AtomicBool,
     opts: &ReadOptions,
 ) -> anyhow::Result<Summary> {
-    let mut pipeline = pipeline;
     let started = Instant::now();
     let mut sets = Vec::with_capacity(probes.len());
     for p in probes.iter() {
@@ -110,9 +109,12 @@ pub fn run(
     let mut drain = |pipeline: &mut Pipeline, everything: bool| {
         let mut busy = false;
         for (probe, set) in &mut sets {
-            let clock = || match everything {
-                true => u64::MAX,
-                false => (host::boottime_ns().max(0) as u64).saturating_sub(CLOCK_MARGIN_NS),
+            let clock = || {
+                if everything {
+                    u64::MAX
+                } else {
+                    (host::boottime_ns().max(0) as u64).saturating_sub(CLOCK_MARGIN_NS)
+                }
             };
             let pass = set.consume(clock, |rec| {
                 // Malformed records are counted by the decoder; nothing to do here.
