@@ -2,8 +2,8 @@
 //!
 //! The file probe records close at `sys_exit`, when the kernel has already released the
 //! file and its path can no longer be read; the close row takes the absolute path of the
-//! file's open row instead. Both come through one ring buffer in the order they were
-//! written, so an open is always decoded before the close of the same descriptor.
+//! file's open row instead. The reader merges the probe's per-CPU rings in time order
+//! (`ring.rs`), so an open is always decoded before the close of the same descriptor.
 //!
 //! No allocation per event in the steady state: path buffers are reused through a free
 //! list, and the table only grows to the most files open at once (bounded by

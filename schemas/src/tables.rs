@@ -24,7 +24,7 @@ pub enum Table {
     Stats = 6,
 }
 
-/// The probes, each one BPF object with one ring buffer; `exec` also produces `exit` rows.
+/// The probes, each one BPF object with its own ring buffers; `exec` also produces `exit` rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Probe {
     Exec = 0,
