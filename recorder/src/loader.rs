@@ -171,14 +171,18 @@ fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> Loa
     }
 }
 
+/// CPUs online now (at least 1).
+fn online_cpus() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, u32::MAX as libc::c_long) as u32
+}
+
 /// Each CPU's share of `--wakeup-bytes`: a CPU wakes the reader once it has written this
 /// much since its last wake-up, so at most the total waits unannounced. At least 16 KiB
 /// (so a machine with many CPUs does not wake the reader every few records), which makes
 /// the bound 16 KiB per CPU where that is more than the total.
 fn wakeup_share(total: u64) -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u64;
-    (total / online).max(16 << 10).min(total)
+    (total / u64::from(online_cpus())).max(16 << 10).min(total)
 }
 
 /// Most ring buffers a probe has (`CAP_RINGS_MAX` in bpf/common.bpf.h).
@@ -187,47 +191,35 @@ pub const RINGS_MAX: u32 = 8;
 /// Ring buffers per probe: one per online CPU, rounded down to a power of two, at most
 /// `RINGS_MAX` (CPUs share rings past that, CPU number modulo the count).
 pub fn nr_rings() -> u32 {
+    1 << (31 - online_cpus().min(RINGS_MAX).leading_zeros())
+}
+
+/// A skeleton's eight ring maps, borrowed as given: `rings_of!(&mut open.maps)`.
+macro_rules! rings_of {
+    ($($maps:tt)+) => {
+        [
+            $($maps)+.ring0,
+            $($maps)+.ring1,
+            $($maps)+.ring2,
+            $($maps)+.ring3,
+            $($maps)+.ring4,
+            $($maps)+.ring5,
+            $($maps)+.ring6,
+            $($maps)+.ring7,
+        ]
+    };
+}
+
+/// Sizes a probe's rings: the first `n` get `bytes`, the rest one page.
+fn size_rings(maps: [&mut libbpf_rs::OpenMapMut<'_>; RINGS_MAX as usize], n: u32, bytes: u32) -> libbpf_rs::Result<()> {
     // SAFETY: sysconf has no preconditions.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, RINGS_MAX as libc::c_long) as u32;
-    1 << (31 - online.leading_zeros())
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
+    maps.into_iter().enumerate().try_for_each(|(i, m)| m.set_max_entries(if (i as u32) < n { bytes } else { page }))
 }
 
-/// Sizes a skeleton's eight ring maps: the first `n` get `bytes`, the rest one page.
-macro_rules! size_rings {
-    ($maps:expr, $n:expr, $bytes:expr) => {{
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
-        let maps = [
-            &mut $maps.ring0,
-            &mut $maps.ring1,
-            &mut $maps.ring2,
-            &mut $maps.ring3,
-            &mut $maps.ring4,
-            &mut $maps.ring5,
-            &mut $maps.ring6,
-            &mut $maps.ring7,
-        ];
-        maps.into_iter()
-            .enumerate()
-            .try_for_each(|(i, m)| m.set_max_entries(if (i as u32) < $n { $bytes } else { page }))
-    }};
-}
-
-/// Handles on a loaded skeleton's first `n` ring maps.
-macro_rules! ring_handles {
-    ($maps:expr, $n:expr) => {{
-        let maps = [
-            &$maps.ring0,
-            &$maps.ring1,
-            &$maps.ring2,
-            &$maps.ring3,
-            &$maps.ring4,
-            &$maps.ring5,
-            &$maps.ring6,
-            &$maps.ring7,
-        ];
-        maps.into_iter().take($n as usize).map(MapHandle::try_from).collect::<libbpf_rs::Result<Vec<_>>>()
-    }};
+/// Handles on a loaded probe's first `n` rings.
+fn ring_handles(maps: [&libbpf_rs::Map<'_>; RINGS_MAX as usize], n: u32) -> libbpf_rs::Result<Vec<MapHandle>> {
+    maps.into_iter().take(n as usize).map(MapHandle::try_from).collect()
 }
 
 fn nr_cpus() -> u32 {
@@ -294,12 +286,13 @@ fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.nr_rings = nr;
         ro.args_max = cfg.args_max;
     }
-    size_rings!(open.maps, nr, cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffers", e))?;
+    size_rings(rings_of!(&mut open.maps), nr, cfg.ringbuf_bytes)
+        .map_err(|e| classify(P, "sizing the ring buffers", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
     let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
     fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
     skel.attach().map_err(|e| classify(P, "attaching", e))?;
-    let rings = ring_handles!(skel.maps, nr).map_err(|e| classify(P, "ring buffers", e))?;
+    let rings = ring_handles(rings_of!(&skel.maps), nr).map_err(|e| classify(P, "ring buffers", e))?;
     let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
     Ok(LiveProbe { probe: Probe::Exec, rings, drops, skel: Box::new(skel) })
 }
@@ -323,7 +316,8 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.file_rw_events = cfg.file_rw_events;
         ro.nr_prefixes = cfg.exclude_prefixes.len().min(PREFIXES_MAX) as u32;
     }
-    size_rings!(open.maps, nr, cfg.ringbuf_bytes).map_err(|e| classify(P, "sizing the ring buffers", e))?;
+    size_rings(rings_of!(&mut open.maps), nr, cfg.ringbuf_bytes)
+        .map_err(|e| classify(P, "sizing the ring buffers", e))?;
     open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
     let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
     fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
@@ -339,7 +333,7 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
             .map_err(|e| classify(P, "filling the path filter", e))?;
     }
     skel.attach().map_err(|e| classify(P, "attaching", e))?;
-    let rings = ring_handles!(skel.maps, nr).map_err(|e| classify(P, "ring buffers", e))?;
+    let rings = ring_handles(rings_of!(&skel.maps), nr).map_err(|e| classify(P, "ring buffers", e))?;
     let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
     Ok(LiveProbe { probe: Probe::File, rings, drops, skel: Box::new(skel) })
 }

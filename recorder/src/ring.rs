@@ -321,7 +321,7 @@ mod tests {
             body[KTIME_AT..KTIME_AT + 8].copy_from_slice(&ktime.to_ne_bytes());
             body.push(tag);
             let at = self.producer.load(Ordering::Relaxed) as usize;
-            let bytes: &mut [u8] = bytemuck_mut(&mut self.data);
+            let bytes: &mut [u8] = as_bytes_mut(&mut self.data);
             bytes[at..at + 4].copy_from_slice(&(body.len() as u32 | flags).to_ne_bytes());
             bytes[at + 8..at + 8 + body.len()].copy_from_slice(&body);
             let next = (at + 8 + body.len() + 7) & !7;
@@ -342,7 +342,7 @@ mod tests {
         }
     }
 
-    fn bytemuck_mut(v: &mut [u64]) -> &mut [u8] {
+    fn as_bytes_mut(v: &mut [u64]) -> &mut [u8] {
         // SAFETY: u64 memory viewed as bytes, same length in bytes.
         unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len() * 8) }
     }
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!((out, pass.busy), (vec![2], true), "the pass ends at the record still being written");
         // Commit it: the pass after goes on from there, in time order.
         let at = 2 * ((8 + std::mem::size_of::<Hdr>() + 1 + 7) & !7);
-        bytemuck_mut(&mut a.data)[at + 3] &= !0x80;
+        as_bytes_mut(&mut a.data)[at + 3] &= !0x80;
         assert_eq!(tags(&mut set, u64::MAX), [3, 5, 4]);
     }
 }
