@@ -10,16 +10,20 @@ workload untraced, under capture_linux_rotating (all probes it has), and under b
 printing one line per event, all in this one run. Reports events generated vs recorded,
 drops, the untraced time, the slowdown ratio, the time added per event, recorder CPU
 seconds per million events (from the moment it is recording to its exit: loading the
-probes and the /proc scan are not counted), bytes on disk per event, and bpftrace's
-slowdown and lines.
+probes and the /proc scan are not counted), bytes on disk per event, the slowdown of two
+floors of the file probe (CAPTURE_BENCH_FILE_FLOOR): `hook`, its program returning at once,
+and `floor`, one record per open and per close with the time, the process and the fd and
+nothing else; what no file probe on this hook can cost less than), and bpftrace's slowdown
+and lines.
 
-usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec]
+usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec] [--rounds R]
        (as root; the Python storm runs --opens/2 iterations per worker)
 """
 import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,7 +73,8 @@ def capq(capq_bin, cap, sql):
 
 def under_recorder(a, kind, n, workers, scratch):
     cap = tempfile.mkdtemp(prefix="bench-cap-")
-    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True)
+    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR="off"))
     line = rec.stderr.readline()
     assert "recording" in line, line + rec.stderr.read()
     # CPU spent loading the probes and scanning /proc is not per event: counted from here.
@@ -95,6 +100,29 @@ def under_recorder(a, kind, n, workers, scratch):
     size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(cap, table)) for f in fs if f.endswith(".parquet"))
     subprocess.run(["rm", "-rf", cap])
     return elapsed, recorded, drops, cpu, size / max(total_rows, 1)
+
+
+def under_floor(a, mode, kind, n, workers, scratch):
+    """The workload under the recorder with the file probe cut down to a floor
+    (CAPTURE_BENCH_FILE_FLOOR): `hook`, a program that returns at once; `records`, one
+    record per open and per close with the time, the process and the fd, through the same
+    ring buffers, reader and writer, and nothing else. Returns the elapsed time and the
+    records dropped."""
+    cap = tempfile.mkdtemp(prefix="bench-floor-")
+    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR=mode))
+    line = rec.stderr.readline()
+    while "recording" not in line:
+        assert line, rec.stderr.read()
+        line = rec.stderr.readline()
+    elapsed = run_workers(a.storm, kind, n, workers, scratch)
+    time.sleep(0.3)
+    rec.send_signal(signal.SIGTERM)
+    rec.stderr.read()
+    rec.wait()
+    drops = capq(a.capq, cap, "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error), 0) AS d FROM stats")[0]["d"]
+    subprocess.run(["rm", "-rf", cap])
+    return elapsed, drops
 
 
 def under_bpftrace(a, kind, n, workers, scratch):
@@ -126,32 +154,53 @@ def main():
     p.add_argument("--execs", type=int, default=2_000)
     p.add_argument("--workloads", default="open,open-py,tree,exec",
                    help="comma-separated, from: open, open-py, tree, exec")
+    p.add_argument("--rounds", type=int, default=3, help="runs of each variant; the best is shown")
     a = p.parse_args()
     unknown = set(a.workloads.split(",")) - {"open", "open-py", "tree", "exec"}
+    if a.rounds < 1:
+        p.error("--rounds must be at least 1")
     if unknown:
         p.error(f"unknown workload {', '.join(sorted(unknown))}: choose from open, open-py, tree, exec")
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
     print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} {'base s':>7} "
-          f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'bpftrace':>9} {'bt lines':>9}")
+          f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'hook':>7} {'floor':>7} {'bpftrace':>9} {'bt lines':>9}")
     sizes = {"open": a.opens, "open-py": a.opens // 2, "tree": a.opens, "exec": a.execs}
     for kind in a.workloads.split(","):
         n = sizes[kind]
         per_iter = 1 if kind == "exec" else 2
         for workers in (1, 2):
-            base = run_workers(a.storm, kind, n, workers, scratch)
-            rec_t, recorded, drops, cpu, bpe = under_recorder(a, kind, n, workers, scratch)
-            bt_t, bt_lines = under_bpftrace(a, kind, n, workers, scratch)
-            # Untraced once more: the faster of the two, so a slow first run does not
-            # flatter the ratios.
-            base = min(base, run_workers(a.storm, kind, n, workers, scratch))
+            # Each round runs every variant once, in turn; a variant's time is its best
+            # round, as is the untraced time (so a slow round flatters no ratio). Every
+            # recorder run counts: the fewest rows recorded and the most drops are shown.
+            runs = {}
+            for _ in range(a.rounds):
+                runs.setdefault("base", []).append(run_workers(a.storm, kind, n, workers, scratch))
+                runs.setdefault("rec", []).append(under_recorder(a, kind, n, workers, scratch))
+                if kind != "exec":
+                    for m in ("hook", "records"):
+                        runs.setdefault(m, []).append(under_floor(a, m, kind, n, workers, scratch))
+                runs.setdefault("bt", []).append(under_bpftrace(a, kind, n, workers, scratch))
+            runs["base"].append(run_workers(a.storm, kind, n, workers, scratch))
+            base = min(runs["base"])
+            rec_t = min(r[0] for r in runs["rec"])
+            recorded = min(r[1] for r in runs["rec"])
+            drops = max(r[2] for r in runs["rec"])
+            cpu = statistics.median(r[3] for r in runs["rec"])
+            bpe = statistics.median(r[4] for r in runs["rec"])
+            bt_t = min(r[0] for r in runs["bt"])
+            bt_lines = min(r[1] for r in runs["bt"])
             # The tree storm also makes its 1000 files first, the Python storm its one file
             # (an open and a close each).
             made = {"tree": 2000, "open-py": 2}.get(kind, 0)
             generated = n * workers * per_iter + made * workers
             # ns/event: time the workload lost per event it generated, per worker.
             added = (rec_t - base) / (n * per_iter) * 1e9
+            # A floor whose runs dropped records is marked with "!".
+            hook, floor = (f"{min(t for t, _ in runs[m]) / base:.2f}x" + ("!" if any(d for _, d in runs[m]) else "")
+                           if m in runs else "-" for m in ("hook", "records"))
             print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
-                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {bt_t / base:>8.2f}x {bt_lines:>9}")
+                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt_t / base:>8.2f}x {bt_lines:>9}",
+                  flush=True)
     subprocess.run(["rm", "-rf", scratch])
 
 

@@ -15,7 +15,7 @@ use clap::Parser;
 use crate::batcher::BatchConfig;
 use crate::decode::EnvpMode;
 use crate::host::{boottime_ns, HostInfo};
-use crate::loader::{self, LoadConfig, LoadError};
+use crate::loader::{self, FileFloor, LoadConfig, LoadError};
 use crate::pipeline::Pipeline;
 use crate::reader::{self, ReadOptions};
 use crate::segment::{Compression, WriterConfig};
@@ -39,7 +39,7 @@ EXAMPLES:
   capq --dir ./capture \"SELECT comm, count(*) FROM exec GROUP BY comm\"
 
 Privileges: root, or the binary with capabilities:
-  sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource+ep capture_linux_rotating
+  sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep capture_linux_rotating
 Logging: RUST_LOG=debug shows each load step and libbpf's messages.";
 
 /// Records kernel telemetry (eBPF) into rotating Parquet segments.
@@ -119,10 +119,22 @@ pub struct Cli {
     /// Segment writer threads.
     #[arg(long, default_value_t = 1)]
     pub writer_threads: usize,
-    /// When writers fall behind: block (the ring buffers absorb it, drops are counted
-    /// there) or drop batches (counted in stats).
+    /// Memory for batches waiting for each writer thread (their Arrow size): a burst the
+    /// writers cannot keep up with waits here instead of filling the ring buffers. Past it,
+    /// --backpressure applies.
+    #[arg(long, value_parser = parse_size, default_value = "64MiB")]
+    pub writer_queue: u64,
+    /// When the writers' queue is full: block (the ring buffers absorb it, drops are
+    /// counted there) or drop batches (counted in stats).
     #[arg(long, value_enum, default_value_t = Backpressure::Block)]
     pub backpressure: Backpressure,
+    /// Scheduling niceness of the reader thread, -20 to 19. Below 0 it runs ahead of
+    /// ordinary processes, so a machine busy on every CPU does not starve it into letting
+    /// the ring buffers overflow (as auditd's priority_boost does); needs CAP_SYS_NICE. The
+    /// writer threads keep the priority the recorder was started with.
+    #[arg(long, default_value_t = -5, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: i32,
     /// No status line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -176,7 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     wc.max_segment_rows = cli.max_segment_rows;
     let writers = WritersConfig {
         threads: cli.writer_threads.max(1),
-        queue_batches: 8,
+        queue_bytes: cli.writer_queue,
         max_total_bytes: cli.max_total_bytes,
         max_age: cli.max_age,
     };
@@ -188,9 +200,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         exclude_prefixes: cli.exclude_path_prefix.clone(),
         args_max: cli.argv_max_bytes as u32,
         file_rw_events: cli.file_rw_events,
+        file_floor: bench_file_floor()?,
         ringbuf_bytes: cli.ringbuf_size as u32,
         wakeup_bytes: cli.wakeup_bytes.min(cli.ringbuf_size / 2),
     };
+    match cfg.file_floor {
+        FileFloor::Off => {}
+        FileFloor::Hook => log::warn!("{FILE_FLOOR_ENV}=hook: the file probe records nothing (a benchmark floor, not a capture)"),
+        FileFloor::Records => log::warn!("{FILE_FLOOR_ENV}=records: the file probe records only the time, process and fd of opens and closes (a benchmark floor, not a capture)"),
+    }
     let mut live = Vec::new();
     for (p, loaded) in loader::load_all(&wanted, &cfg) {
         match loaded {
@@ -216,6 +234,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     batch.probes = running.clone();
     let mut pipeline = Pipeline::start(wc, &writers, batch)
         .with_context(|| format!("capture directory {}", cli.output_dir.display()))?;
+    // The reader (this thread) only: the writers, started above, keep the priority the
+    // recorder was started with, and their queue absorbs what they cannot keep up with.
+    if let Err(e) = privs::set_nice(cli.nice) {
+        log::warn!(
+            "could not set nice {} ({e}; needs CAP_SYS_NICE): the reader runs at the priority it was started with, and may fall behind a busy machine",
+            cli.nice
+        );
+    }
     let scan = pipeline.writers().scan_report();
     if scan.segments > 0 {
         log::info!(
@@ -274,4 +300,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("{} segments could not be written (see the errors above)", summary.write_errors);
     }
     Ok(())
+}
+
+/// Benchmarks only: `hook` or `records` cuts the file probe down to its floor (see
+/// `floor_mode` in bpf/file_ops.bpf.c); `scripts/bench_live.py` measures both beside the
+/// real probe.
+const FILE_FLOOR_ENV: &str = "CAPTURE_BENCH_FILE_FLOOR";
+
+fn bench_file_floor() -> anyhow::Result<FileFloor> {
+    match std::env::var(FILE_FLOOR_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("off") => Ok(FileFloor::Off),
+        Ok("hook") => Ok(FileFloor::Hook),
+        Ok("records") => Ok(FileFloor::Records),
+        Ok(v) => bail!("{FILE_FLOOR_ENV}={v:?}: use hook or records (benchmarks only), or unset it"),
+    }
 }

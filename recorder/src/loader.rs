@@ -51,11 +51,26 @@ pub struct LoadConfig {
     pub args_max: u32,
     /// file: one row per read/write call as well.
     pub file_rw_events: bool,
+    /// file: benchmarks only, the probe cut down to its floor (`CAPTURE_BENCH_FILE_FLOOR`).
+    pub file_floor: FileFloor,
     /// Bytes of each ring buffer (a power of two, a multiple of the page size); each probe
     /// has one per CPU, up to `RINGS_MAX`.
     pub ringbuf_bytes: u32,
     /// The kernel wakes the reader by the time this much is waiting (see `wakeup_share`).
     pub wakeup_bytes: u64,
+}
+
+/// Benchmarks only: how far the file probe is cut down (`floor_mode` in
+/// bpf/file_ops.bpf.c), to measure what any file probe on its hook costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFloor {
+    /// The probe as it is.
+    Off = 0,
+    /// The program returns at once: the cost of the hook.
+    Hook = 1,
+    /// One record per open and per close with the time, the process and the fd, nothing
+    /// else.
+    Records = 2,
 }
 
 /// A probe running in the kernel: its ring buffers (one per CPU, see `nr_rings`) and drop
@@ -75,7 +90,7 @@ pub enum LoadError {
     #[error("{probe} probe unavailable: {why}")]
     Unavailable { probe: &'static str, why: String },
     #[error(
-        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource+ep {exe}"
+        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep {exe}"
     )]
     Permission { probe: &'static str, exe: String },
     #[error("the kernel verifier rejected the {probe} probe: {error}\n--- verifier log ---\n{log}")]
@@ -314,6 +329,7 @@ fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
         ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
         ro.nr_rings = nr;
         ro.file_rw_events = cfg.file_rw_events;
+        ro.floor_mode = cfg.file_floor as u32;
         ro.nr_prefixes = cfg.exclude_prefixes.len().min(PREFIXES_MAX) as u32;
     }
     size_rings(rings_of!(&mut open.maps), nr, cfg.ringbuf_bytes)

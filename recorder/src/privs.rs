@@ -26,6 +26,17 @@ pub fn install_stop_handlers() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Sets the niceness of the calling thread; on Linux the threads it starts afterwards
+/// inherit it.
+pub fn set_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority takes no pointers. PRIO_PROCESS with who = 0 is the calling
+    // thread on Linux.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,

@@ -1,23 +1,27 @@
-//! Writer threads: batches arrive over bounded channels and become segments.
+//! Writer threads: batches arrive over channels and become segments.
 //!
 //! Tables are spread over the threads (table index modulo thread count), so each table's
-//! segments are written by exactly one thread in arrival order. The channels are bounded:
-//! memory held by batches in flight is at most `queue_batches` per thread.
+//! segments are written by exactly one thread in arrival order. Each thread's queue is
+//! bounded in bytes (`queue_bytes`, the Arrow memory of the batches waiting): a burst the
+//! writer cannot keep up with waits there, in memory, instead of filling the kernel's ring
+//! buffers; past it the reader waits or drops batches (`Backpressure`). A batch larger than
+//! the whole bound still passes when the queue is empty.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use capture_schemas::Table;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::retention::{lock_dir, Retention, ScanReport};
 use crate::segment::{SegmentWriter, WriteError, WriterConfig};
 use crate::stats::Health;
+use crate::units::human_bytes;
 
 /// What the reader does when the writers fall behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -30,48 +34,116 @@ pub enum Backpressure {
     Drop,
 }
 
-/// Threads, queue depth and retention limits of the writers.
+/// Threads, queue bound and retention limits of the writers.
 #[derive(Debug, Clone)]
 pub struct WritersConfig {
     pub threads: usize,
-    pub queue_batches: usize,
+    /// Arrow memory of the batches waiting for each writer thread, at most.
+    pub queue_bytes: u64,
     pub max_total_bytes: Option<u64>,
     pub max_age: Option<Duration>,
 }
 
 impl Default for WritersConfig {
     fn default() -> Self {
-        WritersConfig { threads: 1, queue_batches: 8, max_total_bytes: None, max_age: None }
+        WritersConfig { threads: 1, queue_bytes: 64 << 20, max_total_bytes: None, max_age: None }
     }
+}
+
+/// A batch on its way to a writer, with the bytes it holds of the queue's bound.
+pub struct Queued {
+    pub table: Table,
+    pub batch: RecordBatch,
+    bytes: u64,
+}
+
+/// The bytes waiting in one writer thread's queue, against its bound.
+struct Budget {
+    limit: u64,
+    state: Mutex<BudgetState>,
+    freed: Condvar,
+}
+
+struct BudgetState {
+    used: u64,
+    /// The most `used` has been (logged at exit, to size `queue_bytes`).
+    peak: u64,
+    /// The writer thread has stopped: nothing will be freed.
+    closed: bool,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Budget {
+        Budget { limit, state: Mutex::new(BudgetState { used: 0, peak: 0, closed: false }), freed: Condvar::new() }
+    }
+
+    /// Takes `bytes` of the bound, waiting for the writer to free room when `wait`; false
+    /// when there is no room (and not `wait`) or the writer has stopped.
+    fn take(&self, bytes: u64, wait: bool) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.closed {
+                return false;
+            }
+            if st.used == 0 || st.used + bytes <= self.limit {
+                st.used += bytes;
+                st.peak = st.peak.max(st.used);
+                return true;
+            }
+            if !wait {
+                return false;
+            }
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give(&self, bytes: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.used = st.used.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+
+    fn close(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.closed = true;
+        log::debug!("writer queue: at most {} of {} held", human_bytes(st.peak), human_bytes(self.limit));
+        self.freed.notify_all();
+    }
+}
+
+/// One writer thread's queue: the channel and its byte bound.
+#[derive(Clone)]
+struct Queue {
+    tx: Sender<Queued>,
+    budget: Arc<Budget>,
 }
 
 /// The sending side, held by the batcher.
 #[derive(Clone)]
 pub struct Sink {
-    senders: Vec<Sender<(Table, RecordBatch)>>,
+    queues: Vec<Queue>,
 }
 
 impl Sink {
-    /// A sink of one bounded channel, read by the caller (for tests of back-pressure).
-    pub fn channel(capacity: usize) -> (Sink, Receiver<(Table, RecordBatch)>) {
-        let (tx, rx) = bounded(capacity);
-        (Sink { senders: vec![tx] }, rx)
-    }
-
-    fn route(&self, table: Table) -> &Sender<(Table, RecordBatch)> {
-        &self.senders[table.index() % self.senders.len()]
+    /// A sink of one queue bounded to `queue_bytes`, read by the caller (for tests of
+    /// back-pressure; the caller frees nothing, so the queue fills).
+    pub fn channel(queue_bytes: u64) -> (Sink, Receiver<Queued>) {
+        let (tx, rx) = unbounded();
+        (Sink { queues: vec![Queue { tx, budget: Arc::new(Budget::new(queue_bytes)) }] }, rx)
     }
 
     /// Hands a batch to its writer; returns it back when it was not taken (queue full in
-    /// `Drop` mode, or writers gone).
+    /// `Drop` mode, or writers gone). Runs once per batch, not per event.
     pub fn send(&self, table: Table, batch: RecordBatch, mode: Backpressure) -> Result<(), RecordBatch> {
-        let tx = self.route(table);
-        match mode {
-            Backpressure::Block => tx.send((table, batch)).map_err(|e| e.into_inner().1),
-            Backpressure::Drop => tx.try_send((table, batch)).map_err(|e| match e {
-                TrySendError::Full(m) | TrySendError::Disconnected(m) => m.1,
-            }),
+        let q = &self.queues[table.index() % self.queues.len()];
+        let bytes = batch.get_array_memory_size() as u64;
+        if !q.budget.take(bytes, mode == Backpressure::Block) {
+            return Err(batch);
         }
+        q.tx.send(Queued { table, batch, bytes }).map_err(|e| {
+            q.budget.give(bytes);
+            e.into_inner().batch
+        })
     }
 }
 
@@ -109,11 +181,20 @@ impl ErrorLog {
 }
 
 fn run(
-    rx: Receiver<(Table, RecordBatch)>,
+    rx: Receiver<Queued>,
+    budget: &Budget,
     cfg: Arc<WriterConfig>,
     health: Arc<Health>,
     retention: Arc<Retention>,
 ) -> u64 {
+    // However this thread ends (a panic included), senders waiting for room stop waiting.
+    struct CloseOnExit<'a>(&'a Budget);
+    impl Drop for CloseOnExit<'_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = CloseOnExit(budget);
     let mut writers: Vec<SegmentWriter> =
         Table::ALL.iter().map(|&t| SegmentWriter::new(t, cfg.clone(), health.clone(), retention.clone())).collect();
     let mut logs: Vec<ErrorLog> = Table::ALL.iter().map(|_| ErrorLog { last: None, suppressed: 0 }).collect();
@@ -123,8 +204,10 @@ fn run(
     loop {
         let msg = rx.recv_timeout(tick_every);
         match msg {
-            Ok((table, batch)) => {
-                if let Err(e) = writers[table.index()].write(batch) {
+            Ok(Queued { table, batch, bytes }) => {
+                let written = writers[table.index()].write(batch);
+                budget.give(bytes);
+                if let Err(e) = written {
                     errors += 1;
                     logs[table.index()].report(table, &e);
                 }
@@ -180,19 +263,20 @@ impl Writers {
             .scan(&cfg.dir)
             .map_err(|e| io::Error::new(e.kind(), format!("scanning {}: {e}", cfg.dir.display())))?;
         let cfg = Arc::new(cfg);
-        let mut senders = Vec::new();
+        let mut queues = Vec::new();
         let mut handles = Vec::new();
         for i in 0..wc.threads.max(1) {
-            let (tx, rx) = bounded(wc.queue_batches.max(1));
-            let (cfg, health, retention) = (cfg.clone(), health.clone(), retention.clone());
+            let (tx, rx) = unbounded();
+            let budget = Arc::new(Budget::new(wc.queue_bytes));
+            let (cfg, health, retention, b) = (cfg.clone(), health.clone(), retention.clone(), budget.clone());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("segment-writer-{i}"))
-                    .spawn(move || run(rx, cfg, health, retention))?,
+                    .spawn(move || run(rx, &b, cfg, health, retention))?,
             );
-            senders.push(tx);
+            queues.push(Queue { tx, budget });
         }
-        Ok(Writers { sink: Sink { senders }, handles, retention, scan, _lock: lock })
+        Ok(Writers { sink: Sink { queues }, handles, retention, scan, _lock: lock })
     }
 
     pub fn sink(&self) -> Sink {
@@ -234,4 +318,50 @@ pub fn list_segments(dir: &Path, table: Table) -> Vec<PathBuf> {
     walk(&dir.join(table.name()), &mut out);
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn budget_admits_up_to_its_limit_and_one_batch_past_it_when_empty() {
+        let b = Budget::new(100);
+        assert!(b.take(150, false), "a batch over the limit passes an empty queue");
+        assert!(!b.take(1, false), "nothing more while it waits");
+        b.give(150);
+        assert!(b.take(60, false));
+        assert!(b.take(40, false), "exactly the limit");
+        assert!(!b.take(1, false));
+    }
+
+    #[test]
+    fn a_blocked_sender_waits_for_room_and_stops_waiting_when_the_writer_stops() {
+        let b = Arc::new(Budget::new(100));
+        assert!(b.take(100, true));
+        let taken = Arc::new(AtomicBool::new(false));
+        let (b2, t2) = (b.clone(), taken.clone());
+        let waiter = std::thread::spawn(move || {
+            let ok = b2.take(50, true);
+            t2.store(true, Ordering::SeqCst);
+            ok
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!taken.load(Ordering::SeqCst), "no room: the sender waits");
+        b.give(60);
+        assert!(waiter.join().unwrap(), "room freed: the sender goes on");
+
+        let (b3, t3) = (b.clone(), Arc::new(AtomicBool::new(false)));
+        let t3c = t3.clone();
+        let waiter = std::thread::spawn(move || {
+            let ok = b3.take(100, true);
+            t3c.store(true, Ordering::SeqCst);
+            ok
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t3.load(Ordering::SeqCst));
+        b.close();
+        assert!(!waiter.join().unwrap(), "writer stopped: the batch is handed back");
+    }
 }

@@ -367,6 +367,7 @@ fn second_recorder_on_the_same_directory_is_refused() {
 
 #[test]
 fn backpressure_drop_is_bounded_and_counted() {
+    // A bound of one byte: the first batch passes (the queue is empty), none after it.
     let (sink, rx) = Sink::channel(1);
     let health = Health::new();
     let mut cfg = BatchConfig::new(1);
