@@ -191,7 +191,7 @@ def main():
     with open(f"/proc/{rec.pid}/status") as f:
         caps = {k: v.strip() for k, v in (l.split(":", 1) for l in f if l.startswith("Cap"))}
     check("no capabilities once attached", (caps["CapEff"], caps["CapPrm"], caps["CapBnd"]), ("0" * 16,) * 3)
-    # The reader (the main thread) at --nice -5, the writer threads as started.
+    # The reader (the main thread) 5 steps ahead (--nice -5), the writer threads as started (0).
     nice = {}
     for tid in os.listdir(f"/proc/{rec.pid}/task"):
         with open(f"/proc/{rec.pid}/task/{tid}/stat") as f:

@@ -128,12 +128,13 @@ pub struct Cli {
     /// counted there) or drop batches (counted in stats).
     #[arg(long, value_enum, default_value_t = Backpressure::Block)]
     pub backpressure: Backpressure,
-    /// Scheduling niceness of the reader thread, -20 to 19. Below 0 it runs ahead of
-    /// ordinary processes, so a machine busy on every CPU does not starve it into letting
-    /// the ring buffers overflow (as auditd's priority_boost does); needs CAP_SYS_NICE. The
-    /// writer threads keep the priority the recorder was started with.
+    /// Added to the reader thread's niceness, as nice(1) does (-39 to 39; 0 leaves it).
+    /// Below 0 the reader runs ahead of the processes it records, so a machine busy on every
+    /// CPU does not starve it into letting the ring buffers overflow (as auditd's
+    /// priority_boost does); needs CAP_SYS_NICE. The writer threads keep the priority the
+    /// recorder was started with.
     #[arg(long, default_value_t = -5, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i32).range(-20..=19))]
+          value_parser = clap::value_parser!(i32).range(-39..=39))]
     pub nice: i32,
     /// No status line.
     #[arg(long, short = 'q')]
@@ -236,9 +237,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("capture directory {}", cli.output_dir.display()))?;
     // The reader (this thread) only: the writers, started above, keep the priority the
     // recorder was started with, and their queue absorbs what they cannot keep up with.
-    if let Err(e) = privs::set_nice(cli.nice) {
+    if let Err(e) = privs::renice(cli.nice) {
         log::warn!(
-            "could not set nice {} ({e}; needs CAP_SYS_NICE): the reader runs at the priority it was started with, and may fall behind a busy machine",
+            "could not renice the reader by {} ({e}; needs CAP_SYS_NICE, or pass --nice 0): it runs at the priority the recorder was started with, and may fall behind a busy machine",
             cli.nice
         );
     }

@@ -26,13 +26,19 @@ pub fn install_stop_handlers() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Sets the niceness of the calling thread; on Linux the threads it starts afterwards
-/// inherit it.
-pub fn set_nice(nice: i32) -> std::io::Result<()> {
-    // SAFETY: setpriority takes no pointers. PRIO_PROCESS with who = 0 is the calling
-    // thread on Linux.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
-        return Err(std::io::Error::last_os_error());
+/// Adds `delta` to the calling thread's niceness, as nice(1) does (on Linux, nice(2)
+/// changes only the calling thread; threads it starts afterwards inherit it).
+pub fn renice(delta: i32) -> std::io::Result<()> {
+    if delta == 0 {
+        return Ok(());
+    }
+    // SAFETY: nice takes no pointers. It returns the new niceness, which can be -1, so
+    // errno tells a failure apart.
+    unsafe {
+        *libc::__errno_location() = 0;
+        if libc::nice(delta) == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     Ok(())
 }
