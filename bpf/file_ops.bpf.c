@@ -36,7 +36,7 @@ const volatile bool file_rw_events = false;
  * emits one record per open and per close with the time, the process and the fd, through
  * the same ring buffers, and nothing else (no path, no per-file state, no other header
  * field). FLOOR_OFF always outside benchmarks: the verifier then removes that code, and
- * the probe is unchanged. */
+ * the probe is unchanged but for one load of floor_mode per syscall. */
 #define FLOOR_OFF 0
 #define FLOOR_HOOK 1
 #define FLOOR_RECORDS 2
@@ -550,7 +550,7 @@ int BPF_PROG(file_sys_exit, struct pt_regs *regs, long ret)
 		if (id == NR_close)
 			return record_floor(CAP_FILE_CLOSE, (__s32)ARG0(regs), ret);
 		if (id == NR_open || id == NR_openat || id == NR_openat2)
-			return record_floor(CAP_FILE_OPEN, ret, ret);
+			return record_floor(CAP_FILE_OPEN, ret >= 0 ? ret : -1, ret);
 		return 0;
 	}
 	switch (id) {

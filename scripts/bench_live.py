@@ -12,9 +12,10 @@ drops, the untraced time, the slowdown ratio, the time added per event, recorder
 seconds per million events (from the moment it is recording to its exit: loading the
 probes and the /proc scan are not counted), bytes on disk per event, the slowdown of two
 floors of the file probe (CAPTURE_BENCH_FILE_FLOOR): `hook`, its program returning at once,
-and `floor`, one record per open and per close with the time, the process and the fd and
-nothing else; what no file probe on this hook can cost less than), and bpftrace's slowdown
-and lines.
+and `records` (column `floor`), one record per open and per close with the time, the
+process and the fd and nothing else, the least this recorder's pipeline does; and
+bpftrace's slowdown and lines. Times are the best of --rounds rounds, recorder CPU and
+bytes per event their median.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec] [--rounds R]
        (as root; the Python storm runs --opens/2 iterations per worker)

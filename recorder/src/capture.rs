@@ -238,10 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // The reader (this thread) only: the writers, started above, keep the priority the
     // recorder was started with, and their queue absorbs what they cannot keep up with.
     if let Err(e) = privs::renice(cli.nice) {
-        log::warn!(
-            "could not renice the reader by {} ({e}; needs CAP_SYS_NICE, or pass --nice 0): it runs at the priority the recorder was started with, and may fall behind a busy machine",
-            cli.nice
-        );
+        log::warn!("could not renice the reader by {} ({e}): give it CAP_SYS_NICE, or pass --nice 0", cli.nice);
     }
     let scan = pipeline.writers().scan_report();
     if scan.segments > 0 {

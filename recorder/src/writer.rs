@@ -126,7 +126,8 @@ pub struct Sink {
 
 impl Sink {
     /// A sink of one queue bounded to `queue_bytes`, read by the caller (for tests of
-    /// back-pressure; the caller frees nothing, so the queue fills).
+    /// back-pressure; the caller frees nothing, so the queue fills, and a `Block` send to a
+    /// full queue waits for ever: test with `Drop`).
     pub fn channel(queue_bytes: u64) -> (Sink, Receiver<Queued>) {
         let (tx, rx) = unbounded();
         (Sink { queues: vec![Queue { tx, budget: Arc::new(Budget::new(queue_bytes)) }] }, rx)
