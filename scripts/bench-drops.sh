@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --locked -q -p agent-linux --features with-ebpf-load --bin capture_linux_rotating --example storm
-work=$(mktemp -d /tmp/bench-drops.XXXXXX)
+work=$(mktemp -d -t bench-drops.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/scratch"
 dropped_runs=0

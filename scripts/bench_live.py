@@ -72,12 +72,25 @@ def capq(capq_bin, cap, sql):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
-def under_recorder(a, kind, n, workers, scratch):
+DROPS = ("SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure"
+         " + dropped_write_error), 0) AS d FROM stats")
+
+
+def under_recorder(a, kind, n, workers, scratch, floor="off"):
+    """The workload under the recorder. `floor` (CAPTURE_BENCH_FILE_FLOOR) cuts the file
+    probe down: `hook`, a program that returns at once; `records`, one record per open and
+    per close with the time, the process and the fd, through the same ring buffers, reader
+    and writer, and nothing else. Returns the elapsed time, the rows recorded, the records
+    dropped, the recorder's CPU seconds and bytes on disk per row (the last three only with
+    the floor off)."""
     cap = tempfile.mkdtemp(prefix="bench-cap-")
     rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR="off"))
+                           env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR=floor))
+    # A floor's warning comes first.
     line = rec.stderr.readline()
-    assert "recording" in line, line + rec.stderr.read()
+    while "recording" not in line:
+        assert line, rec.stderr.read()
+        line = rec.stderr.readline()
     # CPU spent loading the probes and scanning /proc is not per event: counted from here.
     with open(f"/proc/{rec.pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -88,6 +101,10 @@ def under_recorder(a, kind, n, workers, scratch):
     rec.stderr.read()
     _, status, ru = os.wait4(rec.pid, 0)
     cpu = ru.ru_utime + ru.ru_stime - cpu_at_start
+    drops = capq(a.capq, cap, DROPS)[0]["d"]
+    if floor != "off":
+        subprocess.run(["rm", "-rf", cap])
+        return elapsed, None, drops, None, None
     if kind != "exec":
         q = (f"SELECT count(*) AS n FROM file WHERE comm = '{COMM[kind]}' AND op IN ('open', 'close') "
              f"AND abs_path LIKE '%/{PATTERN[kind]}%'")
@@ -96,34 +113,10 @@ def under_recorder(a, kind, n, workers, scratch):
         q = "SELECT count(*) AS n FROM exec WHERE path = '/bin/true' AND NOT from_procfs"
         table = "exec"
     recorded = capq(a.capq, cap, q)[0]["n"]
-    drops = capq(a.capq, cap, "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error), 0) AS d FROM stats")[0]["d"]
     total_rows = capq(a.capq, cap, f"SELECT count(*) AS n FROM {table}")[0]["n"]
     size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(cap, table)) for f in fs if f.endswith(".parquet"))
     subprocess.run(["rm", "-rf", cap])
     return elapsed, recorded, drops, cpu, size / max(total_rows, 1)
-
-
-def under_floor(a, mode, kind, n, workers, scratch):
-    """The workload under the recorder with the file probe cut down to a floor
-    (CAPTURE_BENCH_FILE_FLOOR): `hook`, a program that returns at once; `records`, one
-    record per open and per close with the time, the process and the fd, through the same
-    ring buffers, reader and writer, and nothing else. Returns the elapsed time and the
-    records dropped."""
-    cap = tempfile.mkdtemp(prefix="bench-floor-")
-    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR=mode))
-    line = rec.stderr.readline()
-    while "recording" not in line:
-        assert line, rec.stderr.read()
-        line = rec.stderr.readline()
-    elapsed = run_workers(a.storm, kind, n, workers, scratch)
-    time.sleep(0.3)
-    rec.send_signal(signal.SIGTERM)
-    rec.stderr.read()
-    rec.wait()
-    drops = capq(a.capq, cap, "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error), 0) AS d FROM stats")[0]["d"]
-    subprocess.run(["rm", "-rf", cap])
-    return elapsed, drops
 
 
 def under_bpftrace(a, kind, n, workers, scratch):
@@ -179,7 +172,7 @@ def main():
                 runs.setdefault("rec", []).append(under_recorder(a, kind, n, workers, scratch))
                 if kind != "exec":
                     for m in ("hook", "records"):
-                        runs.setdefault(m, []).append(under_floor(a, m, kind, n, workers, scratch))
+                        runs.setdefault(m, []).append(under_recorder(a, kind, n, workers, scratch, floor=m))
                 runs.setdefault("bt", []).append(under_bpftrace(a, kind, n, workers, scratch))
             runs["base"].append(run_workers(a.storm, kind, n, workers, scratch))
             base = min(runs["base"])
@@ -197,7 +190,7 @@ def main():
             # ns/event: time the workload lost per event it generated, per worker.
             added = (rec_t - base) / (n * per_iter) * 1e9
             # A floor whose runs dropped records is marked with "!".
-            hook, floor = (f"{min(t for t, _ in runs[m]) / base:.2f}x" + ("!" if any(d for _, d in runs[m]) else "")
+            hook, floor = (f"{min(r[0] for r in runs[m]) / base:.2f}x" + ("!" if any(r[2] for r in runs[m]) else "")
                            if m in runs else "-" for m in ("hook", "records"))
             print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
                   f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt_t / base:>8.2f}x {bt_lines:>9}",
