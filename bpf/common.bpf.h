@@ -23,20 +23,23 @@ struct cap_net *_abi_net;
 struct cap_dns *_abi_dns;
 struct cap_module *_abi_module;
 struct cap_drops *_abi_drops;
+struct cap_config *_abi_config;
+struct cap_endpoint *_abi_endpoint;
 
-/* Set by the loader. */
-const volatile __u32 self_tgid = 0;        /* the recorder: never recorded */
-const volatile __u32 filter_pid = 0;       /* 0: every process */
-const volatile bool filter_comm_on = false; /* only the names in comm_filter */
-const volatile __u64 wakeup_bytes_cpu = 1 << 20; /* see submit() */
+/* Set by the loader before load (struct cap_config in events.h): in a section of its own,
+ * so the loader finds it by name in every object, and read-only once loaded, so the
+ * verifier prunes the code a setting switches off. */
+const volatile struct cap_config cap_cfg SEC(".rodata.cap_cfg") = {
+	.nr_rings = 1,
+	.wakeup_bytes_cpu = 1 << 20,
+	.args_max = CAP_ARGS_MAX_MIN,
+};
 
-/* Ring buffers: one per CPU (CPU number modulo nr_rings), so CPUs do not contend for one
- * ring's lock and producer position. The loader sets nr_rings (a power of two, at most
- * CAP_RINGS_MAX) and the sizes; rings past nr_rings get one page. The reader merges the
+/* Ring buffers: one per CPU (CPU number modulo cap_cfg.nr_rings), so CPUs do not contend
+ * for one ring's lock and producer position. The loader sets nr_rings (a power of two, at
+ * most CAP_RINGS_MAX) and the sizes; rings past nr_rings get one page. The reader merges the
  * rings in time order. Eight maps and a switch, not a map of maps: ring buffers as inner
  * maps are not in every kernel this supports. */
-#define CAP_RINGS_MAX 8
-const volatile __u32 nr_rings = 1;
 
 #define RING(name)                                      \
 	struct {                                        \
@@ -60,10 +63,10 @@ struct {
 	__type(value, struct cap_drops);
 } drops SEC(".maps");
 
-/* Command names to record when filter_comm_on. */
+/* Command names to record when cap_cfg.filter_comm_on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, CAP_COMMS_MAX);
 	__type(key, char[16]);
 	__type(value, __u8);
 } comm_filter SEC(".maps");
@@ -81,11 +84,11 @@ static __always_inline void count_drop(__u32 cause)
 static __always_inline bool skip_current(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (tgid == self_tgid)
+	if (tgid == cap_cfg.self_tgid)
 		return true;
-	if (filter_pid && tgid != filter_pid)
+	if (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid)
 		return true;
-	if (filter_comm_on) {
+	if (cap_cfg.filter_comm_on) {
 		char comm[16] = {};
 		bpf_get_current_comm(comm, sizeof(comm));
 		if (!bpf_map_lookup_elem(&comm_filter, comm))
@@ -126,8 +129,27 @@ static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind)
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/* The header of a record about `t`, a task other than the current one (an iterator's):
+ * what fill_hdr reads from the current task, read through the task pointer. */
+static __always_inline void fill_hdr_task(struct cap_hdr *h, __u16 kind, struct task_struct *t)
+{
+	h->kind = kind;
+	h->abi = CAP_ABI_VERSION;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	h->parent_start_ns = 0;
+	h->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	h->pid = BPF_CORE_READ(t, tgid);
+	h->tid = BPF_CORE_READ(t, pid);
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->uid = BPF_CORE_READ(t, cred, uid.val);
+	h->gid = BPF_CORE_READ(t, cred, gid.val);
+	h->_pad0 = 0;
+	BPF_CORE_READ_STR_INTO(&h->comm, t, comm);
+}
+
 /* Copies a finished record into this CPU's ring buffer. Records are written without
- * waking the reader; each CPU forces one wake-up once it has written wakeup_bytes_cpu (the
+ * waking the reader; each CPU forces one wake-up once it has written cap_cfg.wakeup_bytes_cpu (the
  * loader's --wakeup-bytes divided among the CPUs, at least 16 KiB) since its last one, so
  * no more than --wakeup-bytes (or 16 KiB per CPU, where that is more) wait unannounced,
  * and the reader's poll timer picks up the rest.
@@ -139,7 +161,7 @@ static __always_inline void fill_hdr(struct cap_hdr *h, __u16 kind)
  * from 304 to 235 ns (2 workers). */
 static __noinline long ring_output(void *rec, __u64 len, __u64 flags)
 {
-	switch (bpf_get_smp_processor_id() & (nr_rings - 1) & (CAP_RINGS_MAX - 1)) {
+	switch (bpf_get_smp_processor_id() & (cap_cfg.nr_rings - 1) & (CAP_RINGS_MAX - 1)) {
 	case 0: return bpf_ringbuf_output(&ring0, rec, len, flags);
 	case 1: return bpf_ringbuf_output(&ring1, rec, len, flags);
 	case 2: return bpf_ringbuf_output(&ring2, rec, len, flags);
@@ -156,7 +178,7 @@ static __always_inline void submit(void *rec, __u64 len)
 	__u32 zero = 0;
 	struct cap_drops *d = bpf_map_lookup_elem(&drops, &zero);
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (d && d->unsignalled + len >= wakeup_bytes_cpu)
+	if (d && d->unsignalled + len >= cap_cfg.wakeup_bytes_cpu)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (ring_output(rec, len, flags)) {
 		count_drop(CAP_DROP_RINGBUF_FULL);

@@ -18,9 +18,9 @@
 #include <linux/types.h>
 #endif
 
-#define CAP_ABI_VERSION 1
+#define CAP_ABI_VERSION 2
 
-/* Record kinds. */
+/* Record kinds (enum Kind in schemas/src/abi.rs). */
 #define CAP_KIND_EXEC   1
 #define CAP_KIND_EXIT   2
 #define CAP_KIND_FILE   3
@@ -33,6 +33,35 @@
 #define CAP_ARGS_MAX_MIN   32768    /* default --argv-max-bytes, for argv and envp each */
 #define CAP_ARGS_MAX_MAX   131072   /* largest --argv-max-bytes */
 #define CAP_DNS_MSG_MAX    512
+
+/* Sizes of what the loader fills and the maps the probes keep. */
+#define CAP_RINGS_MAX      8        /* ring buffers per probe (ring0..ring7) */
+#define CAP_PREFIX_MAX     64       /* bytes of one --exclude-path-prefix */
+#define CAP_PREFIXES_MAX   8        /* how many --exclude-path-prefix */
+#define CAP_DNS_PORTS_MAX  8        /* how many DNS ports (53 and --dns-port) */
+#define CAP_COMMS_MAX      64       /* entries of comm_filter (--comm) */
+#define CAP_FDS_MAX        65536    /* entries of the file probe's open-file table */
+
+/* What the loader tells every probe before it loads: one struct in each object's
+ * .rodata.cap_cfg section (read-only once loaded, so the verifier prunes what it switches
+ * off). Fields a probe does not use are ignored by it. */
+struct cap_config {
+	__u32 self_tgid;        /* the recorder: never recorded */
+	__u32 filter_pid;       /* 0: every process */
+	__u32 filter_comm_on;   /* only the names in comm_filter */
+	__u32 nr_rings;         /* ring buffers in use: a power of two, at most CAP_RINGS_MAX */
+	__u64 wakeup_bytes_cpu; /* see submit() in common.bpf.h */
+	__u32 args_max;         /* exec: bytes of argv, and of envp (--argv-max-bytes) */
+	__u32 file_rw_events;   /* file: one record per read/write call as well */
+	__u32 file_floor;       /* file: benchmarks only, CAP_FLOOR_* */
+	__u32 nr_prefixes;      /* file: entries of exclude_prefixes in use */
+	__u16 dns_ports[CAP_DNS_PORTS_MAX]; /* dns: ports that carry DNS; 0 ends the list */
+};
+
+/* struct cap_config.file_floor (CAPTURE_BENCH_FILE_FLOOR) */
+#define CAP_FLOOR_OFF     0 /* the probe as it is */
+#define CAP_FLOOR_HOOK    1 /* the program returns at once: the cost of the hook */
+#define CAP_FLOOR_RECORDS 2 /* one record per open and close: time, process, fd */
 
 /* Common header of every record: 80 bytes. */
 struct cap_hdr {
@@ -112,37 +141,69 @@ struct cap_file {
 	__u32 cwd_len;         /* working directory, to resolve a relative path; 0 when absolute */
 };
 
-/* struct cap_net.direction and struct cap_dns.direction */
+/* struct cap_endpoint.direction */
 #define CAP_DIR_OUT 1 /* connect / send */
 #define CAP_DIR_IN  2 /* accept / receive */
 
-/* CAP_KIND_NET: 144 bytes; one record per flow, at its end. Ports in host order,
- * IPv4 addresses in the first 4 bytes of the 16-byte arrays. */
-struct cap_net {
-	struct cap_hdr hdr;
+/* A socket's flow, shared by net and dns records: 48 bytes. Ports in host order, IPv4
+ * addresses in the first 4 bytes of the 16-byte arrays. */
+struct cap_endpoint {
 	__u16 family;          /* AF_INET or AF_INET6 */
 	__u8  proto;           /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8  direction;       /* CAP_DIR_* */
-	__u16 sport;
-	__u16 dport;
+	__u16 sport;           /* local */
+	__u16 dport;           /* remote */
 	__u8  saddr[16];
 	__u8  daddr[16];
-	__u64 bytes_sent;
-	__u64 bytes_recv;
-	__u64 start_ns;        /* CLOCK_BOOTTIME when the flow began */
+	__u32 netns;           /* network namespace inode number */
+	__u32 _pad0;
 };
 
-/* CAP_KIND_DNS: 136 bytes, then the tail: the DNS message as on the wire (for TCP,
+/* struct cap_net.flags */
+#define CAP_NET_UPDATE      (1u << 0) /* still open: counters so far */
+#define CAP_NET_PREEXISTING (1u << 1) /* open before the recorder started */
+
+/* struct cap_net.outcome */
+#define CAP_NET_OPEN    0 /* update and preexisting rows */
+#define CAP_NET_CLOSED  1 /* established, then closed */
+#define CAP_NET_REFUSED 2
+#define CAP_NET_TIMEOUT 3
+#define CAP_NET_RESET   4
+#define CAP_NET_FAILED  5 /* another error before it was established */
+#define CAP_NET_EVICTED 6 /* UDP: the peer's slot was taken by another peer (see net_flow) */
+
+/* struct cap_net.owner: how the header's process was found */
+#define CAP_OWNER_NONE    0
+#define CAP_OWNER_CONNECT 1 /* connect(2), in the connecting task */
+#define CAP_OWNER_ACCEPT  2 /* first send or receive on an accepted socket */
+#define CAP_OWNER_LISTEN  3 /* the task that put the listening socket in LISTEN */
+#define CAP_OWNER_SEND    4 /* UDP: the first task to send or receive on the socket */
+#define CAP_OWNER_PROCFS  6 /* preexisting: found in /proc by the recorder */
+
+/* CAP_KIND_NET: 200 bytes. The header describes the socket's owner (see owner), and its
+ * ktime_ns is the time of the row. */
+struct cap_net {
+	struct cap_hdr hdr;
+	struct cap_endpoint ep;
+	__u32 flags;           /* CAP_NET_* flags */
+	__u16 outcome;         /* CAP_NET_* outcome */
+	__u16 owner;           /* CAP_OWNER_* */
+	__u64 bytes_sent;
+	__u64 bytes_recv;
+	__u64 segs_sent;       /* TCP segments or UDP datagrams */
+	__u64 segs_recv;
+	__u32 retrans;         /* TCP: total retransmitted segments */
+	__u32 srtt_us;         /* TCP: smoothed RTT, microseconds */
+	__u64 start_ns;        /* CLOCK_BOOTTIME when the flow began */
+	__u64 last_ns;         /* UDP: the last datagram; TCP: 0 */
+	__u64 sock_cookie;     /* the kernel's socket cookie: one socket's rows share it */
+};
+
+/* CAP_KIND_DNS: 144 bytes, then the tail: the DNS message as on the wire (for TCP,
  * without the 2-byte length prefix), cut at CAP_DNS_MSG_MAX. */
 struct cap_dns {
 	struct cap_hdr hdr;
-	__u16 family;
-	__u8  proto;
-	__u8  direction;       /* CAP_DIR_* */
-	__u16 sport;
-	__u16 dport;
-	__u8  saddr[16];
-	__u8  daddr[16];
+	struct cap_endpoint ep;
 	__u64 latency_ns;      /* response: time since the matching query; 0 when unmatched */
 	__u32 msg_len;         /* bytes of the message in the tail */
 	__u32 wire_len;        /* length of the message on the wire */

@@ -8,10 +8,7 @@
  */
 #include "common.bpf.h"
 
-/* Bytes of argv, and of envp, copied per exec (--argv-max-bytes). */
-const volatile __u32 args_max = CAP_ARGS_MAX_MIN;
-
-/* The verifier bounds every copy by these masks; the clamps to args_max come first. */
+/* The verifier bounds every copy by these masks; the clamps to cap_cfg.args_max come first. */
 #define PATH_MASK (CAP_PATH_MAX - 1)
 #define ARGS_MASK (2 * CAP_ARGS_MAX_MAX - 1)
 
@@ -54,7 +51,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		flags |= CAP_EXEC_PATH_TRUNCATED;
 	path_len &= PATH_MASK;
 
-	__u64 max = args_max;
+	__u64 max = cap_cfg.args_max; /* --argv-max-bytes */
 	if (max > CAP_ARGS_MAX_MAX)
 		max = CAP_ARGS_MAX_MAX;
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);

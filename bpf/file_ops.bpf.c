@@ -29,24 +29,18 @@
  */
 #include "common.bpf.h"
 
-/* One row per read(2)/write(2) call as well (--file-rw-events). */
-const volatile bool file_rw_events = false;
-/* Benchmarks only (CAPTURE_BENCH_FILE_FLOOR), to measure what no file probe on this hook
- * can avoid: FLOOR_HOOK returns at once (the cost of the hook itself); FLOOR_RECORDS
- * emits one record per open and per close with the time, the process and the fd, through
- * the same ring buffers, and nothing else (no path, no per-file state, no other header
- * field). FLOOR_OFF always outside benchmarks: the verifier then removes that code, and
- * the probe is unchanged but for one load of floor_mode per syscall. */
-#define FLOOR_OFF 0
-#define FLOOR_HOOK 1
-#define FLOOR_RECORDS 2
-const volatile __u32 floor_mode = FLOOR_OFF;
-/* How many entries of exclude_prefixes are filled. */
-const volatile __u32 nr_prefixes = 0;
+/* Set by the loader in cap_cfg: file_rw_events (one row per read(2)/write(2) call as well,
+ * --file-rw-events), nr_prefixes (entries of exclude_prefixes in use), and file_floor,
+ * for benchmarks only (CAPTURE_BENCH_FILE_FLOOR), to measure what no file probe on this
+ * hook can avoid: CAP_FLOOR_HOOK returns at once (the cost of the hook itself);
+ * CAP_FLOOR_RECORDS emits one record per open and per close with the time, the process
+ * and the fd, through the same ring buffers, and nothing else (no path, no per-file
+ * state, no other header field). CAP_FLOOR_OFF always outside benchmarks: the verifier
+ * then removes that code. */
 
 #define AT_FDCWD -100
-#define PREFIX_MAX 64
-#define PREFIXES_MAX 8
+#define PREFIX_MAX CAP_PREFIX_MAX
+#define PREFIXES_MAX CAP_PREFIXES_MAX
 #define WALK_DEPTH 40
 #define NAME_MAX 255
 #define PATH_MASK (CAP_PATH_MAX - 1)
@@ -130,7 +124,7 @@ struct fd_state {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, CAP_FDS_MAX);
 	__type(key, __u64);
 	__type(value, struct fd_state);
 } fds SEC(".maps");
@@ -294,7 +288,7 @@ static __always_inline bool excluded(struct file_buf *b, __u32 len)
 	if (b->tail[0] != '/')
 		return false;
 	for (__u32 i = 0; i < PREFIXES_MAX; i++) {
-		if (i >= nr_prefixes)
+		if (i >= cap_cfg.nr_prefixes)
 			break;
 		__u32 key = i;
 		struct prefix *p = bpf_map_lookup_elem(&exclude_prefixes, &key);
@@ -448,7 +442,7 @@ static __always_inline int record_rw(__s32 fd, long ret, bool write)
 		__sync_fetch_and_add(&st->bytes_read, ret);
 		__sync_fetch_and_add(&st->reads, 1);
 	}
-	if (!file_rw_events)
+	if (!cap_cfg.file_rw_events)
 		return 0;
 	struct file_buf *b = buf();
 	if (!b)
@@ -495,7 +489,7 @@ static __always_inline int record_path_op(__u32 op, long ret, __s32 dfd, const c
 	return 0;
 }
 
-/* --- the benchmark floor (floor_mode) --- */
+/* --- the benchmark floor (cap_cfg.file_floor) --- */
 
 static __always_inline int record_floor(__u32 op, __s32 fd, long ret)
 {
@@ -521,7 +515,7 @@ static __always_inline int record_floor(__u32 op, __s32 fd, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (floor_mode == FLOOR_HOOK)
+	if (cap_cfg.file_floor == CAP_FLOOR_HOOK)
 		return 0;
 	long id = SYSCALL_NR(regs);
 	switch (id) {
@@ -546,7 +540,7 @@ int BPF_PROG(file_sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (skip_current() || compat_syscall())
 		return 0;
-	if (floor_mode == FLOOR_RECORDS) {
+	if (cap_cfg.file_floor == CAP_FLOOR_RECORDS) {
 		if (id == NR_close)
 			return record_floor(CAP_FILE_CLOSE, (__s32)ARG0(regs), ret);
 		if (id == NR_open || id == NR_openat || id == NR_openat2)

@@ -40,12 +40,23 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
+};
+
+enum {
+	BPF_F_NO_PREALLOC = 1,
+	BPF_F_CLONE = 1 << 9,
+};
+
+enum {
+	BPF_SK_STORAGE_GET_F_CREATE = 1,
 };
 
 /* Only for bpf_core_enum_value_exists(): which helpers this kernel has. */
 enum bpf_func_id {
 	BPF_FUNC_get_current_task_btf = 158,
+	BPF_FUNC_sock_from_file = 162,
 };
 
 enum {
@@ -147,6 +158,18 @@ struct net {
 	struct ns_common ns;
 };
 
+struct kernfs_node {
+	u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct nsproxy {
 	struct mnt_namespace *mnt_ns;
 	struct pid_namespace *pid_ns_for_children;
@@ -194,6 +217,95 @@ struct task_struct {
 	struct mm_struct *mm;
 	kuid_t loginuid;
 	struct thread_info thread_info;
+	struct css_set *cgroups;
+};
+
+/* Sockets. The kernel nests some of these fields in anonymous unions and structs; CO-RE
+ * finds them by name through those. */
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct in6_addr {
+	union {
+		u8 u6_addr8[16];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	u16 skc_num;
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	possible_net_t skc_net;
+	unsigned long skc_flags; /* sk_flags */
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+};
+
+struct socket;
+
+struct sock {
+	struct sock_common __sk_common;
+	u16 sk_protocol;
+	int sk_err;
+	struct socket *sk_socket;
+};
+
+enum sock_flags {
+	SOCK_DEAD,
+	SOCK_DONE, /* the peer's FIN arrived */
+};
+
+struct inet_sock {
+	__be16 inet_sport; /* kept after close, where skc_num is cleared */
+};
+
+struct socket {
+	struct sock *sk;
+	struct file *file;
+};
+
+struct tcp_sock {
+	u64 bytes_received; /* sequence space received: payload, and 1 for the peer's FIN */
+	u32 segs_in;
+	u32 segs_out;
+	u64 bytes_sent;     /* payload transmitted, retransmissions included */
+	u64 bytes_retrans;  /* payload retransmitted */
+	u32 srtt_us;
+	u32 total_retrans;
+};
+
+/* Contexts of the BPF iterators (their layout is checked against the kernel's). */
+struct bpf_iter_meta {
+	void *seq;
+	u64 session_id;
+	u64 seq_num;
+};
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
+	uid_t uid;
+};
+
+struct udp_sock;
+
+struct bpf_iter__udp {
+	struct bpf_iter_meta *meta;
+	struct udp_sock *udp_sk;
+	uid_t uid;
+	int bucket;
+};
+
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	u32 fd;
+	struct file *file;
 };
 
 struct linux_binprm {

@@ -27,14 +27,32 @@ cargo build --release --locked -p capq
 target=${CARGO_TARGET_DIR:-target}
 
 echo "== recording for $duration into ./capture"
-( sleep 2; for i in 1 2 3; do ls -la /etc >/dev/null; sh -c 'echo demo | wc -c' >/dev/null; cat /etc/os-release >/dev/null; done ) &
-$sudo "$target/release/capture_linux_rotating" --output-dir capture --duration "$duration"
+# A small workload: execs, files, a TCP exchange and a UDP DNS-shaped exchange on loopback
+# (no network needed), and a DNS lookup through the system resolver.
+( sleep 2
+  for i in 1 2 3; do ls -la /etc >/dev/null; sh -c 'echo demo | wc -c' >/dev/null; cat /etc/os-release >/dev/null; done
+  python3 - <<'PY' >/dev/null 2>&1 || true
+import socket, threading
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
+def serve():
+    c, _ = ls.accept(); c.recv(65536); c.sendall(b"pong" * 100); c.close()
+t = threading.Thread(target=serve); t.start()
+s = socket.create_connection(ls.getsockname()); s.sendall(b"ping" * 250); s.recv(65536); s.close(); t.join()
+try:
+    socket.getaddrinfo("localhost.localdomain", 80)
+except OSError:
+    pass
+PY
+) &
+$sudo "$target/release/capture_linux_rotating" --output-dir capture --probes exec,file,net,dns --duration "$duration"
 $sudo chown -R "$(id -u):$(id -g)" capture 2>/dev/null || true
 
 q() { echo; echo "-- $1"; "$target/release/capq" --dir capture "$1"; }
 q "SELECT comm, count(*) AS execs FROM exec WHERE NOT from_procfs GROUP BY comm ORDER BY execs DESC LIMIT 10"
 q "SELECT p.comm AS parent, c.comm AS child, c.argv FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id WHERE NOT c.from_procfs LIMIT 10"
 q "SELECT op, count(*) AS n, sum(bytes_read) AS bytes_read, sum(bytes_written) AS bytes_written FROM file GROUP BY op ORDER BY n DESC"
+q "SELECT comm, pid, proto, direction, owner, outcome, daddr, dport, bytes_sent, bytes_recv FROM net WHERE NOT interim ORDER BY ktime_ns LIMIT 10"
+q "SELECT comm, is_response, qname, qtype, rcode, answers, latency_ns FROM dns ORDER BY ktime_ns LIMIT 10"
 q "SELECT probe, sum(events) AS events, sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error) AS dropped FROM stats GROUP BY probe"
 echo
 echo "More: $target/release/capq --dir capture --tables    (every table and column)"

@@ -7,7 +7,7 @@
 #
 # Build: clang, libelf, zlib, pkg-config, make, a C compiler (libbpf-sys builds its
 # vendored libbpf). Run: kernel >= 5.8 (BPF ring buffers), BTF, tracefs (informational), privileges,
-# and for each probe whether its hooks exist on this kernel.
+# and for each probe in schemas/src/probes.rs whether its hooks exist on this kernel.
 set -u
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -87,28 +87,60 @@ else
         ok privileges "CAP_BPF and CAP_PERFMON"
     else
         unpriv=$(cat /proc/sys/kernel/unprivileged_bpf_disabled 2>/dev/null || echo "?")
-        bad privileges "not root and no CAP_BPF+CAP_PERFMON (kernel.unprivileged_bpf_disabled=$unpriv): run as root, or: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource+ep target/release/capture_linux_rotating"
+        bad privileges "not root and no CAP_BPF+CAP_PERFMON (kernel.unprivileged_bpf_disabled=$unpriv): run as root, or: sudo setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep target/release/capture_linux_rotating"
     fi
 fi
 
-# --- hooks per probe ---
+# --- hooks per probe: from the probe list (schemas/src/probes.rs), as the loader reads it ---
 has_btf_type() {
-    # A tp_btf hook exists when its btf_trace_<name> typedef is in the kernel's BTF.
-    [ -r /sys/kernel/btf/vmlinux ] && grep -aq "btf_trace_$1" /sys/kernel/btf/vmlinux
+    [ -r /sys/kernel/btf/vmlinux ] && grep -aq "$1" /sys/kernel/btf/vmlinux
 }
-if has_btf_type sched_process_exec && has_btf_type sched_process_exit; then
-    ok "probe exec" "tp_btf/sched_process_exec, tp_btf/sched_process_exit"
-else
-    bad "probe exec" "no BTF raw tracepoints sched_process_exec/exit on this kernel"
-fi
-if has_btf_type sys_exit; then
-    ok "probe file" "tp_btf/sys_exit"
-else
-    bad "probe file" "no BTF raw tracepoint sys_exit on this kernel"
-fi
-for p in net dns module; do
-    warn "probe $p" "not part of this build yet"
-done
+cgroup2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+here=$(cd "$(dirname "$0")/.." && pwd)
+probe_list() {
+    # One line per probe: NAME OBJECT HOOK... (a hook written ?name is optional).
+    awk '
+        /^[[:space:]]*name: "/ { split($0, a, "\""); name = a[2] }
+        /^[[:space:]]*object: "/ { split($0, a, "\""); obj = a[2] }
+        /^[[:space:]]*hooks: &\[/ { inhooks = 1; hooks = "" }
+        inhooks {
+            line = $0
+            while (match(line, /"\??[a-z_]+\/[a-z_0-9]+"/)) {
+                hooks = hooks " " substr(line, RSTART + 1, RLENGTH - 2)
+                line = substr(line, RSTART + RLENGTH)
+            }
+            if ($0 ~ /\]/) { inhooks = 0; print name, obj hooks }
+        }' "$here/schemas/src/probes.rs"
+}
+while read -r name obj hooks; do
+    if [ ! -f "$here/bpf/$obj.bpf.c" ]; then
+        warn "probe $name" "not part of this build (no bpf/$obj.bpf.c)"
+        continue
+    fi
+    have="" lack="" optional_lack=""
+    for h in $hooks; do
+        opt=""
+        case $h in \?*) opt=1; h=${h#\?} ;; esac
+        case $h in
+            tp_btf/*) has_btf_type "btf_trace_${h#tp_btf/}" && present=1 || present="" ;;
+            iter/*) has_btf_type "bpf_iter_${h#iter/}" && present=1 || present="" ;;
+            cgroup_skb/*|cgroup/*) [ -n "$cgroup2" ] && present=1 || present="" ;;
+            *) present="" ;;
+        esac
+        if [ -n "$present" ]; then have="$have $h"
+        elif [ -n "$opt" ]; then optional_lack="$optional_lack $h"
+        else lack="$lack $h"
+        fi
+    done
+    if [ -n "$lack" ]; then
+        warn "probe $name" "unavailable on this kernel: no${lack} (the other probes run)"
+    elif [ -n "$optional_lack" ]; then
+        ok "probe $name" "${have# } (without${optional_lack})"
+    else
+        ok "probe $name" "${have# }"
+    fi
+done < <(probe_list)
+[ -n "$cgroup2" ] && ok cgroup2 "$cgroup2 (the dns probe attaches to its root)" || warn cgroup2 "no cgroup v2 mount: the dns probe cannot attach (mount -t cgroup2 none /sys/fs/cgroup)"
 
 if [ "$fail" -eq 0 ]; then
     echo "verdict: ready to build and run the eBPF recorder"

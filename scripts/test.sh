@@ -10,7 +10,8 @@
 # 4. with ENABLE_EBPF_BUILD=1 (as root; what CI runs): installs the eBPF build packages,
 #    builds the recorder with the with-ebpf-load feature, checks the BPF objects' BTF
 #    against the Rust ABI mirror, compiles the objects for arm64 too, and runs the live
-#    tests: the real recorder, real BPF programs in this kernel, real workloads; then the
+#    tests: the real recorder, real BPF programs in this kernel, real workloads (exec and
+#    file; TCP on loopback for net; dnsmasq with dig, getent and Python for dns); then the
 #    same on Debian's 6.1 and 5.10 kernels booted under qemu (scripts/test-kernels.sh).
 # Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv),
 # ENABLE_EBPF_BUILD (default 0).
@@ -56,6 +57,10 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
         exit 1
     fi
     scripts/ebpf-preflight.sh --install
+    # The live DNS test's real server and clients, from Debian's packages.
+    if ! command -v dnsmasq >/dev/null || ! command -v dig >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq-base dnsutils >/dev/null
+    fi
 
     step "eBPF build: recorder with-ebpf-load, BTF of the objects vs the Rust mirror"
     # Only agent-linux's own dependency graph: libbpf-rs changes the features of libc,
@@ -66,6 +71,8 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
 
     step "live tests: real recorder, real probes, real workloads"
     "$venv/bin/python" scripts/test_live.py "$target/release/capture_linux_rotating" "$target/release/capq"
+    "$venv/bin/python" scripts/test_live_net.py "$target/release/capture_linux_rotating" "$target/release/capq"
+    "$venv/bin/python" scripts/test_live_dns.py "$target/release/capture_linux_rotating" "$target/release/capq"
 
     step "other kernels: Debian's 6.1 and 5.10 under qemu, the same binaries, exact rows"
     scripts/test-kernels.sh "$target/release/capture_linux_rotating" "$target/release/capq"

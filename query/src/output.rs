@@ -30,16 +30,22 @@ fn formatter_options() -> FormatOptions<'static> {
     FormatOptions::default().with_null("").with_display_error(true)
 }
 
-/// Replaces nested columns (lists) by their text form, for formats that only take scalars.
+/// Whether CSV takes a column as it is: not nested (lists), not bytes (BLOB, as hex).
+fn csv_scalar(t: &DataType) -> bool {
+    !t.is_nested() && !matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+}
+
+/// Replaces nested columns (lists) and bytes by their text form, for formats that only
+/// take scalars.
 fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
-    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+    if batch.schema().fields().iter().all(|f| csv_scalar(f.data_type())) {
         return Ok(batch.clone());
     }
     let opts = formatter_options();
     let mut fields = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-        if f.data_type().is_nested() {
+        if !csv_scalar(f.data_type()) {
             let fmt = ArrayFormatter::try_new(c.as_ref(), &opts)?;
             let strings: StringArray =
                 (0..c.len()).map(|i| if c.is_null(i) { None } else { Some(fmt.value(i).to_string()) }).collect();

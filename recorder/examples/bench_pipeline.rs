@@ -56,12 +56,12 @@ fn main() {
     );
     for name in &args.tables {
         let (kind, probe, table, scale) = match name.as_str() {
-            "file" => (abi::KIND_FILE, Probe::File, Table::File, 1),
-            "exec" => (abi::KIND_EXEC, Probe::Exec, Table::Exec, 20),
-            "exit" => (abi::KIND_EXIT, Probe::Exec, Table::Exit, 2),
-            "net" => (abi::KIND_NET, Probe::Net, Table::Net, 2),
-            "dns" => (abi::KIND_DNS, Probe::Dns, Table::Dns, 2),
-            "module" => (abi::KIND_MODULE, Probe::Module, Table::Module, 20),
+            "file" => (abi::Kind::File, Probe::File, Table::File, 1),
+            "exec" => (abi::Kind::Exec, Probe::Exec, Table::Exec, 20),
+            "exit" => (abi::Kind::Exit, Probe::Exec, Table::Exit, 2),
+            "net" => (abi::Kind::Net, Probe::Net, Table::Net, 2),
+            "dns" => (abi::Kind::Dns, Probe::Dns, Table::Dns, 2),
+            "module" => (abi::Kind::Module, Probe::Module, Table::Module, 20),
             other => {
                 eprintln!("bench_pipeline: unknown table '{other}'");
                 std::process::exit(2);

@@ -29,13 +29,13 @@ fn main() {
     let mut s = Synth::new(seed);
     let mut rec = Vec::with_capacity(4096);
     // A mix like a busy build machine's: file operations dominate.
-    let mix: [(u16, Probe, u64); 6] = [
-        (abi::KIND_FILE, Probe::File, 80),
-        (abi::KIND_NET, Probe::Net, 8),
-        (abi::KIND_DNS, Probe::Dns, 5),
-        (abi::KIND_EXEC, Probe::Exec, 4),
-        (abi::KIND_EXIT, Probe::Exec, 3),
-        (abi::KIND_MODULE, Probe::Module, 0),
+    let mix: [(abi::Kind, Probe, u64); 6] = [
+        (abi::Kind::File, Probe::File, 80),
+        (abi::Kind::Net, Probe::Net, 8),
+        (abi::Kind::Dns, Probe::Dns, 5),
+        (abi::Kind::Exec, Probe::Exec, 4),
+        (abi::Kind::Exit, Probe::Exec, 3),
+        (abi::Kind::Module, Probe::Module, 0),
     ];
     for i in 0..events {
         let roll = s.rng.below(100);
@@ -47,7 +47,7 @@ fn main() {
                 roll < acc
             })
             .unwrap_or(&mix[0]);
-        let (kind, probe) = if i % 5000 == 0 { (abi::KIND_MODULE, Probe::Module) } else { (kind, probe) };
+        let (kind, probe) = if i % 5000 == 0 { (abi::Kind::Module, Probe::Module) } else { (kind, probe) };
         rec.clear();
         s.record(kind, &mut rec);
         p.push(probe, &rec).expect("synthetic records decode");

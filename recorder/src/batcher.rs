@@ -42,8 +42,6 @@ impl BatchConfig {
     }
 }
 
-const EVENT_TABLES: [Table; 6] = [Table::Exec, Table::Exit, Table::File, Table::Net, Table::Dns, Table::Module];
-
 pub struct Batcher {
     pub decoder: Decoder,
     cfg: BatchConfig,
@@ -83,7 +81,7 @@ impl Batcher {
     /// Time-driven work: cuts batches older than `flush_interval`, publishes counters and
     /// emits `stats` rows when their interval is up.
     pub fn tick(&mut self, now: Instant) {
-        for t in EVENT_TABLES {
+        for t in Table::events() {
             if self.decoder.builders.len(t) == 0 {
                 continue;
             }
@@ -100,7 +98,7 @@ impl Batcher {
 
     /// Cuts every non-empty table and writes a final `stats` interval.
     pub fn flush(&mut self) {
-        for t in EVENT_TABLES {
+        for t in Table::events() {
             if self.decoder.builders.len(t) > 0 {
                 self.cut(t);
             }

@@ -1,13 +1,20 @@
 //! Arrow builders for every table: the decoder appends into them, the batcher cuts them.
 //!
-//! Each table's builder holds one Arrow builder per column in schema order. `ts` is not
-//! built per event: `finish` derives it from `ktime_ns` with one boot-to-wall offset for
-//! the whole batch.
+//! The builders are generated from the one declaration of the tables
+//! (`capture_schemas::with_tables!`): one module per table (`builders::file::Builder`),
+//! with a field per column of the type its Arrow type and nullability call for, and a
+//! field per column group (`common`, `ep`). A column the decoder does not fill leaves the
+//! batch invalid, which every decoder test catches; one it names but the declaration
+//! lacks does not compile.
+//!
+//! `ts` is not built per event: [`Common`] derives it from `ktime_ns` with one
+//! boot-to-wall offset for the whole batch. A finished column starts again sized for the
+//! batch it just cut, so a steady stream grows no buffers.
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Int64Builder, ListBuilder, StringBuilder};
-use arrow_array::types::{ArrowPrimitiveType, Int32Type, Int64Type};
+use arrow_array::builder::{ArrayBuilder, BinaryBuilder, BooleanBuilder, ListBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::types::{ArrowPrimitiveType, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{ArrayRef, Int64Array, PrimitiveArray, RecordBatch, TimestampMicrosecondArray};
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field};
@@ -61,8 +68,123 @@ impl<T: ArrowPrimitiveType> Values<T> {
 
 pub type I64s = Values<Int64Type>;
 pub type I32s = Values<Int32Type>;
+/// A `TIMESTAMP (µs, UTC)` column appended value by value (the `stats` table's `ts`).
+pub struct Timestamps(pub Values<TimestampMicrosecondType>);
 
-/// The columns every event table starts with (`ts` is derived at finish).
+impl Timestamps {
+    #[inline]
+    pub fn append_value(&mut self, micros: i64) {
+        self.0.append_value(micros);
+    }
+}
+
+/// What every generated column field is: a builder that knows its length and cuts itself
+/// into an array.
+pub trait Column {
+    fn with_capacity(rows: usize) -> Self;
+    fn rows(&self) -> usize;
+    /// The rows so far as an array; the builder starts again sized for as many.
+    fn cut(&mut self) -> ArrayRef;
+}
+
+impl<T: ArrowPrimitiveType> Column for Values<T> {
+    fn with_capacity(rows: usize) -> Self {
+        Values::with_capacity(rows)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+impl Column for Timestamps {
+    fn with_capacity(rows: usize) -> Self {
+        Timestamps(Values::with_capacity(rows))
+    }
+    fn rows(&self) -> usize {
+        self.0.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        Arc::new(self.0.finish().with_timezone("UTC"))
+    }
+}
+
+impl<T: ArrowPrimitiveType> Column for PrimitiveBuilder<T> {
+    fn with_capacity(rows: usize) -> Self {
+        PrimitiveBuilder::with_capacity(rows)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let rows = self.len();
+        Arc::new(std::mem::replace(self, PrimitiveBuilder::with_capacity(rows)).finish())
+    }
+}
+
+impl Column for BooleanBuilder {
+    fn with_capacity(rows: usize) -> Self {
+        BooleanBuilder::with_capacity(rows)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let rows = self.len();
+        Arc::new(std::mem::replace(self, BooleanBuilder::with_capacity(rows)).finish())
+    }
+}
+
+impl Column for StringBuilder {
+    fn with_capacity(rows: usize) -> Self {
+        StringBuilder::with_capacity(rows, rows * 16)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let (rows, bytes) = (self.len(), self.values_slice().len());
+        Arc::new(std::mem::replace(self, StringBuilder::with_capacity(rows, bytes)).finish())
+    }
+}
+
+impl Column for BinaryBuilder {
+    fn with_capacity(rows: usize) -> Self {
+        BinaryBuilder::with_capacity(rows, 0)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let (rows, bytes) = (self.len(), self.values_slice().len());
+        Arc::new(std::mem::replace(self, BinaryBuilder::with_capacity(rows, bytes)).finish())
+    }
+}
+
+impl Column for ListBuilder<StringBuilder> {
+    fn with_capacity(rows: usize) -> Self {
+        str_list_builder(rows, rows * 4, rows * 64)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let (rows, items, bytes) = (self.len(), self.values_ref().len(), self.values_ref().values_slice().len());
+        Arc::new(std::mem::replace(self, str_list_builder(rows, items, bytes)).finish())
+    }
+}
+
+/// A set of columns several tables share, as one builder.
+pub trait ColumnGroup {
+    fn with_capacity(rows: usize) -> Self;
+    fn rows(&self) -> usize;
+    /// Appends the group's arrays, in schema order, to `out`.
+    fn cut_into(&mut self, offset_ns: i64, out: &mut Vec<ArrayRef>);
+}
+
+/// The columns every event table starts with (`ts` is derived at the cut).
 pub struct Common {
     pub ktime_ns: I64s,
     pub pid: I32s,
@@ -73,215 +195,168 @@ pub struct Common {
     pub comm: StringBuilder,
     pub exec_id: I64s,
     pub cgroup_id: I64s,
-    cap: usize,
 }
 
-impl Common {
-    fn new(cap: usize) -> Common {
+impl ColumnGroup for Common {
+    fn with_capacity(cap: usize) -> Common {
         Common {
-            ktime_ns: I64s::with_capacity(cap),
-            pid: I32s::with_capacity(cap),
-            tid: I32s::with_capacity(cap),
-            ppid: I32s::with_capacity(cap),
-            uid: I64s::with_capacity(cap),
-            gid: I64s::with_capacity(cap),
+            ktime_ns: Column::with_capacity(cap),
+            pid: Column::with_capacity(cap),
+            tid: Column::with_capacity(cap),
+            ppid: Column::with_capacity(cap),
+            uid: Column::with_capacity(cap),
+            gid: Column::with_capacity(cap),
             comm: StringBuilder::with_capacity(cap, cap * 8),
-            exec_id: I64s::with_capacity(cap),
-            cgroup_id: I64s::with_capacity(cap),
-            cap,
+            exec_id: Column::with_capacity(cap),
+            cgroup_id: Column::with_capacity(cap),
         }
     }
 
-    fn len(&self) -> usize {
+    fn rows(&self) -> usize {
         self.ktime_ns.len()
     }
 
-    fn finish(&mut self, offset_ns: i64) -> Vec<ArrayRef> {
+    fn cut_into(&mut self, offset_ns: i64, out: &mut Vec<ArrayRef>) {
         let ktime = self.ktime_ns.finish();
-        let ts = ts_from_ktime(&ktime, offset_ns);
-        vec![
-            Arc::new(ts),
-            Arc::new(ktime),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.tid.finish()),
-            Arc::new(self.ppid.finish()),
-            Arc::new(self.uid.finish()),
-            Arc::new(self.gid.finish()),
-            Arc::new(std::mem::replace(&mut self.comm, StringBuilder::with_capacity(self.cap, self.cap * 8)).finish()),
-            Arc::new(self.exec_id.finish()),
-            Arc::new(self.cgroup_id.finish()),
-        ]
+        out.push(Arc::new(ts_from_ktime(&ktime, offset_ns)));
+        out.push(Arc::new(ktime));
+        out.push(self.pid.cut());
+        out.push(self.tid.cut());
+        out.push(self.ppid.cut());
+        out.push(self.uid.cut());
+        out.push(self.gid.cut());
+        out.push(self.comm.cut());
+        out.push(self.exec_id.cut());
+        out.push(self.cgroup_id.cut());
     }
 }
 
-/// Declares a table's builder: the common columns, then its own in schema order.
-macro_rules! table_builder {
-    ($name:ident, $table:expr, { $( $field:ident : $bty:ty = |$cap:ident| $ctor:expr ),* $(,)? }) => {
-        pub struct $name {
-            pub common: Common,
-            $( pub $field: $bty, )*
-            cap: usize,
+/// The builder type of a column: `builder_ty!(I64)`, `builder_ty!(I64 null)`.
+macro_rules! builder_ty {
+    (Ts) => { Timestamps };
+    (I32) => { I32s };
+    (I32 null) => { PrimitiveBuilder<Int32Type> };
+    (I64) => { I64s };
+    (I64 null) => { PrimitiveBuilder<Int64Type> };
+    (Bool $($null:ident)?) => { BooleanBuilder };
+    (Str $($null:ident)?) => { StringBuilder };
+    (StrList $($null:ident)?) => { ListBuilder<StringBuilder> };
+    (Bin $($null:ident)?) => { BinaryBuilder };
+}
+
+/// The row count of a builder: that of its first column.
+macro_rules! first_rows {
+    ($first:expr $(, $rest:expr)*) => {
+        Column::rows(&$first)
+    };
+}
+
+/// This crate's expansion of `with_tables!`: a builder per group (but `Common`, written
+/// above) and per table, and [`Builders`], one of each table.
+macro_rules! define_builders {
+    (
+        groups {
+            Common $COMMON:ident { $( $ccol:ident : $cty:ident $(| $cnull:ident)? => $cdesc:literal ),* $(,)? }
+            $(
+                $group:ident $GROUP:ident {
+                    $( $gcol:ident : $gty:ident $(| $gnull:ident)? => $gdesc:literal ),* $(,)?
+                }
+            )*
+        }
+        tables { $(
+            $field:ident : $Variant:ident = $idx:literal , probe $probe:expr , $about:literal
+            [ $( $gfield:ident : $G:ident ),* ]
+            { $( $col:ident : $ty:ident $(| $null:ident)? => $desc:literal ),* $(,)? }
+        )* }
+    ) => {
+        $(
+            #[doc = concat!("The `", stringify!($group), "` columns.")]
+            pub struct $group {
+                $( pub $gcol: builder_ty!($gty $($gnull)?), )*
+            }
+
+            impl ColumnGroup for $group {
+                fn with_capacity(rows: usize) -> Self {
+                    $group { $( $gcol: Column::with_capacity(rows), )* }
+                }
+
+                fn rows(&self) -> usize {
+                    first_rows!($( self.$gcol ),*)
+                }
+
+                fn cut_into(&mut self, _offset_ns: i64, out: &mut Vec<ArrayRef>) {
+                    $( out.push(self.$gcol.cut()); )*
+                }
+            }
+        )*
+
+        $(
+            #[doc = concat!("The builder of the `", stringify!($field), "` table.")]
+            pub mod $field {
+                use super::*;
+
+                pub struct Builder {
+                    $( pub $gfield: $G, )*
+                    $( pub $col: builder_ty!($ty $($null)?), )*
+                }
+
+                impl Builder {
+                    pub fn with_capacity(rows: usize) -> Self {
+                        Builder {
+                            $( $gfield: ColumnGroup::with_capacity(rows), )*
+                            $( $col: Column::with_capacity(rows), )*
+                        }
+                    }
+
+                    pub fn len(&self) -> usize {
+                        first_rows!($( self.$col ),*)
+                    }
+
+                    pub fn is_empty(&self) -> bool {
+                        self.len() == 0
+                    }
+
+                    /// Takes the rows built so far as one batch and leaves the builder empty.
+                    #[allow(unused_variables)] // offset_ns, in a table without groups
+                    pub fn finish(&mut self, offset_ns: i64) -> RecordBatch {
+                        let mut cols: Vec<ArrayRef> = Vec::with_capacity(Table::$Variant.schema().fields().len());
+                        $( ColumnGroup::cut_into(&mut self.$gfield, offset_ns, &mut cols); )*
+                        $( cols.push(self.$col.cut()); )*
+                        // Every decode appends one value to every column; a mismatch is a
+                        // bug in the decoder, which the round-trip tests catch.
+                        RecordBatch::try_new(Table::$Variant.schema(), cols)
+                            .expect(concat!("the ", stringify!($field), " builder matches its schema"))
+                    }
+                }
+            }
+        )*
+
+        /// One builder per table.
+        pub struct Builders {
+            $( pub $field: $field::Builder, )*
         }
 
-        impl $name {
-            pub fn new(cap: usize) -> Self {
-                Self { common: Common::new(cap), $( $field: { let $cap = cap; $ctor }, )* cap }
+        impl Builders {
+            /// Builders for about `cap` rows per table; each grows to its table's batch
+            /// size once and keeps it.
+            pub fn new(cap: usize) -> Builders {
+                let first = cap.min(1024);
+                Builders { $( $field: $field::Builder::with_capacity(first), )* }
             }
 
-            pub fn len(&self) -> usize {
-                self.common.len()
+            pub fn len(&self, table: Table) -> usize {
+                match table { $( Table::$Variant => self.$field.len(), )* }
             }
 
-            pub fn is_empty(&self) -> bool {
-                self.len() == 0
-            }
-
-            /// Takes the rows built so far as one batch and leaves the builder empty.
-            pub fn finish(&mut self, offset_ns: i64) -> RecordBatch {
-                let mut cols = self.common.finish(offset_ns);
-                // Fresh builders of the same capacity: the next batch grows no buffers.
-                $( cols.push(Arc::new(std::mem::replace(&mut self.$field, { let $cap = self.cap; $ctor }).finish()) as ArrayRef); )*
-                // Every decode appends one value to every column, in schema order; a
-                // mismatch is a bug in this file, which the round-trip tests catch.
-                RecordBatch::try_new($table.schema(), cols).expect(concat!(stringify!($name), " matches its schema"))
+            /// Cuts the rows of `table` into a batch; `None` when it has none.
+            pub fn finish(&mut self, table: Table, offset_ns: i64) -> Option<RecordBatch> {
+                if self.len(table) == 0 {
+                    return None;
+                }
+                Some(match table { $( Table::$Variant => self.$field.finish(offset_ns), )* })
             }
         }
     };
 }
 
-table_builder!(ExecBuilder, Table::Exec, {
-    parent_exec_id: I64s = |c| I64s::with_capacity(c),
-    start_ktime_ns: I64s = |c| I64s::with_capacity(c),
-    euid: I64s = |c| I64s::with_capacity(c),
-    loginuid: Int64Builder = |c| Int64Builder::with_capacity(c),
-    path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 24),
-    argv: ListBuilder<StringBuilder> = |c| str_list_builder(c, c * 4, c * 64),
-    envp: ListBuilder<StringBuilder> = |c| str_list_builder(c, c * 16, c * 512),
-    argc: I32s = |c| I32s::with_capacity(c),
-    envc: I32s = |c| I32s::with_capacity(c),
-    argv_truncated: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-    envp_truncated: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-    tty: StringBuilder = |c| StringBuilder::with_capacity(c, c * 4),
-    pidns: I64s = |c| I64s::with_capacity(c),
-    mntns: I64s = |c| I64s::with_capacity(c),
-    netns: I64s = |c| I64s::with_capacity(c),
-    from_procfs: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-});
-
-table_builder!(ExitBuilder, Table::Exit, {
-    exit_code: I32s = |c| I32s::with_capacity(c),
-    signal: I32s = |c| I32s::with_capacity(c),
-    core_dumped: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-    lifetime_ns: I64s = |c| I64s::with_capacity(c),
-});
-
-table_builder!(FileBuilder, Table::File, {
-    op: StringBuilder = |c| StringBuilder::with_capacity(c, c * 5),
-    path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 32),
-    abs_path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 32),
-    path2: StringBuilder = |c| StringBuilder::with_capacity(c, 64),
-    flags: I64s = |c| I64s::with_capacity(c),
-    mode: I32s = |c| I32s::with_capacity(c),
-    fd: I32s = |c| I32s::with_capacity(c),
-    ret: I64s = |c| I64s::with_capacity(c),
-    bytes_read: I64s = |c| I64s::with_capacity(c),
-    bytes_written: I64s = |c| I64s::with_capacity(c),
-    reads: I64s = |c| I64s::with_capacity(c),
-    writes: I64s = |c| I64s::with_capacity(c),
-    ino: I64s = |c| I64s::with_capacity(c),
-    dev: I64s = |c| I64s::with_capacity(c),
-});
-
-table_builder!(NetBuilder, Table::Net, {
-    family: StringBuilder = |c| StringBuilder::with_capacity(c, c * 4),
-    proto: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
-    direction: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
-    saddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    sport: I32s = |c| I32s::with_capacity(c),
-    daddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    dport: I32s = |c| I32s::with_capacity(c),
-    bytes_sent: I64s = |c| I64s::with_capacity(c),
-    bytes_recv: I64s = |c| I64s::with_capacity(c),
-    start_ktime_ns: I64s = |c| I64s::with_capacity(c),
-    duration_ns: I64s = |c| I64s::with_capacity(c),
-});
-
-table_builder!(DnsBuilder, Table::Dns, {
-    family: StringBuilder = |c| StringBuilder::with_capacity(c, c * 4),
-    proto: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
-    direction: StringBuilder = |c| StringBuilder::with_capacity(c, c * 3),
-    saddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    sport: I32s = |c| I32s::with_capacity(c),
-    daddr: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    dport: I32s = |c| I32s::with_capacity(c),
-    txid: I32s = |c| I32s::with_capacity(c),
-    is_response: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-    qname: StringBuilder = |c| StringBuilder::with_capacity(c, c * 24),
-    qtype: StringBuilder = |c| StringBuilder::with_capacity(c, c * 4),
-    rcode: StringBuilder = |c| StringBuilder::with_capacity(c, c * 7),
-    answers: ListBuilder<StringBuilder> = |c| str_list_builder(c, c, c * 16),
-    latency_ns: Int64Builder = |c| Int64Builder::with_capacity(c),
-    msg_truncated: BooleanBuilder = |c| BooleanBuilder::with_capacity(c),
-});
-
-table_builder!(ModuleBuilder, Table::Module, {
-    name: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    source: StringBuilder = |c| StringBuilder::with_capacity(c, c * 12),
-    path: StringBuilder = |c| StringBuilder::with_capacity(c, c * 48),
-    params: StringBuilder = |c| StringBuilder::with_capacity(c, 16),
-    flags: I64s = |c| I64s::with_capacity(c),
-});
-
-/// One builder per event table.
-pub struct Builders {
-    pub exec: ExecBuilder,
-    pub exit: ExitBuilder,
-    pub file: FileBuilder,
-    pub net: NetBuilder,
-    pub dns: DnsBuilder,
-    pub module: ModuleBuilder,
-}
-
-impl Builders {
-    /// Builders sized for `cap` rows per table (they grow past it if needed).
-    pub fn new(cap: usize) -> Builders {
-        // Rare tables start small; their builders grow if a burst comes.
-        let small = cap.min(1024);
-        Builders {
-            exec: ExecBuilder::new(small),
-            exit: ExitBuilder::new(small),
-            file: FileBuilder::new(cap),
-            net: NetBuilder::new(cap),
-            dns: DnsBuilder::new(small),
-            module: ModuleBuilder::new(16),
-        }
-    }
-
-    pub fn len(&self, table: Table) -> usize {
-        match table {
-            Table::Exec => self.exec.len(),
-            Table::Exit => self.exit.len(),
-            Table::File => self.file.len(),
-            Table::Net => self.net.len(),
-            Table::Dns => self.dns.len(),
-            Table::Module => self.module.len(),
-            Table::Stats => 0,
-        }
-    }
-
-    /// Cuts the rows of `table` into a batch; `None` when it has none (or is `stats`).
-    pub fn finish(&mut self, table: Table, offset_ns: i64) -> Option<RecordBatch> {
-        if self.len(table) == 0 {
-            return None;
-        }
-        Some(match table {
-            Table::Exec => self.exec.finish(offset_ns),
-            Table::Exit => self.exit.finish(offset_ns),
-            Table::File => self.file.finish(offset_ns),
-            Table::Net => self.net.finish(offset_ns),
-            Table::Dns => self.dns.finish(offset_ns),
-            Table::Module => self.module.finish(offset_ns),
-            Table::Stats => return None,
-        })
-    }
-}
+capture_schemas::with_tables!(define_builders);

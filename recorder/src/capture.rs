@@ -34,12 +34,14 @@ const EXAMPLES: &str = "\
 EXAMPLES:
   sudo capture_linux_rotating                                  # every probe into ./capture
   sudo capture_linux_rotating --probes exec --duration 10m --output-dir /var/lib/capture
+  sudo capture_linux_rotating --probes net,dns --flow-interval 10s
+  capture_linux_rotating --list-probes                         # what this kernel can run
   sudo capture_linux_rotating --comm make --comm cc1 --envp none
   sudo capture_linux_rotating --max-total-bytes 20GiB --max-age 7d --compression zstd
   capq --dir ./capture \"SELECT comm, count(*) FROM exec GROUP BY comm\"
 
 Privileges: root, or the binary with capabilities:
-  sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep capture_linux_rotating
+  sudo setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep capture_linux_rotating
 Logging: RUST_LOG=debug shows each load step and libbpf's messages.";
 
 /// Records kernel telemetry (eBPF) into rotating Parquet segments.
@@ -52,9 +54,14 @@ pub struct Cli {
     /// Capture directory; tables go in its subdirectories.
     #[arg(long, short = 'o', default_value = "./capture")]
     pub output_dir: PathBuf,
-    /// Probes to run: exec, file (net, dns and module are not in this build yet).
-    #[arg(long, value_delimiter = ',', default_value = "exec,file")]
+    /// Probes to run, comma-separated: exec, file, net, dns, module (--list-probes says
+    /// what each records and whether this kernel can run it). A probe this kernel cannot
+    /// run is reported in one line and the others run.
+    #[arg(long, value_delimiter = ',', default_value = "exec,file,net,dns,module")]
     pub probes: Vec<String>,
+    /// Print each probe, its hooks and whether this kernel has them, then exit.
+    #[arg(long)]
+    pub list_probes: bool,
     /// Stop after this long (e.g. 30s, 10m, 2h); default: until SIGINT or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -94,6 +101,12 @@ pub struct Cli {
     /// file: also one row per read(2)/write(2) call on recorded files.
     #[arg(long)]
     pub file_rw_events: bool,
+    /// net: an open connection gets an update row (its counters so far) this often.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub flow_interval: Duration,
+    /// dns: also treat this port as DNS (repeatable; 53 always is).
+    #[arg(long = "dns-port", value_parser = clap::value_parser!(u16).range(1..))]
+    pub dns_ports: Vec<u16>,
     /// Interval of the rows in the stats table.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub stats_interval: Duration,
@@ -148,20 +161,52 @@ fn probes_of(names: &[String]) -> anyhow::Result<Vec<Probe>> {
     let mut out = Vec::new();
     for n in names {
         let p = Probe::from_name(n.trim())
-            .with_context(|| format!("unknown probe '{n}': the probes are exec, file, net, dns, module"))?;
+            .with_context(|| format!("unknown probe '{n}': the probes are {}", Probe::names()))?;
         if !out.contains(&p) {
             out.push(p);
         }
     }
     if out.is_empty() {
-        bail!("--probes is empty: name at least one of exec, file");
+        bail!("--probes is empty: name at least one of {}", Probe::names());
     }
     Ok(out)
 }
 
+/// `--list-probes`: one line per probe and per hook, with what this kernel has.
+fn list_probes() {
+    for p in Probe::ALL {
+        let spec = p.spec();
+        match loader::hook_report(p) {
+            Ok(hooks) => {
+                println!("{:<7} ready        {}", spec.name, spec.summary);
+                for (h, present) in hooks {
+                    let state = match (present, h.optional) {
+                        (true, _) => "ok",
+                        (false, true) => "absent (optional: runs without it)",
+                        (false, false) => "absent",
+                    };
+                    println!("        {:<32} {state}", h.section);
+                }
+            }
+            Err(why) => println!("{:<7} unavailable  {why}", spec.name),
+        }
+    }
+}
+
 /// Runs the recorder; returns when it has stopped and flushed.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.list_probes {
+        loader::init_logging();
+        list_probes();
+        return Ok(());
+    }
     let wanted = probes_of(&cli.probes)?;
+    if cli.flow_interval < Duration::from_secs(1) {
+        bail!("--flow-interval {:?}: must be at least 1s", cli.flow_interval);
+    }
+    if cli.dns_ports.len() >= capture_schemas::abi::DNS_PORTS_MAX {
+        bail!("--dns-port: at most {} ports besides 53", capture_schemas::abi::DNS_PORTS_MAX - 1);
+    }
     if !(32 << 10..=128 << 10).contains(&cli.argv_max_bytes) {
         bail!("--argv-max-bytes {}: must be between 32KiB and 128KiB", human_bytes(cli.argv_max_bytes));
     }
@@ -202,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         args_max: cli.argv_max_bytes as u32,
         file_rw_events: cli.file_rw_events,
         file_floor: bench_file_floor()?,
+        dns_ports: std::iter::once(53).chain(cli.dns_ports.iter().copied().filter(|&p| p != 53)).collect(),
         ringbuf_bytes: cli.ringbuf_size as u32,
         wakeup_bytes: cli.wakeup_bytes.min(cli.ringbuf_size / 2),
     };
@@ -258,6 +304,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         log::debug!("{n} running processes read from /proc");
     }
+    // Iterators that list what was there before the recorder (the net probe's open
+    // connections and their owners), while every privilege is still held.
+    for lp in &live {
+        for name in lp.probe.spec().at_start {
+            if let Err(e) = lp.run_iter(name) {
+                log::warn!("{} probe: listing at start ({name}) failed: {e}", lp.probe.name());
+            }
+        }
+    }
     // A bpf(2) call on a map already open: the drop counters are read like this each second.
     let kept_bpf =
         privs::drop_capabilities(|| live[0].drops_readable()).context("dropping capabilities after attaching")?;
@@ -276,7 +331,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
     );
     let status = !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let opts = ReadOptions { poll_interval: cli.poll_interval, duration: cli.duration, status };
+    let opts = ReadOptions {
+        poll_interval: cli.poll_interval,
+        duration: cli.duration,
+        status,
+        flow_interval: cli.flow_interval,
+    };
     let summary = reader::run(&mut live, pipeline, &privs::STOP, &opts)?;
     let t = summary.totals;
     eprintln!(

@@ -14,9 +14,9 @@ use capture_schemas::abi::{self, Hdr, Pod};
 use capture_schemas::{Probe, Table};
 
 use crate::builders::{Builders, Common};
-use crate::dns_wire;
 use crate::open_files::{abs_parts, OpenFiles};
 use crate::strings::{append_addr, append_lossy, c_str, write_lossy};
+use crate::{community_id, dns_wire};
 
 /// Why a record was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +141,8 @@ impl Decoder {
         if hdr.abi != abi::ABI_VERSION {
             return Err(DecodeError::BadAbi { abi: hdr.abi });
         }
-        let need = abi::fixed_size(hdr.kind).ok_or(DecodeError::UnknownKind { kind: hdr.kind })?;
+        let kind = abi::Kind::from_u16(hdr.kind).ok_or(DecodeError::UnknownKind { kind: hdr.kind })?;
+        let need = kind.fixed_size();
         let len = hdr.len as usize;
         if len > rec.len() {
             return Err(DecodeError::LenOverrun { declared: len, actual: rec.len() });
@@ -153,8 +154,10 @@ impl Decoder {
         let rec = &rec[..len];
         let tail = &rec[need..];
         let seed = self.boot_seed;
-        match hdr.kind {
-            abi::KIND_EXEC => {
+        // Exhaustive over the kinds: a kind added to the ABI does not compile until it is
+        // decoded here.
+        match kind {
+            abi::Kind::Exec => {
                 let e = abi::Exec::read(rec).ok_or(DecodeError::Short { len })?;
                 let [path, argv, envp] = split_tail(hdr.kind, tail, [e.path_len, e.argv_len, e.envp_len])?;
                 let b = &mut self.builders.exec;
@@ -182,7 +185,7 @@ impl Decoder {
                 b.from_procfs.append_value(e.flags & abi::EXEC_FROM_PROCFS != 0);
                 Ok((Table::Exec, ok))
             }
-            abi::KIND_EXIT => {
+            abi::Kind::Exit => {
                 let e = abi::Exit::read(rec).ok_or(DecodeError::Short { len })?;
                 let b = &mut self.builders.exit;
                 let ok = append_common(&mut b.common, &hdr, seed);
@@ -193,7 +196,7 @@ impl Decoder {
                 b.lifetime_ns.append_value(hdr.ktime_ns.saturating_sub(hdr.start_ns) as i64);
                 Ok((Table::Exit, ok))
             }
-            abi::KIND_FILE => {
+            abi::Kind::File => {
                 let f = abi::File::read(rec).ok_or(DecodeError::Short { len })?;
                 let op = file_op(f.op).ok_or(DecodeError::BadField { kind: hdr.kind, field: "op", value: f.op })?;
                 let [path, path2, cwd] = split_tail(hdr.kind, tail, [f.path_len, f.path2_len, f.cwd_len])?;
@@ -247,37 +250,45 @@ impl Decoder {
                 b.dev.append_value(i64::from(f.dev));
                 Ok((Table::File, ok))
             }
-            abi::KIND_NET => {
+            abi::Kind::Net => {
                 let n = abi::Net::read(rec).ok_or(DecodeError::Short { len })?;
-                let (family, proto, dir) = endpoint_names(hdr.kind, n.family, n.proto, n.direction)?;
+                let outcome = net_outcome(n.outcome).ok_or(DecodeError::BadField {
+                    kind: hdr.kind,
+                    field: "outcome",
+                    value: u32::from(n.outcome),
+                })?;
+                let owner = net_owner(n.owner).ok_or(DecodeError::BadField {
+                    kind: hdr.kind,
+                    field: "owner",
+                    value: u32::from(n.owner),
+                })?;
+                let ep = Endpoint::check(hdr.kind, &n.ep)?;
                 let b = &mut self.builders.net;
                 let ok = append_common(&mut b.common, &hdr, seed);
-                b.family.append_value(family);
-                b.proto.append_value(proto);
-                b.direction.append_value(dir);
-                append_addr(&mut b.saddr, n.family, &n.saddr);
-                b.sport.append_value(i32::from(n.sport));
-                append_addr(&mut b.daddr, n.family, &n.daddr);
-                b.dport.append_value(i32::from(n.dport));
+                ep.append(&mut b.ep);
+                b.outcome.append_value(outcome);
+                b.interim.append_value(n.flags & abi::NET_UPDATE != 0);
+                b.preexisting.append_value(n.flags & abi::NET_PREEXISTING != 0);
+                b.owner.append_value(owner);
                 b.bytes_sent.append_value(n.bytes_sent as i64);
                 b.bytes_recv.append_value(n.bytes_recv as i64);
+                b.segs_sent.append_value(n.segs_sent as i64);
+                b.segs_recv.append_value(n.segs_recv as i64);
+                let tcp = ep.tcp;
+                b.retransmits.append_option(tcp.then_some(i64::from(n.retrans)));
+                b.srtt_us.append_option(tcp.then_some(i64::from(n.srtt_us)));
                 b.start_ktime_ns.append_value(n.start_ns as i64);
+                b.last_ktime_ns.append_option((!tcp).then_some(n.last_ns as i64));
                 b.duration_ns.append_value(hdr.ktime_ns.saturating_sub(n.start_ns) as i64);
                 Ok((Table::Net, ok))
             }
-            abi::KIND_DNS => {
+            abi::Kind::Dns => {
                 let d = abi::Dns::read(rec).ok_or(DecodeError::Short { len })?;
-                let (family, proto, dir) = endpoint_names(hdr.kind, d.family, d.proto, d.direction)?;
+                let ep = Endpoint::check(hdr.kind, &d.ep)?;
                 let [msg] = split_tail(hdr.kind, tail, [d.msg_len])?;
                 let b = &mut self.builders.dns;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
-                b.family.append_value(family);
-                b.proto.append_value(proto);
-                b.direction.append_value(dir);
-                append_addr(&mut b.saddr, d.family, &d.saddr);
-                b.sport.append_value(i32::from(d.sport));
-                append_addr(&mut b.daddr, d.family, &d.daddr);
-                b.dport.append_value(i32::from(d.dport));
+                ep.append(&mut b.ep);
                 let mut complete = d.msg_len >= d.wire_len;
                 let h = dns_wire::header(msg);
                 b.txid.append_value(h.map_or(0, |h| i32::from(h.id)));
@@ -285,16 +296,20 @@ impl Decoder {
                 b.is_response.append_value(is_response);
                 let name = &mut self.name;
                 let question = h.filter(|h| h.qdcount > 0).and_then(|_| dns_wire::question(msg, name));
+                b.flags.append_value(h.map_or(0, |h| i32::from(h.flags)));
                 match question {
-                    Some((qtype, _)) => {
+                    Some((qtype, qclass, _)) => {
                         ok &= append_lossy(&mut b.qname, name.as_bytes());
                         dns_wire::write_type(&mut b.qtype, qtype);
                         b.qtype.append_value("");
+                        dns_wire::write_class(&mut b.qclass, qclass);
+                        b.qclass.append_value("");
                     }
                     None => {
                         complete = false;
                         b.qname.append_null();
                         b.qtype.append_null();
+                        b.qclass.append_null();
                     }
                 }
                 match h.filter(|_| is_response) {
@@ -304,15 +319,18 @@ impl Decoder {
                     }
                     None => b.rcode.append_null(),
                 }
-                if let (Some(h), Some((_, at))) = (h, question) {
+                if let (Some(h), Some((_, _, at))) = (h, question) {
                     complete &= dns_wire::answers(msg, at, h.ancount, b.answers.values(), name);
                 }
                 b.answers.append(true);
                 b.latency_ns.append_option((is_response && d.latency_ns > 0).then_some(d.latency_ns as i64));
                 b.msg_truncated.append_value(!complete);
+                b.raw.append_option((!complete).then_some(msg));
+                b.msg_len.append_value(d.msg_len as i32);
+                b.wire_len.append_value(d.wire_len.min(i32::MAX as u32) as i32);
                 Ok((Table::Dns, ok))
             }
-            abi::KIND_MODULE => {
+            abi::Kind::Module => {
                 let m = abi::Module::read(rec).ok_or(DecodeError::Short { len })?;
                 let source = match m.source {
                     abi::MODULE_INIT => "init_module",
@@ -333,7 +351,6 @@ impl Decoder {
                 b.flags.append_value(i64::from(m.flags));
                 Ok((Table::Module, ok))
             }
-            kind => Err(DecodeError::UnknownKind { kind }),
         }
     }
 }
@@ -401,28 +418,72 @@ fn file_op(op: u32) -> Option<&'static str> {
     })
 }
 
-fn endpoint_names(
-    kind: u16,
-    family: u16,
-    proto: u8,
-    dir: u8,
-) -> Result<(&'static str, &'static str, &'static str), DecodeError> {
-    let family = match i32::from(family) {
-        libc::AF_INET => "ipv4",
-        libc::AF_INET6 => "ipv6",
-        _ => return Err(DecodeError::BadField { kind, field: "family", value: u32::from(family) }),
-    };
-    let proto = match i32::from(proto) {
-        libc::IPPROTO_TCP => "tcp",
-        libc::IPPROTO_UDP => "udp",
-        _ => return Err(DecodeError::BadField { kind, field: "proto", value: u32::from(proto) }),
-    };
-    let dir = match dir {
-        abi::DIR_OUT => "out",
-        abi::DIR_IN => "in",
-        _ => return Err(DecodeError::BadField { kind, field: "direction", value: u32::from(dir) }),
-    };
-    Ok((family, proto, dir))
+fn net_outcome(v: u16) -> Option<&'static str> {
+    Some(match v {
+        abi::NET_OPEN => "open",
+        abi::NET_CLOSED => "closed",
+        abi::NET_REFUSED => "refused",
+        abi::NET_TIMEOUT => "timeout",
+        abi::NET_RESET => "reset",
+        abi::NET_FAILED => "failed",
+        abi::NET_EVICTED => "evicted",
+        _ => return None,
+    })
+}
+
+fn net_owner(v: u16) -> Option<&'static str> {
+    Some(match v {
+        abi::OWNER_NONE => "none",
+        abi::OWNER_CONNECT => "connect",
+        abi::OWNER_ACCEPT => "accept",
+        abi::OWNER_LISTEN => "listen",
+        abi::OWNER_SEND => "send",
+        abi::OWNER_PROCFS => "procfs",
+        _ => return None,
+    })
+}
+
+/// A record's endpoint, checked before anything is appended.
+struct Endpoint<'a> {
+    raw: &'a abi::Endpoint,
+    family: &'static str,
+    proto: &'static str,
+    direction: &'static str,
+    tcp: bool,
+}
+
+impl<'a> Endpoint<'a> {
+    fn check(kind: u16, ep: &'a abi::Endpoint) -> Result<Endpoint<'a>, DecodeError> {
+        let family = match i32::from(ep.family) {
+            libc::AF_INET => "ipv4",
+            libc::AF_INET6 => "ipv6",
+            _ => return Err(DecodeError::BadField { kind, field: "family", value: u32::from(ep.family) }),
+        };
+        let proto = match i32::from(ep.proto) {
+            libc::IPPROTO_TCP => "tcp",
+            libc::IPPROTO_UDP => "udp",
+            _ => return Err(DecodeError::BadField { kind, field: "proto", value: u32::from(ep.proto) }),
+        };
+        let direction = match ep.direction {
+            abi::DIR_OUT => "out",
+            abi::DIR_IN => "in",
+            _ => return Err(DecodeError::BadField { kind, field: "direction", value: u32::from(ep.direction) }),
+        };
+        Ok(Endpoint { raw: ep, family, proto, direction, tcp: proto == "tcp" })
+    }
+
+    fn append(&self, b: &mut crate::builders::Endpoint) {
+        let e = self.raw;
+        b.family.append_value(self.family);
+        b.proto.append_value(self.proto);
+        b.direction.append_value(self.direction);
+        append_addr(&mut b.saddr, e.family, &e.saddr);
+        b.sport.append_value(i32::from(e.sport));
+        append_addr(&mut b.daddr, e.family, &e.daddr);
+        b.dport.append_value(i32::from(e.dport));
+        b.netns.append_value(i64::from(e.netns));
+        community_id::append(&mut b.community_id, e);
+    }
 }
 
 #[cfg(test)]

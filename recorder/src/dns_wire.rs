@@ -157,12 +157,24 @@ pub fn write_rcode(b: &mut StringBuilder, r: u16) {
     .ok();
 }
 
-/// The question: name and type; returns the position after the question.
-pub fn question(msg: &[u8], name: &mut Name) -> Option<(u16, usize)> {
+/// The question: name, type and class; returns the position after the question.
+pub fn question(msg: &[u8], name: &mut Name) -> Option<(u16, u16, usize)> {
     let pos = name.read(msg, 12)?;
     let qtype = be16(msg, pos)?;
-    be16(msg, pos + 2)?;
-    Some((qtype, pos + 4))
+    let qclass = be16(msg, pos + 2)?;
+    Some((qtype, qclass, pos + 4))
+}
+
+/// Writes a class's mnemonic (IN, CH, HS, ANY) or `CLASSnnn` (RFC 3597).
+pub fn write_class(b: &mut StringBuilder, c: u16) {
+    match c {
+        1 => b.write_str("IN"),
+        3 => b.write_str("CH"),
+        4 => b.write_str("HS"),
+        255 => b.write_str("ANY"),
+        _ => write!(b, "CLASS{c}"),
+    }
+    .ok();
 }
 
 /// Walks up to `count` answer records from `pos`, appending each as one string to `out`.
@@ -195,6 +207,16 @@ pub fn answers(msg: &[u8], mut pos: usize, count: u16, out: &mut StringBuilder, 
                 Some(_) => {
                     let pref = u16::from_be_bytes([rdata[0], rdata[1]]);
                     let _ = write!(out, "{pref} ");
+                    crate::strings::write_lossy(out, name.as_bytes());
+                    true
+                }
+                None => false,
+            },
+            (33, n) if n >= 7 => match name.read(msg, rdata_at + 6) {
+                // SRV: priority, weight, port, target.
+                Some(_) => {
+                    let f = |i: usize| u16::from_be_bytes([rdata[i], rdata[i + 1]]);
+                    let _ = write!(out, "{} {} {} ", f(0), f(2), f(4));
                     crate::strings::write_lossy(out, name.as_bytes());
                     true
                 }

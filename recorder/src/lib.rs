@@ -9,6 +9,7 @@ pub mod batcher;
 pub mod builders;
 #[cfg(feature = "with-ebpf-load")]
 pub mod capture;
+pub mod community_id;
 pub mod decode;
 pub mod dns_wire;
 pub mod host;
@@ -31,4 +32,4 @@ pub mod synth;
 pub mod units;
 pub mod writer;
 
-pub use capture_schemas::{abi, Probe, Table};
+pub use capture_schemas::{abi, Probe, Table, PROBES};

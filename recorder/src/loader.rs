@@ -1,40 +1,44 @@
-//! Opens, configures, loads and attaches the BPF probes (libbpf-rs skeletons built from
-//! `bpf/*.bpf.c` by `build.rs`).
+//! Opens, configures, loads and attaches the BPF probes: one sequence for every probe in
+//! the probe list (`capture_schemas::PROBES`), over the objects `build.rs` compiled.
 //!
-//! Lifecycle per probe: check its hooks in the kernel's BTF → open → set read-only config
-//! and map sizes → load → fill filter maps → attach. A probe that cannot run here is
-//! reported in one line and the others go on. libbpf's own messages go to our
-//! log; when a load fails, the verifier's log is part of the error.
+//! Per probe: check its hooks in the kernel's BTF (a required one missing: the probe is
+//! unavailable, one line; an optional one: that program is not loaded) → open → write
+//! [`abi::Config`] into its `.rodata.cap_cfg` and size its maps → load → fill its filter
+//! maps → attach each program as its section says (`tp_btf/`, `iter/`, `cgroup_skb/` and
+//! `cgroup/` on the cgroup v2 root). libbpf's own messages go to our log; when a load
+//! fails, the verifier's log is part of the error.
 
-use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
-use capture_schemas::Probe;
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject, PrintLevel};
+use capture_schemas::abi::{self, Pod};
+use capture_schemas::{Probe, ProbeSpec};
+use libbpf_rs::btf::types::{Func, Typedef};
+use libbpf_rs::btf::Btf;
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, OpenObject, PrintLevel};
 
-#[allow(clippy::all, dead_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
-mod exec_skel {
-    include!(concat!(env!("OUT_DIR"), "/exec_provenance.skel.rs"));
-}
-#[allow(clippy::all, dead_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
-mod file_skel {
-    include!(concat!(env!("OUT_DIR"), "/file_ops.skel.rs"));
+mod objects {
+    include!(concat!(env!("OUT_DIR"), "/objects.rs"));
 }
 
-/// The compiled BPF objects, for tests that compare their BTF with the Rust mirror.
-pub const OBJECTS: &[(&str, &str)] = &[
-    ("exec_provenance", concat!(env!("OUT_DIR"), "/exec_provenance.bpf.o")),
-    ("file_ops", concat!(env!("OUT_DIR"), "/file_ops.bpf.o")),
-];
+/// The compiled BPF objects (name, path at build time), for tests that read their BTF.
+pub fn objects() -> impl Iterator<Item = (&'static str, &'static str)> {
+    objects::OBJECTS.iter().map(|(name, path, _)| (*name, *path))
+}
 
-/// Probes this build carries; the others are not written yet.
-pub const BUILT: &[Probe] = &[Probe::Exec, Probe::File];
+fn object_bytes(object: &str) -> Option<&'static [u8]> {
+    objects::OBJECTS.iter().find(|(name, _, _)| *name == object).map(|(_, _, bytes)| *bytes)
+}
+
+/// Whether this build carries the probe's object.
+pub fn built(probe: Probe) -> bool {
+    object_bytes(probe.spec().object).is_some()
+}
 
 /// Longest path prefix the kernel-side exclusion filter holds, and how many.
-pub const PREFIX_MAX: usize = 64;
-pub const PREFIXES_MAX: usize = 8;
+pub const PREFIX_MAX: usize = abi::PREFIX_MAX;
+pub const PREFIXES_MAX: usize = abi::PREFIXES_MAX;
 
 /// What the probes are told before they load.
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub struct LoadConfig {
     pub file_rw_events: bool,
     /// file: benchmarks only, the probe cut down to its floor (`CAPTURE_BENCH_FILE_FLOOR`).
     pub file_floor: FileFloor,
+    /// dns: the ports that carry DNS.
+    pub dns_ports: Vec<u16>,
     /// Bytes of each ring buffer (a power of two, a multiple of the page size); each probe
     /// has one per CPU, up to `RINGS_MAX`.
     pub ringbuf_bytes: u32,
@@ -60,27 +66,54 @@ pub struct LoadConfig {
     pub wakeup_bytes: u64,
 }
 
-/// Benchmarks only: how far the file probe is cut down (`floor_mode` in
-/// bpf/file_ops.bpf.c), to measure what any file probe on its hook costs.
+/// Benchmarks only: how far the file probe is cut down (`CAP_FLOOR_*` in bpf/events.h),
+/// to measure what any file probe on its hook costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFloor {
     /// The probe as it is.
-    Off = 0,
+    Off = abi::FLOOR_OFF as isize,
     /// The program returns at once: the cost of the hook.
-    Hook = 1,
+    Hook = abi::FLOOR_HOOK as isize,
     /// One record per open and per close with the time, the process and the fd, nothing
     /// else.
-    Records = 2,
+    Records = abi::FLOOR_RECORDS as isize,
 }
 
-/// A probe running in the kernel: its ring buffers (one per CPU, see `nr_rings`) and drop
-/// counters, and what keeps its programs attached.
+impl LoadConfig {
+    /// The struct every object finds in its `.rodata.cap_cfg`.
+    fn config(&self) -> abi::Config {
+        let mut ports = [0u16; abi::DNS_PORTS_MAX];
+        for (slot, p) in ports.iter_mut().zip(&self.dns_ports) {
+            *slot = *p;
+        }
+        abi::Config {
+            self_tgid: self.self_tgid,
+            filter_pid: self.filter_pid,
+            filter_comm_on: u32::from(!self.comms.is_empty()),
+            nr_rings: nr_rings(),
+            wakeup_bytes_cpu: wakeup_share(self.wakeup_bytes),
+            args_max: self.args_max,
+            file_rw_events: u32::from(self.file_rw_events),
+            file_floor: self.file_floor as u32,
+            nr_prefixes: self.exclude_prefixes.len().min(PREFIXES_MAX) as u32,
+            dns_ports: ports,
+        }
+    }
+}
+
+/// A probe running in the kernel: its ring buffers (one per CPU, see `nr_rings`), drop
+/// counters, iterators, and what keeps its programs attached.
 pub struct LiveProbe {
     pub probe: Probe,
     pub rings: Vec<MapHandle>,
     pub drops: MapHandle,
-    /// The loaded skeleton: its links keep the programs attached.
-    skel: Box<dyn std::any::Any>,
+    /// Its `iter/` programs, by program name: each run of one walks the kernel's objects
+    /// (and writes its records into the rings).
+    iters: Vec<(String, Link)>,
+    /// Links of the attached programs; dropped to detach.
+    links: Vec<Link>,
+    /// The loaded object: its maps and programs live as long as it does.
+    _object: Object,
 }
 
 /// Why a probe did not start.
@@ -90,13 +123,13 @@ pub enum LoadError {
     #[error("{probe} probe unavailable: {why}")]
     Unavailable { probe: &'static str, why: String },
     #[error(
-        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep {exe}"
+        "permission denied loading BPF programs ({probe} probe): run as root, or give the binary the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep {exe}"
     )]
     Permission { probe: &'static str, exe: String },
     #[error("the kernel verifier rejected the {probe} probe: {error}\n--- verifier log ---\n{log}")]
     Verifier { probe: &'static str, error: String, log: String },
     #[error("{probe} probe: {what}: {error}")]
-    Other { probe: &'static str, what: &'static str, error: String },
+    Other { probe: &'static str, what: String, error: String },
 }
 
 /// libbpf's messages: debug and info go to our log; warnings are kept (the verifier log
@@ -131,53 +164,87 @@ fn take_warnings() -> String {
     s
 }
 
-/// The BTF raw tracepoints (`tp_btf/...`) each probe attaches to.
-pub fn hooks(probe: Probe) -> &'static [&'static str] {
-    match probe {
-        Probe::Exec => &["sched_process_exec", "sched_process_exit"],
-        Probe::File => &["sys_exit"],
-        _ => &[],
-    }
-}
-
 /// The running kernel's BTF, or why there is none to use.
-fn vmlinux_btf() -> Result<libbpf_rs::btf::Btf<'static>, String> {
+fn vmlinux_btf() -> Result<Btf<'static>, String> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(
             "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y)".into()
         );
     }
-    libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| format!("reading the kernel's BTF: {e}"))
+    Btf::from_vmlinux().map_err(|e| format!("reading the kernel's BTF: {e}"))
 }
 
-/// Whether this kernel has what `probe` needs (BTF, and a `btf_trace_<name>` type for
-/// each of its tracepoints), checked before loading so a missing hook is one clear line.
-fn check_hooks(probe: Probe, btf: &Result<libbpf_rs::btf::Btf<'static>, String>) -> Result<(), String> {
+/// One hook of a probe, as `ProbeSpec::hooks` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hook {
+    pub section: &'static str,
+    pub optional: bool,
+}
+
+impl Hook {
+    pub fn parse(s: &'static str) -> Hook {
+        match s.strip_prefix('?') {
+            Some(section) => Hook { section, optional: true },
+            None => Hook { section: s, optional: false },
+        }
+    }
+
+    /// Whether this kernel has the hook, from its BTF (cgroup hooks: a cgroup v2 mount).
+    fn present(&self, btf: &Btf<'static>) -> bool {
+        let (kind, name) = self.section.split_once('/').unwrap_or((self.section, ""));
+        match kind {
+            "tp_btf" => btf.type_by_name::<Typedef>(&format!("btf_trace_{name}")).is_some(),
+            "iter" => btf.type_by_name::<Func>(&format!("bpf_iter_{name}")).is_some(),
+            "cgroup_skb" | "cgroup" => cgroup2_root().is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on a hybrid layout), from /proc/self/mounts.
+pub fn cgroup2_root() -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_dev, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup2").then(|| dir.replace("\\040", " "))
+    })
+}
+
+/// The hooks of `spec` this kernel lacks: `Err` when a required one is missing.
+fn check_hooks(spec: &ProbeSpec, btf: &Result<Btf<'static>, String>) -> Result<Vec<Hook>, String> {
     let btf = btf.as_ref().map_err(Clone::clone)?;
-    if !BUILT.contains(&probe) {
-        return Err(format!("the {} probe is not part of this build yet", probe.name()));
+    if !built(spec.probe) {
+        return Err(format!("the {} probe is not part of this build yet (no bpf/{}.bpf.c)", spec.name, spec.object));
     }
-    let missing: Vec<&str> = hooks(probe)
-        .iter()
-        .copied()
-        .filter(|tp| btf.type_by_name::<libbpf_rs::btf::types::Typedef>(&format!("btf_trace_{tp}")).is_none())
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("this kernel has no BTF raw tracepoint {}", missing.join(", ")))
+    let missing: Vec<Hook> = spec.hooks.iter().map(|h| Hook::parse(h)).filter(|h| !h.present(btf)).collect();
+    let required: Vec<&str> = missing.iter().filter(|h| !h.optional).map(|h| h.section).collect();
+    if !required.is_empty() {
+        return Err(format!("this kernel lacks its hook {}", required.join(", ")));
     }
+    Ok(missing)
 }
 
-fn classify(probe: &'static str, what: &'static str, e: libbpf_rs::Error) -> LoadError {
+fn classify(probe: &'static str, what: impl Into<String>, e: libbpf_rs::Error) -> LoadError {
+    let what = what.into();
     let log = take_warnings();
-    let text = e.to_string();
+    let text = format!("{e:#}");
+    if what == "loading" && log.contains("PROG LOAD LOG") {
+        // A helper this kernel does not offer to the program's type (older kernels offer
+        // fewer): the kernel lacks what the probe needs, as with a missing hook.
+        if let Some(line) = log.lines().find(|l| l.contains("cannot use helper") || l.contains("unknown func")) {
+            return LoadError::Unavailable {
+                probe,
+                why: format!("this kernel's BPF lacks what it needs ({})", line.trim()),
+            };
+        }
+        return LoadError::Verifier { probe, error: text, log };
+    }
+    // After the verifier's case: it rejects a program with EACCES too.
     if e.kind() == libbpf_rs::ErrorKind::PermissionDenied || text.contains("Operation not permitted") {
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "BINARY".into());
         return LoadError::Permission { probe, exe };
-    }
-    if what == "loading" && log.contains("PROG LOAD LOG") {
-        return LoadError::Verifier { probe, error: text, log };
     }
     LoadError::Other {
         probe,
@@ -200,8 +267,8 @@ fn wakeup_share(total: u64) -> u64 {
     (total / u64::from(online_cpus())).max(16 << 10).min(total)
 }
 
-/// Most ring buffers a probe has (`CAP_RINGS_MAX` in bpf/common.bpf.h).
-pub const RINGS_MAX: u32 = 8;
+/// Most ring buffers a probe has (`CAP_RINGS_MAX`).
+pub const RINGS_MAX: u32 = abi::RINGS_MAX as u32;
 
 /// Ring buffers per probe: one per online CPU, rounded down to a power of two, at most
 /// `RINGS_MAX` (CPUs share rings past that, CPU number modulo the count).
@@ -209,42 +276,12 @@ pub fn nr_rings() -> u32 {
     1 << (31 - online_cpus().min(RINGS_MAX).leading_zeros())
 }
 
-/// A skeleton's eight ring maps, borrowed as given: `rings_of!(&mut open.maps)`.
-macro_rules! rings_of {
-    ($($maps:tt)+) => {
-        [
-            $($maps)+.ring0,
-            $($maps)+.ring1,
-            $($maps)+.ring2,
-            $($maps)+.ring3,
-            $($maps)+.ring4,
-            $($maps)+.ring5,
-            $($maps)+.ring6,
-            $($maps)+.ring7,
-        ]
-    };
-}
-
-/// Sizes a probe's rings: the first `n` get `bytes`, the rest one page.
-fn size_rings(maps: [&mut libbpf_rs::OpenMapMut<'_>; RINGS_MAX as usize], n: u32, bytes: u32) -> libbpf_rs::Result<()> {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
-    maps.into_iter().enumerate().try_for_each(|(i, m)| m.set_max_entries(if (i as u32) < n { bytes } else { page }))
-}
-
-/// Handles on a loaded probe's first `n` rings.
-fn ring_handles(maps: [&libbpf_rs::Map<'_>; RINGS_MAX as usize], n: u32) -> libbpf_rs::Result<Vec<MapHandle>> {
-    maps.into_iter().take(n as usize).map(MapHandle::try_from).collect()
+fn ring_name(i: u32) -> String {
+    format!("ring{i}")
 }
 
 fn nr_cpus() -> u32 {
     libbpf_rs::num_possible_cpus().map(|n| n as u32).unwrap_or(256)
-}
-
-/// Storage for a skeleton's object, kept for the life of the process: the probes run
-/// until the recorder exits.
-fn object_storage() -> &'static mut MaybeUninit<OpenObject> {
-    Box::leak(Box::new(MaybeUninit::uninit()))
 }
 
 fn comm_key(c: &str) -> [u8; 16] {
@@ -254,110 +291,195 @@ fn comm_key(c: &str) -> [u8; 16] {
     k
 }
 
-fn fill_comm_filter(map: &dyn MapCore, comms: &[String]) -> libbpf_rs::Result<()> {
-    for c in comms {
-        map.update(&comm_key(c), &[1u8], MapFlags::ANY)?;
-    }
-    Ok(())
-}
-
 /// Loads and attaches each probe, in order. The kernel's BTF (a few MB) is parsed once
 /// for all their hook checks.
 pub fn load_all(probes: &[Probe], cfg: &LoadConfig) -> Vec<(Probe, Result<LiveProbe, LoadError>)> {
     let btf = vmlinux_btf();
-    probes.iter().map(|&p| (p, load(p, cfg, &btf))).collect()
+    probes.iter().map(|&p| (p, load(p.spec(), cfg, &btf))).collect()
+}
+
+/// The hooks each probe would use on this kernel, or why it cannot run: what
+/// `--list-probes` and the preflight print.
+pub fn hook_report(probe: Probe) -> Result<Vec<(Hook, bool)>, String> {
+    let btf = vmlinux_btf()?;
+    let spec = probe.spec();
+    let missing = check_hooks(spec, &Ok(btf))?;
+    Ok(spec.hooks.iter().map(|h| Hook::parse(h)).map(|h| (h, !missing.contains(&h))).collect())
 }
 
 fn load(
-    probe: Probe,
+    spec: &'static ProbeSpec,
     cfg: &LoadConfig,
-    btf: &Result<libbpf_rs::btf::Btf<'static>, String>,
+    btf: &Result<Btf<'static>, String>,
 ) -> Result<LiveProbe, LoadError> {
-    log::debug!("loading the {} probe", probe.name());
-    check_hooks(probe, btf).map_err(|why| LoadError::Unavailable { probe: probe.name(), why })?;
+    let p = spec.name;
+    log::debug!("loading the {p} probe");
+    let missing = check_hooks(spec, btf).map_err(|why| LoadError::Unavailable { probe: p, why })?;
     take_warnings();
-    match probe {
-        Probe::Exec => load_exec(cfg),
-        Probe::File => load_file(cfg),
-        p => Err(LoadError::Unavailable { probe: p.name(), why: "not part of this build yet".into() }),
+    let bytes = object_bytes(spec.object).expect("checked by check_hooks");
+    let mut open = ObjectBuilder::default()
+        .name(spec.object)
+        .and_then(|b| b.open_memory(bytes))
+        .map_err(|e| classify(p, "opening", e))?;
+    configure(&mut open, spec, cfg, &missing)?;
+    let object = open.load().map_err(|e| classify(p, "loading", e))?;
+    fill_maps(&object, p, cfg)?;
+    let (links, iters) = attach(&object, p)?;
+    let map = |name: &str| -> Result<MapHandle, LoadError> {
+        let m = object.maps().find(|m| m.name() == name).ok_or_else(|| LoadError::Other {
+            probe: p,
+            what: format!("map {name}"),
+            error: "not in the object".into(),
+        })?;
+        MapHandle::try_from(&m).map_err(|e| classify(p, format!("map {name}"), e))
+    };
+    let rings = (0..nr_rings()).map(|i| map(&ring_name(i))).collect::<Result<Vec<_>, _>>()?;
+    let drops = map("drops")?;
+    let hooks: Vec<&str> =
+        spec.hooks.iter().map(|h| Hook::parse(h)).filter(|h| !missing.contains(h)).map(|h| h.section).collect();
+    log::info!("{p} probe: hooks {}", hooks.join(", "));
+    for h in &missing {
+        log::info!("{p} probe: runs without {} (not in this kernel)", h.section);
     }
+    Ok(LiveProbe { probe: spec.probe, rings, drops, iters, links, _object: object })
 }
 
-fn load_exec(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
-    const P: &str = "exec";
-    let builder = exec_skel::ExecProvenanceSkelBuilder::default();
-    let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
+/// Before load: the config struct, map sizes, and the programs this kernel cannot attach.
+fn configure(open: &mut OpenObject, spec: &ProbeSpec, cfg: &LoadConfig, missing: &[Hook]) -> Result<(), LoadError> {
+    let p = spec.name;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
     let nr = nr_rings();
-    {
-        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other {
-            probe: P,
-            what: "configuring",
-            error: "no .rodata".into(),
-        })?;
-        ro.self_tgid = cfg.self_tgid;
-        ro.filter_pid = cfg.filter_pid;
-        ro.filter_comm_on = !cfg.comms.is_empty();
-        ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
-        ro.nr_rings = nr;
-        ro.args_max = cfg.args_max;
+    let config = cfg.config();
+    let mut configured = false;
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        let sized = if let Some(i) = name.strip_prefix("ring").and_then(|i| i.parse::<u32>().ok()) {
+            m.set_max_entries(if i < nr { cfg.ringbuf_bytes } else { page })
+        } else if name == "scratch" {
+            m.set_max_entries(nr_cpus())
+        } else if name.ends_with(".rodata.cap_cfg") || name == ".rodata.cap_cfg" {
+            let v = m.initial_value_mut().ok_or_else(|| LoadError::Other {
+                probe: p,
+                what: "configuring".into(),
+                error: ".rodata.cap_cfg has no initial value".into(),
+            })?;
+            let bytes = config.as_bytes();
+            if v.len() < bytes.len() {
+                return Err(LoadError::Other {
+                    probe: p,
+                    what: "configuring".into(),
+                    error: format!(".rodata.cap_cfg holds {} bytes, struct cap_config {}", v.len(), bytes.len()),
+                });
+            }
+            v[..bytes.len()].copy_from_slice(bytes);
+            configured = true;
+            Ok(())
+        } else {
+            Ok(())
+        };
+        sized.map_err(|e| classify(p, format!("sizing map {name}"), e))?;
     }
-    size_rings(rings_of!(&mut open.maps), nr, cfg.ringbuf_bytes)
-        .map_err(|e| classify(P, "sizing the ring buffers", e))?;
-    open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
-    let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
-    fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
-    skel.attach().map_err(|e| classify(P, "attaching", e))?;
-    let rings = ring_handles(rings_of!(&skel.maps), nr).map_err(|e| classify(P, "ring buffers", e))?;
-    let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
-    Ok(LiveProbe { probe: Probe::Exec, rings, drops, skel: Box::new(skel) })
+    if !configured {
+        return Err(LoadError::Other {
+            probe: p,
+            what: "configuring".into(),
+            error: "the object has no .rodata.cap_cfg (include common.bpf.h)".into(),
+        });
+    }
+    for mut prog in open.progs_mut() {
+        let section = prog.section().to_string_lossy().into_owned();
+        if !spec.hooks.iter().any(|h| Hook::parse(h).section == section) {
+            return Err(LoadError::Other {
+                probe: p,
+                what: format!("program {}", prog.name().to_string_lossy()),
+                error: format!("its section {section} is not among the probe's hooks in schemas/src/probes.rs"),
+            });
+        }
+        if missing.iter().any(|h| h.section == section) {
+            prog.set_autoload(false);
+        }
+    }
+    Ok(())
 }
 
-fn load_file(cfg: &LoadConfig) -> Result<LiveProbe, LoadError> {
-    const P: &str = "file";
-    let builder = file_skel::FileOpsSkelBuilder::default();
-    let mut open = builder.open(object_storage()).map_err(|e| classify(P, "opening", e))?;
-    let nr = nr_rings();
-    {
-        let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| LoadError::Other {
-            probe: P,
-            what: "configuring",
-            error: "no .rodata".into(),
-        })?;
-        ro.self_tgid = cfg.self_tgid;
-        ro.filter_pid = cfg.filter_pid;
-        ro.filter_comm_on = !cfg.comms.is_empty();
-        ro.wakeup_bytes_cpu = wakeup_share(cfg.wakeup_bytes);
-        ro.nr_rings = nr;
-        ro.file_rw_events = cfg.file_rw_events;
-        ro.floor_mode = cfg.file_floor as u32;
-        ro.nr_prefixes = cfg.exclude_prefixes.len().min(PREFIXES_MAX) as u32;
+/// After load: the maps the loader fills (each optional: only the objects that have them).
+fn fill_maps(object: &Object, p: &'static str, cfg: &LoadConfig) -> Result<(), LoadError> {
+    for m in object.maps() {
+        let name = m.name().to_string_lossy();
+        if name == "comm_filter" {
+            for c in &cfg.comms {
+                m.update(&comm_key(c), &[1u8], MapFlags::ANY).map_err(|e| classify(p, "filling the comm filter", e))?;
+            }
+        } else if name == "exclude_prefixes" {
+            for (i, prefix) in cfg.exclude_prefixes.iter().take(PREFIXES_MAX).enumerate() {
+                let mut v = [0u8; 4 + PREFIX_MAX];
+                let b = prefix.as_bytes();
+                let n = b.len().min(PREFIX_MAX);
+                v[..4].copy_from_slice(&(n as u32).to_ne_bytes());
+                v[4..4 + n].copy_from_slice(&b[..n]);
+                m.update(&(i as u32).to_ne_bytes(), &v, MapFlags::ANY)
+                    .map_err(|e| classify(p, "filling the path filter", e))?;
+            }
+        }
     }
-    size_rings(rings_of!(&mut open.maps), nr, cfg.ringbuf_bytes)
-        .map_err(|e| classify(P, "sizing the ring buffers", e))?;
-    open.maps.scratch.set_max_entries(nr_cpus()).map_err(|e| classify(P, "sizing the scratch map", e))?;
-    let mut skel = open.load().map_err(|e| classify(P, "loading", e))?;
-    fill_comm_filter(&skel.maps.comm_filter, &cfg.comms).map_err(|e| classify(P, "filling the comm filter", e))?;
-    for (i, prefix) in cfg.exclude_prefixes.iter().take(PREFIXES_MAX).enumerate() {
-        let mut v = [0u8; 4 + PREFIX_MAX];
-        let b = prefix.as_bytes();
-        let n = b.len().min(PREFIX_MAX);
-        v[..4].copy_from_slice(&(n as u32).to_ne_bytes());
-        v[4..4 + n].copy_from_slice(&b[..n]);
-        skel.maps
-            .exclude_prefixes
-            .update(&(i as u32).to_ne_bytes(), &v, MapFlags::ANY)
-            .map_err(|e| classify(P, "filling the path filter", e))?;
+    Ok(())
+}
+
+type Links = (Vec<Link>, Vec<(String, Link)>);
+
+/// Attaches every loaded program as its section says.
+fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
+    let mut links = Vec::new();
+    let mut iters = Vec::new();
+    let mut cgroup: Option<std::fs::File> = None;
+    for prog in object.progs_mut() {
+        if !prog.autoload() {
+            continue; // not loaded: its hook is missing here
+        }
+        let name = prog.name().to_string_lossy().into_owned();
+        let section = prog.section().to_string_lossy().into_owned();
+        let what = || format!("attaching {name} ({section})");
+        if section.starts_with("iter/") {
+            let link = prog.attach_iter_with_opts(libbpf_rs::IterOpts::None).map_err(|e| classify(p, what(), e))?;
+            iters.push((name, link));
+        } else if section.starts_with("cgroup_skb/") || section.starts_with("cgroup/") {
+            if cgroup.is_none() {
+                let root = cgroup2_root().ok_or_else(|| LoadError::Unavailable {
+                    probe: p,
+                    why: "no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)".into(),
+                })?;
+                cgroup = Some(std::fs::File::open(&root).map_err(|e| LoadError::Other {
+                    probe: p,
+                    what: format!("opening the cgroup v2 root {root}"),
+                    error: e.to_string(),
+                })?);
+            }
+            let fd = cgroup.as_ref().map_or(-1, |f| f.as_raw_fd());
+            links.push(prog.attach_cgroup(fd).map_err(|e| classify(p, what(), e))?);
+        } else {
+            links.push(prog.attach().map_err(|e| classify(p, what(), e))?);
+        }
     }
-    skel.attach().map_err(|e| classify(P, "attaching", e))?;
-    let rings = ring_handles(rings_of!(&skel.maps), nr).map_err(|e| classify(P, "ring buffers", e))?;
-    let drops = MapHandle::try_from(&skel.maps.drops).map_err(|e| classify(P, "drop counters", e))?;
-    Ok(LiveProbe { probe: Probe::File, rings, drops, skel: Box::new(skel) })
+    Ok((links, iters))
 }
 
 impl LiveProbe {
     /// Detaches the programs (no new records); the rings and counters stay readable.
     pub fn detach(&mut self) {
-        self.skel = Box::new(());
+        self.links.clear();
+        self.iters.clear();
+    }
+
+    /// Runs the probe's iterator `name` to its end: its program writes its records into the
+    /// rings. Returns `Ok(false)` when the probe has no such iterator.
+    pub fn run_iter(&self, name: &str) -> std::io::Result<bool> {
+        use std::io::Read;
+        let Some((_, link)) = self.iters.iter().find(|(n, _)| n == name) else { return Ok(false) };
+        let mut it = libbpf_rs::Iter::new(link).map_err(std::io::Error::other)?;
+        let mut buf = [0u8; 4096];
+        while it.read(&mut buf)? > 0 {}
+        Ok(true)
     }
 
     /// Whether the drop counters can be read (a bpf(2) call on an open map) with the
@@ -367,12 +489,11 @@ impl LiveProbe {
     }
 
     /// The probe's drop counters summed over CPUs (one syscall; call per poll, not per event).
-    pub fn drops(&self) -> capture_schemas::abi::Drops {
-        use capture_schemas::abi::{Drops, Pod};
-        let mut total = Drops::default();
+    pub fn drops(&self) -> abi::Drops {
+        let mut total = abi::Drops::default();
         if let Ok(Some(per_cpu)) = self.drops.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
             for v in per_cpu {
-                if let Some(d) = Drops::read(&v) {
+                if let Some(d) = abi::Drops::read(&v) {
                     total.submitted += d.submitted;
                     for (t, x) in total.dropped.iter_mut().zip(d.dropped) {
                         *t += x;

@@ -33,6 +33,20 @@ pub struct ReadOptions {
     pub duration: Option<Duration>,
     /// Show a live status line on stderr.
     pub status: bool,
+    /// How often the probes' interval iterators run (the net probe's update rows).
+    pub flow_interval: Duration,
+}
+
+/// Runs every probe's interval iterators (`ProbeSpec::each_interval`); their records
+/// arrive through the rings like any other.
+fn run_interval_iters(probes: &[LiveProbe]) {
+    for p in probes {
+        for name in p.probe.spec().each_interval {
+            if let Err(e) = p.run_iter(name) {
+                log::warn!("{} probe: {name} failed: {e}", p.probe.name());
+            }
+        }
+    }
 }
 
 /// Feeds the kernel drop counters into the pipeline's health counters.
@@ -127,12 +141,17 @@ pub fn run(
     let mut last_drops = vec![[0u64; DROP_CAUSES]; probes.len()];
     let mut prev = vec![Snapshot::default(); probes.len()];
     let mut last_status = Instant::now();
+    let mut last_flows = Instant::now();
     let mut stderr = std::io::stderr();
     while !stop.load(Ordering::Relaxed) {
         poller.wait(opts.poll_interval).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
         drain(&mut pipeline, false);
         let now = Instant::now();
         pipeline.tick(now);
+        if now.duration_since(last_flows) >= opts.flow_interval {
+            last_flows = now;
+            run_interval_iters(probes);
+        }
         if now.duration_since(last_status) >= Duration::from_secs(1) {
             let secs = now.duration_since(last_status).as_secs_f64();
             last_status = now;
@@ -146,8 +165,10 @@ pub fn run(
             break;
         }
     }
-    // Detach the programs, then take everything left in the rings (a record the kernel was
+    // Connections still open get a last update row with their final counters. Then detach
+    // the programs, and take everything left in the rings (a record the kernel was
     // still writing is finished within microseconds), then the final counters.
+    run_interval_iters(probes);
     for p in probes.iter_mut() {
         p.detach();
     }

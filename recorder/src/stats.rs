@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::RecordBatch;
 use capture_schemas::{Probe, Table};
 
 /// Cumulative counters of one probe.
@@ -144,33 +144,25 @@ impl StatsEmitter {
     pub fn emit(&mut self, health: &Health, now: Instant, wall_now_us: i64) -> RecordBatch {
         let interval_ms = self.since_last(now).as_millis() as i64;
         self.last_at = now;
-        let n = self.probes.len();
-        let mut cols: Vec<Vec<i64>> = (0..10).map(|_| Vec::with_capacity(n)).collect();
+        let mut b = crate::builders::stats::Builder::with_capacity(self.probes.len());
         for &p in &self.probes {
             let cur = health.probe(p).snapshot();
             let d = cur.since(&self.last[p as usize]);
             self.last[p as usize] = cur;
-            for (col, v) in cols.iter_mut().zip([
-                d.events,
-                d.dropped_ringbuf_full,
-                d.dropped_kernel_other,
-                d.dropped_backpressure,
-                d.dropped_write_error,
-                d.malformed,
-                d.invalid_utf8,
-                d.rows_written,
-                d.bytes_written,
-                d.segments,
-            ]) {
-                col.push(v as i64);
-            }
+            b.ts.append_value(wall_now_us);
+            b.interval_ms.append_value(interval_ms);
+            b.probe.append_value(p.name());
+            b.events.append_value(d.events as i64);
+            b.dropped_ringbuf_full.append_value(d.dropped_ringbuf_full as i64);
+            b.dropped_kernel_other.append_value(d.dropped_kernel_other as i64);
+            b.dropped_backpressure.append_value(d.dropped_backpressure as i64);
+            b.dropped_write_error.append_value(d.dropped_write_error as i64);
+            b.malformed.append_value(d.malformed as i64);
+            b.invalid_utf8.append_value(d.invalid_utf8 as i64);
+            b.rows_written.append_value(d.rows_written as i64);
+            b.bytes_written.append_value(d.bytes_written as i64);
+            b.segments.append_value(d.segments as i64);
         }
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(TimestampMicrosecondArray::from(vec![wall_now_us; n]).with_timezone("UTC")),
-            Arc::new(Int64Array::from(vec![interval_ms; n])),
-            Arc::new(StringArray::from_iter_values(self.probes.iter().map(|p| p.name()))),
-        ];
-        arrays.extend(cols.into_iter().map(|c| Arc::new(Int64Array::from(c)) as ArrayRef));
-        RecordBatch::try_new(Table::Stats.schema(), arrays).expect("stats rows match the stats schema")
+        b.finish(0)
     }
 }

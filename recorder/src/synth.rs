@@ -352,15 +352,14 @@ impl Synth {
     }
 
     /// Appends one realistic record of `kind` to `out`.
-    pub fn record(&mut self, kind: u16, out: &mut Vec<u8>) {
+    pub fn record(&mut self, kind: abi::Kind, out: &mut Vec<u8>) {
         match kind {
-            abi::KIND_EXEC => self.exec(out),
-            abi::KIND_EXIT => self.exit(out),
-            abi::KIND_FILE => self.file(out),
-            abi::KIND_NET => self.net(out),
-            abi::KIND_DNS => self.dns(out),
-            abi::KIND_MODULE => self.module(out),
-            _ => panic!("no such kind {kind}"),
+            abi::Kind::Exec => self.exec(out),
+            abi::Kind::Exit => self.exit(out),
+            abi::Kind::File => self.file(out),
+            abi::Kind::Net => self.net(out),
+            abi::Kind::Dns => self.dns(out),
+            abi::Kind::Module => self.module(out),
         }
     }
 
@@ -509,21 +508,29 @@ impl Synth {
         let (ktime, t) = self.next_event();
         let v6 = self.rng.chance(20);
         let mut n = abi::Net { hdr: self.tasks[t].hdr(abi::KIND_NET, ktime), ..Default::default() };
-        n.family = if v6 { libc::AF_INET6 as u16 } else { libc::AF_INET as u16 };
-        n.proto = if self.rng.chance(80) { libc::IPPROTO_TCP as u8 } else { libc::IPPROTO_UDP as u8 };
-        n.direction = if self.rng.chance(70) { abi::DIR_OUT } else { abi::DIR_IN };
+        let e = &mut n.ep;
+        e.family = if v6 { libc::AF_INET6 as u16 } else { libc::AF_INET as u16 };
+        e.proto = if self.rng.chance(80) { libc::IPPROTO_TCP as u8 } else { libc::IPPROTO_UDP as u8 };
+        e.direction = if self.rng.chance(70) { abi::DIR_OUT } else { abi::DIR_IN };
         if v6 {
-            n.saddr = "2001:db8::10".parse::<std::net::Ipv6Addr>().unwrap_or(std::net::Ipv6Addr::LOCALHOST).octets();
-            n.daddr = std::net::Ipv6Addr::new(0x2606, 0x4700, 0, 0, 0, 0, 0, 1 + self.rng.below(100) as u16).octets();
+            e.saddr = "2001:db8::10".parse::<std::net::Ipv6Addr>().unwrap_or(std::net::Ipv6Addr::LOCALHOST).octets();
+            e.daddr = std::net::Ipv6Addr::new(0x2606, 0x4700, 0, 0, 0, 0, 0, 1 + self.rng.below(100) as u16).octets();
         } else {
-            n.saddr[..4].copy_from_slice(&[10, 0, 0, 5]);
-            n.daddr[..4].copy_from_slice(&[93, 184, self.rng.below(4) as u8, 1 + self.rng.below(250) as u8]);
+            e.saddr[..4].copy_from_slice(&[10, 0, 0, 5]);
+            e.daddr[..4].copy_from_slice(&[93, 184, self.rng.below(4) as u8, 1 + self.rng.below(250) as u8]);
         }
-        n.sport = 32768 + self.rng.below(28_000) as u16;
-        n.dport = *self.rng.pick(&[443, 443, 443, 80, 53, 22, 5432, 6443]);
+        e.sport = 32768 + self.rng.below(28_000) as u16;
+        e.dport = *self.rng.pick(&[443, 443, 443, 80, 53, 22, 5432, 6443]);
+        e.netns = 4_026_531_840;
+        n.outcome = if self.rng.chance(90) { abi::NET_CLOSED } else { abi::NET_REFUSED };
+        n.owner = if e.direction == abi::DIR_OUT { abi::OWNER_CONNECT } else { abi::OWNER_ACCEPT };
         n.bytes_sent = self.rng.below(20_000);
         n.bytes_recv = self.rng.below(2_000_000);
+        n.segs_sent = 1 + n.bytes_sent / 1448;
+        n.segs_recv = 1 + n.bytes_recv / 1448;
+        n.srtt_us = 200 + self.rng.below(40_000) as u32;
         n.start_ns = ktime.saturating_sub(self.rng.below(30_000_000_000));
+        n.sock_cookie = self.rng.below(1 << 40);
         net_record(out, n);
     }
 
@@ -545,13 +552,15 @@ impl Synth {
         };
         let msg = dns_message(txid, response, if nx { 3 } else { 0 }, host, qtype, &answers);
         let mut d = abi::Dns { hdr: self.tasks[t].hdr(abi::KIND_DNS, ktime), ..Default::default() };
-        d.family = libc::AF_INET as u16;
-        d.proto = libc::IPPROTO_UDP as u8;
-        d.direction = if response { abi::DIR_IN } else { abi::DIR_OUT };
-        d.saddr[..4].copy_from_slice(&[10, 0, 0, 5]);
-        d.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
-        d.sport = 40_000 + self.rng.below(20_000) as u16;
-        d.dport = 53;
+        let e = &mut d.ep;
+        e.family = libc::AF_INET as u16;
+        e.proto = libc::IPPROTO_UDP as u8;
+        e.direction = abi::DIR_OUT;
+        e.saddr[..4].copy_from_slice(&[10, 0, 0, 5]);
+        e.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        e.sport = 40_000 + self.rng.below(20_000) as u16;
+        e.dport = 53;
+        e.netns = 4_026_531_840;
         d.latency_ns = if response { 200_000 + self.rng.below(30_000_000) } else { 0 };
         dns_record(out, d, &msg);
     }

@@ -38,8 +38,18 @@ fn check(object: &str, path: &str, must_have: &[&str]) {
 fn compiled_objects_match_the_rust_mirror() {
     // common.bpf.h puts every record type in every object's BTF, so each object is
     // checked against the whole ABI, not only the records it writes.
-    let all = ["cap_hdr", "cap_exec", "cap_exit", "cap_file", "cap_net", "cap_dns", "cap_module", "cap_drops"];
-    for (object, path) in agent_linux::loader::OBJECTS {
+    let all: Vec<&str> = ALL_STRUCTS.iter().map(|(name, _, _)| *name).collect();
+    let mut n = 0;
+    for (object, path) in agent_linux::loader::objects() {
         check(object, path, &all);
+        n += 1;
     }
+    // Every probe in the list whose source exists was built and checked.
+    let sources = capture_schemas_probes_with_sources();
+    assert_eq!(n, sources, "objects built vs probes with a bpf/<object>.bpf.c");
+}
+
+fn capture_schemas_probes_with_sources() -> usize {
+    let bpf = concat!(env!("CARGO_MANIFEST_DIR"), "/../bpf");
+    agent_linux::PROBES.iter().filter(|p| std::path::Path::new(&format!("{bpf}/{}.bpf.c", p.object)).exists()).count()
 }

@@ -231,22 +231,32 @@ fn a_close_without_a_path_is_named_by_its_open() {
 #[test]
 fn net_round_trip_v4_and_v6() {
     let mut n = abi::Net { hdr: task().hdr(0, 50_000), ..Default::default() };
-    n.family = libc::AF_INET as u16;
-    n.proto = libc::IPPROTO_TCP as u8;
-    n.direction = abi::DIR_OUT;
-    n.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
-    n.daddr[..4].copy_from_slice(&[192, 168, 1, 200]);
-    n.sport = 40000;
-    n.dport = 443;
+    n.ep.family = libc::AF_INET as u16;
+    n.ep.proto = libc::IPPROTO_TCP as u8;
+    n.ep.direction = abi::DIR_OUT;
+    n.ep.saddr[..4].copy_from_slice(&[128, 232, 110, 120]);
+    n.ep.daddr[..4].copy_from_slice(&[66, 35, 250, 204]);
+    n.ep.sport = 34855;
+    n.ep.dport = 80;
+    n.ep.netns = 4026531840;
+    n.outcome = abi::NET_CLOSED;
+    n.owner = abi::OWNER_CONNECT;
     n.bytes_sent = 1234;
     n.bytes_recv = 56789;
+    n.segs_sent = 3;
+    n.retrans = 2;
+    n.srtt_us = 180;
     n.start_ns = 20_000;
     let mut v6 = n;
-    v6.family = libc::AF_INET6 as u16;
-    v6.proto = libc::IPPROTO_UDP as u8;
-    v6.direction = abi::DIR_IN;
-    v6.saddr = "fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
-    v6.daddr = "2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    v6.ep.family = libc::AF_INET6 as u16;
+    v6.ep.proto = libc::IPPROTO_UDP as u8;
+    v6.ep.direction = abi::DIR_IN;
+    v6.ep.saddr = "fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    v6.ep.daddr = "2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    v6.ep.dport = 443;
+    v6.flags = abi::NET_UPDATE | abi::NET_PREEXISTING;
+    v6.outcome = abi::NET_OPEN;
+    v6.owner = abi::OWNER_SEND;
     let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
     for x in [n, v6] {
         let mut r = Vec::new();
@@ -258,10 +268,20 @@ fn net_round_trip_v4_and_v6() {
     assert_eq!(strs(&b, "family"), vec![s("ipv4"), s("ipv6")]);
     assert_eq!(strs(&b, "proto"), vec![s("tcp"), s("udp")]);
     assert_eq!(strs(&b, "direction"), vec![s("out"), s("in")]);
-    assert_eq!(strs(&b, "saddr"), vec![s("10.0.0.1"), s("fe80::1")]);
-    assert_eq!(strs(&b, "daddr"), vec![s("192.168.1.200"), s("2001:db8::53")]);
-    assert_eq!(i32s(&b, "dport"), vec![Some(443), Some(443)]);
+    assert_eq!(strs(&b, "saddr"), vec![s("128.232.110.120"), s("fe80::1")]);
+    assert_eq!(strs(&b, "daddr"), vec![s("66.35.250.204"), s("2001:db8::53")]);
+    assert_eq!(i32s(&b, "dport"), vec![Some(80), Some(443)]);
+    assert_eq!(i64s(&b, "netns"), vec![Some(4026531840), Some(4026531840)]);
+    // The community-id-spec README's example flow.
+    assert_eq!(strs(&b, "community_id")[0], s("1:LQU9qZlK+B5F3KDmev6m5PMibrg="));
+    assert_eq!(strs(&b, "outcome"), vec![s("closed"), s("open")]);
+    assert_eq!(strs(&b, "owner"), vec![s("connect"), s("send")]);
+    assert_eq!(bools(&b, "interim"), vec![Some(false), Some(true)]);
+    assert_eq!(bools(&b, "preexisting"), vec![Some(false), Some(true)]);
     assert_eq!(i64s(&b, "bytes_recv"), vec![Some(56789), Some(56789)]);
+    assert_eq!(i64s(&b, "segs_sent"), vec![Some(3), Some(3)]);
+    assert_eq!(i64s(&b, "retransmits"), vec![Some(2), None]);
+    assert_eq!(i64s(&b, "srtt_us"), vec![Some(180), None]);
     assert_eq!(i64s(&b, "duration_ns"), vec![Some(30_000), Some(30_000)]);
 }
 
@@ -286,10 +306,10 @@ fn dns_round_trip_query_and_response() {
         [(&q, abi::DIR_OUT, 0, 0), (&r, abi::DIR_IN, 1_500_000, 0), (&nx, abi::DIR_IN, 0, 10)]
     {
         let mut x = abi::Dns { hdr: task().hdr(0, 1), ..Default::default() };
-        x.family = libc::AF_INET as u16;
-        x.proto = libc::IPPROTO_UDP as u8;
-        x.direction = dir;
-        x.dport = 53;
+        x.ep.family = libc::AF_INET as u16;
+        x.ep.proto = libc::IPPROTO_UDP as u8;
+        x.ep.direction = dir;
+        x.ep.dport = 53;
         x.latency_ns = lat;
         x.wire_len = msg.len() as u32 + wire_extra;
         let mut rec = Vec::new();
@@ -386,12 +406,12 @@ fn every_synthetic_kind_decodes_and_builds_a_valid_batch() {
     let mut s = synth::Synth::new(42);
     let mut d = Decoder::new(1024, SEED, EnvpMode::Redacted);
     let kinds = [
-        (abi::KIND_EXEC, Probe::Exec, Table::Exec),
-        (abi::KIND_EXIT, Probe::Exec, Table::Exit),
-        (abi::KIND_FILE, Probe::File, Table::File),
-        (abi::KIND_NET, Probe::Net, Table::Net),
-        (abi::KIND_DNS, Probe::Dns, Table::Dns),
-        (abi::KIND_MODULE, Probe::Module, Table::Module),
+        (abi::Kind::Exec, Probe::Exec, Table::Exec),
+        (abi::Kind::Exit, Probe::Exec, Table::Exit),
+        (abi::Kind::File, Probe::File, Table::File),
+        (abi::Kind::Net, Probe::Net, Table::Net),
+        (abi::Kind::Dns, Probe::Dns, Table::Dns),
+        (abi::Kind::Module, Probe::Module, Table::Module),
     ];
     for (kind, probe, table) in kinds {
         for _ in 0..500 {

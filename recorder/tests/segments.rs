@@ -16,7 +16,7 @@ use agent_linux::segment::{SegmentWriter, WriterConfig};
 use agent_linux::stats::Health;
 use agent_linux::synth::Synth;
 use agent_linux::writer::{list_segments, Backpressure, Sink, WritersConfig};
-use agent_linux::{Probe, Table};
+use agent_linux::{abi, Probe, Table};
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -165,8 +165,8 @@ fn metadata_names_and_permissions() {
     let m = kv(&p);
     for (k, v) in [
         ("capture.table", "file"),
-        ("capture.schema_version", "1"),
-        ("capture.abi_version", "1"),
+        ("capture.schema_version", "2"),
+        ("capture.abi_version", "2"),
         ("capture.host", "test-host"),
         ("capture.kernel_release", "synthetic"),
         ("capture.boot_id", "00000000-0000-0000-0000-000000000001"),
@@ -320,12 +320,12 @@ fn pipeline_writes_every_table_and_stats() {
     let mut s = Synth::new(9);
     let mut rec = Vec::new();
     let kinds = [
-        (1u16, Probe::Exec, 30),
-        (2, Probe::Exec, 20),
-        (3, Probe::File, 500),
-        (4, Probe::Net, 40),
-        (5, Probe::Dns, 60),
-        (6, Probe::Module, 3),
+        (abi::Kind::Exec, Probe::Exec, 30),
+        (abi::Kind::Exit, Probe::Exec, 20),
+        (abi::Kind::File, Probe::File, 500),
+        (abi::Kind::Net, Probe::Net, 40),
+        (abi::Kind::Dns, Probe::Dns, 60),
+        (abi::Kind::Module, Probe::Module, 3),
     ];
     for (kind, probe, n) in kinds {
         for _ in 0..n {

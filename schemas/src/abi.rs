@@ -6,19 +6,62 @@
 //! record can be read from untrusted bytes with [`Pod::read`].
 
 /// Version of the record layout; `cap_hdr.abi` carries it in every record.
-pub const ABI_VERSION: u16 = 1;
+pub const ABI_VERSION: u16 = 2;
 
-pub const KIND_EXEC: u16 = 1;
-pub const KIND_EXIT: u16 = 2;
-pub const KIND_FILE: u16 = 3;
-pub const KIND_NET: u16 = 4;
-pub const KIND_DNS: u16 = 5;
-pub const KIND_MODULE: u16 = 6;
+/// Record kinds (`CAP_KIND_*`): stable numbers, never renumbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Kind {
+    Exec = 1,
+    Exit = 2,
+    File = 3,
+    Net = 4,
+    Dns = 5,
+    Module = 6,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [Kind::Exec, Kind::Exit, Kind::File, Kind::Net, Kind::Dns, Kind::Module];
+
+    pub fn from_u16(kind: u16) -> Option<Kind> {
+        Self::ALL.into_iter().find(|k| *k as u16 == kind)
+    }
+
+    /// Size of the kind's fixed part; a variable tail may follow.
+    pub fn fixed_size(self) -> usize {
+        match self {
+            Kind::Exec => core::mem::size_of::<Exec>(),
+            Kind::Exit => core::mem::size_of::<Exit>(),
+            Kind::File => core::mem::size_of::<File>(),
+            Kind::Net => core::mem::size_of::<Net>(),
+            Kind::Dns => core::mem::size_of::<Dns>(),
+            Kind::Module => core::mem::size_of::<Module>(),
+        }
+    }
+}
+
+pub const KIND_EXEC: u16 = Kind::Exec as u16;
+pub const KIND_EXIT: u16 = Kind::Exit as u16;
+pub const KIND_FILE: u16 = Kind::File as u16;
+pub const KIND_NET: u16 = Kind::Net as u16;
+pub const KIND_DNS: u16 = Kind::Dns as u16;
+pub const KIND_MODULE: u16 = Kind::Module as u16;
 
 pub const PATH_MAX: usize = 4096;
 pub const ARGS_MAX_MIN: usize = 32768;
 pub const ARGS_MAX_MAX: usize = 131072;
 pub const DNS_MSG_MAX: usize = 512;
+
+pub const RINGS_MAX: usize = 8;
+pub const PREFIX_MAX: usize = 64;
+pub const PREFIXES_MAX: usize = 8;
+pub const DNS_PORTS_MAX: usize = 8;
+pub const COMMS_MAX: usize = 64;
+pub const FDS_MAX: usize = 65536;
+
+pub const FLOOR_OFF: u32 = 0;
+pub const FLOOR_HOOK: u32 = 1;
+pub const FLOOR_RECORDS: u32 = 2;
 
 pub const EXEC_ARGV_TRUNCATED: u32 = 1 << 0;
 pub const EXEC_ENVP_TRUNCATED: u32 = 1 << 1;
@@ -35,6 +78,24 @@ pub const FILE_WRITE: u32 = 6;
 pub const DIR_OUT: u8 = 1;
 pub const DIR_IN: u8 = 2;
 
+pub const NET_UPDATE: u32 = 1 << 0;
+pub const NET_PREEXISTING: u32 = 1 << 1;
+
+pub const NET_OPEN: u16 = 0;
+pub const NET_CLOSED: u16 = 1;
+pub const NET_REFUSED: u16 = 2;
+pub const NET_TIMEOUT: u16 = 3;
+pub const NET_RESET: u16 = 4;
+pub const NET_FAILED: u16 = 5;
+pub const NET_EVICTED: u16 = 6;
+
+pub const OWNER_NONE: u16 = 0;
+pub const OWNER_CONNECT: u16 = 1;
+pub const OWNER_ACCEPT: u16 = 2;
+pub const OWNER_LISTEN: u16 = 3;
+pub const OWNER_SEND: u16 = 4;
+pub const OWNER_PROCFS: u16 = 6;
+
 pub const MODULE_INIT: u32 = 1;
 pub const MODULE_FINIT: u32 = 2;
 
@@ -42,6 +103,64 @@ pub const DROP_RINGBUF_FULL: usize = 0;
 pub const DROP_READ_FAILED: usize = 1;
 pub const DROP_FILTER_MAP: usize = 2;
 pub const DROP_CAUSES: usize = 4;
+
+/// Every `#define CAP_*` of `bpf/events.h` with the value Rust gives it. `tests/abi_c.rs`
+/// compiles the header and checks both directions: each define is here, with this value.
+pub const C_CONSTANTS: &[(&str, i64)] = &[
+    ("CAP_ABI_VERSION", ABI_VERSION as i64),
+    ("CAP_KIND_EXEC", KIND_EXEC as i64),
+    ("CAP_KIND_EXIT", KIND_EXIT as i64),
+    ("CAP_KIND_FILE", KIND_FILE as i64),
+    ("CAP_KIND_NET", KIND_NET as i64),
+    ("CAP_KIND_DNS", KIND_DNS as i64),
+    ("CAP_KIND_MODULE", KIND_MODULE as i64),
+    ("CAP_PATH_MAX", PATH_MAX as i64),
+    ("CAP_ARGS_MAX_MIN", ARGS_MAX_MIN as i64),
+    ("CAP_ARGS_MAX_MAX", ARGS_MAX_MAX as i64),
+    ("CAP_DNS_MSG_MAX", DNS_MSG_MAX as i64),
+    ("CAP_RINGS_MAX", RINGS_MAX as i64),
+    ("CAP_PREFIX_MAX", PREFIX_MAX as i64),
+    ("CAP_PREFIXES_MAX", PREFIXES_MAX as i64),
+    ("CAP_DNS_PORTS_MAX", DNS_PORTS_MAX as i64),
+    ("CAP_COMMS_MAX", COMMS_MAX as i64),
+    ("CAP_FDS_MAX", FDS_MAX as i64),
+    ("CAP_FLOOR_OFF", FLOOR_OFF as i64),
+    ("CAP_FLOOR_HOOK", FLOOR_HOOK as i64),
+    ("CAP_FLOOR_RECORDS", FLOOR_RECORDS as i64),
+    ("CAP_EXEC_ARGV_TRUNCATED", EXEC_ARGV_TRUNCATED as i64),
+    ("CAP_EXEC_ENVP_TRUNCATED", EXEC_ENVP_TRUNCATED as i64),
+    ("CAP_EXEC_FROM_PROCFS", EXEC_FROM_PROCFS as i64),
+    ("CAP_EXEC_PATH_TRUNCATED", EXEC_PATH_TRUNCATED as i64),
+    ("CAP_FILE_OPEN", FILE_OPEN as i64),
+    ("CAP_FILE_CLOSE", FILE_CLOSE as i64),
+    ("CAP_FILE_UNLINK", FILE_UNLINK as i64),
+    ("CAP_FILE_RENAME", FILE_RENAME as i64),
+    ("CAP_FILE_READ", FILE_READ as i64),
+    ("CAP_FILE_WRITE", FILE_WRITE as i64),
+    ("CAP_DIR_OUT", DIR_OUT as i64),
+    ("CAP_DIR_IN", DIR_IN as i64),
+    ("CAP_NET_UPDATE", NET_UPDATE as i64),
+    ("CAP_NET_PREEXISTING", NET_PREEXISTING as i64),
+    ("CAP_NET_OPEN", NET_OPEN as i64),
+    ("CAP_NET_CLOSED", NET_CLOSED as i64),
+    ("CAP_NET_REFUSED", NET_REFUSED as i64),
+    ("CAP_NET_TIMEOUT", NET_TIMEOUT as i64),
+    ("CAP_NET_RESET", NET_RESET as i64),
+    ("CAP_NET_FAILED", NET_FAILED as i64),
+    ("CAP_NET_EVICTED", NET_EVICTED as i64),
+    ("CAP_OWNER_NONE", OWNER_NONE as i64),
+    ("CAP_OWNER_CONNECT", OWNER_CONNECT as i64),
+    ("CAP_OWNER_ACCEPT", OWNER_ACCEPT as i64),
+    ("CAP_OWNER_LISTEN", OWNER_LISTEN as i64),
+    ("CAP_OWNER_SEND", OWNER_SEND as i64),
+    ("CAP_OWNER_PROCFS", OWNER_PROCFS as i64),
+    ("CAP_MODULE_INIT", MODULE_INIT as i64),
+    ("CAP_MODULE_FINIT", MODULE_FINIT as i64),
+    ("CAP_DROP_RINGBUF_FULL", DROP_RINGBUF_FULL as i64),
+    ("CAP_DROP_READ_FAILED", DROP_READ_FAILED as i64),
+    ("CAP_DROP_FILTER_MAP", DROP_FILTER_MAP as i64),
+    ("CAP_DROP_CAUSES", DROP_CAUSES as i64),
+];
 
 /// One field of a mirrored struct, as the ABI test compares it with the C compiler's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,36 +308,64 @@ abi_struct! {
 }
 
 abi_struct! {
+    /// `struct cap_config`: what the loader writes into every object's `.rodata.cap_cfg`.
+    pub struct Config ("cap_config", size 56) {
+        [0] self_tgid: u32,
+        [4] filter_pid: u32,
+        [8] filter_comm_on: u32,
+        [12] nr_rings: u32,
+        [16] wakeup_bytes_cpu: u64,
+        [24] args_max: u32,
+        [28] file_rw_events: u32,
+        [32] file_floor: u32,
+        [36] nr_prefixes: u32,
+        [40] dns_ports: [u16; DNS_PORTS_MAX],
+    }
+}
+
+abi_struct! {
+    /// `struct cap_endpoint`: a socket's flow, shared by net and dns records.
+    pub struct Endpoint ("cap_endpoint", size 48) {
+        [0] family: u16,
+        [2] proto: u8,
+        [3] direction: u8,
+        [4] sport: u16,
+        [6] dport: u16,
+        [8] saddr: [u8; 16],
+        [24] daddr: [u8; 16],
+        [40] netns: u32,
+        [44] _pad0: u32,
+    }
+}
+
+abi_struct! {
     /// `struct cap_net`.
-    pub struct Net ("cap_net", size 144) {
+    pub struct Net ("cap_net", size 200) {
         [0] hdr: Hdr,
-        [80] family: u16,
-        [82] proto: u8,
-        [83] direction: u8,
-        [84] sport: u16,
-        [86] dport: u16,
-        [88] saddr: [u8; 16],
-        [104] daddr: [u8; 16],
-        [120] bytes_sent: u64,
-        [128] bytes_recv: u64,
-        [136] start_ns: u64,
+        [80] ep: Endpoint,
+        [128] flags: u32,
+        [132] outcome: u16,
+        [134] owner: u16,
+        [136] bytes_sent: u64,
+        [144] bytes_recv: u64,
+        [152] segs_sent: u64,
+        [160] segs_recv: u64,
+        [168] retrans: u32,
+        [172] srtt_us: u32,
+        [176] start_ns: u64,
+        [184] last_ns: u64,
+        [192] sock_cookie: u64,
     }
 }
 
 abi_struct! {
     /// `struct cap_dns`; tail: the DNS message.
-    pub struct Dns ("cap_dns", size 136) {
+    pub struct Dns ("cap_dns", size 144) {
         [0] hdr: Hdr,
-        [80] family: u16,
-        [82] proto: u8,
-        [83] direction: u8,
-        [84] sport: u16,
-        [86] dport: u16,
-        [88] saddr: [u8; 16],
-        [104] daddr: [u8; 16],
-        [120] latency_ns: u64,
-        [128] msg_len: u32,
-        [132] wire_len: u32,
+        [80] ep: Endpoint,
+        [128] latency_ns: u64,
+        [136] msg_len: u32,
+        [140] wire_len: u32,
     }
 }
 
@@ -247,6 +394,8 @@ abi_struct! {
 /// Every mirrored struct, for tests that walk the whole ABI.
 pub const ALL_STRUCTS: &[(&str, usize, &[FieldLayout])] = &[
     (Hdr::C_NAME, core::mem::size_of::<Hdr>(), Hdr::FIELDS),
+    (Config::C_NAME, core::mem::size_of::<Config>(), Config::FIELDS),
+    (Endpoint::C_NAME, core::mem::size_of::<Endpoint>(), Endpoint::FIELDS),
     (Exec::C_NAME, core::mem::size_of::<Exec>(), Exec::FIELDS),
     (Exit::C_NAME, core::mem::size_of::<Exit>(), Exit::FIELDS),
     (File::C_NAME, core::mem::size_of::<File>(), File::FIELDS),
@@ -258,15 +407,7 @@ pub const ALL_STRUCTS: &[(&str, usize, &[FieldLayout])] = &[
 
 /// Size of a kind's fixed part, or `None` for an unknown kind.
 pub fn fixed_size(kind: u16) -> Option<usize> {
-    Some(match kind {
-        KIND_EXEC => core::mem::size_of::<Exec>(),
-        KIND_EXIT => core::mem::size_of::<Exit>(),
-        KIND_FILE => core::mem::size_of::<File>(),
-        KIND_NET => core::mem::size_of::<Net>(),
-        KIND_DNS => core::mem::size_of::<Dns>(),
-        KIND_MODULE => core::mem::size_of::<Module>(),
-        _ => return None,
-    })
+    Kind::from_u16(kind).map(Kind::fixed_size)
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` start times (USER_HZ, 100 on Linux).

@@ -1,7 +1,9 @@
 //! The one source of truth shared by the recorder and `capq`: the event ABI mirrored from
-//! `bpf/events.h` ([`abi`]) and the Arrow schema of every table ([`tables`]).
+//! `bpf/events.h` ([`abi`]), the probes ([`probes`]) and every table ([`tables`]).
 
 pub mod abi;
+pub mod probes;
 pub mod tables;
 
-pub use tables::{Probe, Table, SCHEMA_VERSION};
+pub use probes::{Probe, ProbeSpec, PROBES};
+pub use tables::{Table, SCHEMA_VERSION};

@@ -1,86 +1,257 @@
-//! The Arrow schema of every table, with a description of each column in its field metadata.
+//! Every table, declared once: its columns (name, type, nullability, description), the
+//! probe that fills it and what it holds.
 //!
-//! Column types are chosen so every reader takes them without options: signed integers only
-//! (Spark has no unsigned 64-bit), timestamps in microseconds UTC, addresses as strings.
+//! The declaration is [`with_tables!`], a macro that hands it to another macro. This
+//! crate expands it into the [`Table`] enum and the Arrow schemas (below); the recorder
+//! expands the same declaration into its Arrow builders (`recorder/src/builders.rs`), and
+//! `schemas/README.md` is rendered from it. A column added here reaches the schema, the
+//! builders, the docs and `capq --tables` at once; one the decoder does not fill is a
+//! compile error there.
+//!
+//! Column types are chosen so every reader takes them without options: signed integers
+//! only (Spark has no unsigned 64-bit), timestamps in microseconds UTC, addresses as
+//! strings.
 
 use std::sync::{Arc, OnceLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+pub use crate::probes::Probe;
+
 /// Version of the table schemas, stored in every segment's metadata.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Field metadata key holding a column's description.
 pub const DESCRIPTION_KEY: &str = "description";
 
-/// The tables of a capture, in a fixed order (their index is used for arrays of builders).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    Exec = 0,
-    Exit = 1,
-    File = 2,
-    Net = 3,
-    Dns = 4,
-    Module = 5,
-    Stats = 6,
+/// The declaration of every table: `with_tables!(m)` expands to `m! { groups {..} tables {..} }`.
+///
+/// - A group is a set of columns several tables share, with the name of its column list
+///   (`Common COMMON { .. }`). `Common` comes first and every event table starts with it;
+///   the recorder derives its `ts` from `ktime_ns` once per batch.
+/// - A table is `field: Variant = index, probe P, "description" [group fields] { columns }`,
+///   where `field` is its SQL name and the recorder's builder field, and `P` the probe whose
+///   records fill it (`None` for the recorder's own `stats`).
+/// - A column is `name: Type => "description"`, or `name: Type | null => ..` when nullable.
+///   Types: `Ts`, `I32`, `I64`, `Bool`, `Str`, `StrList`, `Bin` (see [`Ty`]).
+#[macro_export]
+macro_rules! with_tables {
+    ($then:ident) => {
+        $then! {
+groups {
+    Common COMMON {
+        ts: Ts => "Wall-clock time of the event, UTC, microseconds (kernel boot clock plus the boot-to-wall offset taken once per batch).",
+        ktime_ns: I64 => "Kernel CLOCK_BOOTTIME of the event in nanoseconds: exact event order within one boot.",
+        pid: I32 => "Process id (thread-group id).",
+        tid: I32 => "Thread id.",
+        ppid: I32 => "Parent process id (real parent's thread-group id).",
+        uid: I64 => "Real user id.",
+        gid: I64 => "Real group id.",
+        comm: Str => "Task command name (at most 15 bytes, as the kernel keeps it).",
+        exec_id: I64 => "Process key that survives PID reuse: hash of boot id, pid and process start time. Join exec.parent_exec_id to it for ancestry.",
+        cgroup_id: I64 => "cgroup v2 id of the task.",
+    }
+    Endpoint ENDPOINT {
+        family: Str => "ipv4 or ipv6.",
+        proto: Str => "tcp or udp.",
+        direction: Str => "out (this host connected or sent first) or in (accepted or received first).",
+        saddr: Str => "Local address, as text (compare with saddr = '10.0.0.1').",
+        sport: I32 => "Local port.",
+        daddr: Str => "Remote address, as text.",
+        dport: I32 => "Remote port.",
+        netns: I64 => "Network namespace inode number of the socket (0 when unknown).",
+        community_id: Str => "Community ID v1 of the flow (seed 0), as Zeek and Suricata compute it: joins with network-sensor data.",
+    }
 }
-
-/// The probes, each one BPF object with its own ring buffers; `exec` also produces `exit` rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Probe {
-    Exec = 0,
-    File = 1,
-    Net = 2,
-    Dns = 3,
-    Module = 4,
+tables {
+    exec: Exec = 0, probe Some(Probe::Exec),
+    "One row per exec (sched_process_exec), plus one per process already running when the recorder started (from_procfs)."
+    [common: Common] {
+        parent_exec_id: I64 => "exec_id of the parent process.",
+        start_ktime_ns: I64 => "Process start time, CLOCK_BOOTTIME ns.",
+        euid: I64 => "Effective user id after the exec.",
+        loginuid: I64 | null => "Audit login uid; null when unset.",
+        path: Str => "The path that was executed, as passed to execve.",
+        argv: StrList => "Command-line arguments, one string each.",
+        envp: StrList => "Environment as NAME=value strings; secret values redacted by default.",
+        argc: I32 => "Number of arguments the kernel saw (argv may hold fewer when truncated).",
+        envc: I32 => "Number of environment strings the kernel saw.",
+        argv_truncated: Bool => "argv was cut at the size limit.",
+        envp_truncated: Bool => "envp was cut at the size limit.",
+        tty: Str | null => "Controlling terminal (e.g. pts/3); null when none.",
+        pidns: I64 => "PID namespace inode number.",
+        mntns: I64 => "Mount namespace inode number.",
+        netns: I64 => "Network namespace inode number.",
+        from_procfs: Bool => "Row written at recorder start for a process already running, read from /proc.",
+    }
+    exit: Exit = 1, probe Some(Probe::Exec),
+    "One row per process exit (thread-group leader, sched_process_exit)."
+    [common: Common] {
+        exit_code: I32 => "Exit status passed to exit(2) (0-255); 0 when killed by a signal.",
+        signal: I32 => "Signal that ended the process; 0 when it exited normally.",
+        core_dumped: Bool => "The process dumped core.",
+        lifetime_ns: I64 => "Nanoseconds from process start to exit.",
+    }
+    file: File = 2, probe Some(Probe::File),
+    "File operations: open, close (with bytes and calls summed over the open file's life), unlink, rename, and per-call read/write when enabled."
+    [common: Common] {
+        op: Str => "open, close, unlink, rename, read or write.",
+        path: Str => "Path as the process gave it (rename: the old path; close: the absolute path the file was opened by, empty when unknown).",
+        abs_path: Str | null => "Absolute path: path itself when absolute, else resolved against the working directory; null when unknown.",
+        path2: Str | null => "rename: the new path; null for other operations.",
+        flags: I64 => "open flags (O_*), unlinkat flags or renameat2 flags.",
+        mode: I32 => "open mode bits.",
+        fd: I32 => "File descriptor concerned; -1 when none.",
+        ret: I64 => "Syscall result: fd, byte count or 0 on success, -errno on failure.",
+        bytes_read: I64 => "close: bytes read over the open file's life; read: bytes of this call.",
+        bytes_written: I64 => "close: bytes written over the open file's life; write: bytes of this call.",
+        reads: I64 => "Number of read calls summed into bytes_read.",
+        writes: I64 => "Number of write calls summed into bytes_written.",
+        ino: I64 => "Inode number (0 when unknown).",
+        dev: I64 => "Device number of the file system (0 when unknown).",
+    }
+    net: Net = 3, probe Some(Probe::Net),
+    "TCP connections and UDP flows (per socket and peer): one row per flow at its end, interim rows while it stays open (every --flow-interval), and interim rows for connections already open when the recorder started (preexisting). The process columns are the socket's owner (see owner), not the task the kernel event ran in."
+    [common: Common, ep: Endpoint] {
+        outcome: Str => "How the flow ended: closed (TCP: established, then closed; UDP: the socket was closed), refused (connection refused), timeout, reset (reset by the peer), failed (another error before it was established), evicted (UDP: the socket talked to more peers than it keeps, 8; this peer's totals end here and a later datagram starts a new row), or open (interim rows).",
+        interim: Bool => "Interim row of a flow still open: its counters so far (at start for preexisting flows, then every --flow-interval, and when the recorder stops).",
+        preexisting: Bool => "The flow was open before the recorder started (listed at start; its start time is when it was found).",
+        owner: Str => "How the process columns were found: connect (the process that connected), accept (the first process to send or receive on an accepted connection), listen (the process that listened: no send or receive seen), send (UDP: the first process to send or receive on the socket), procfs (a preexisting connection: a process holding it at start), none (unknown: process columns are 0).",
+        bytes_sent: I64 => "Payload bytes sent (TCP: acknowledged by the peer) over the flow's life so far.",
+        bytes_recv: I64 => "Payload bytes received over the flow's life so far.",
+        segs_sent: I64 => "TCP segments or UDP datagrams sent.",
+        segs_recv: I64 => "TCP segments or UDP datagrams received.",
+        retransmits: I64 | null => "TCP: segments retransmitted; null for UDP.",
+        srtt_us: I64 | null => "TCP: smoothed round-trip time in microseconds; null for UDP.",
+        start_ktime_ns: I64 => "CLOCK_BOOTTIME ns when the flow began (TCP: connect or accept; UDP: first datagram).",
+        last_ktime_ns: I64 | null => "UDP: CLOCK_BOOTTIME ns of the last datagram; null for TCP.",
+        duration_ns: I64 => "Nanoseconds from the flow's start to this row.",
+    }
+    dns: Dns = 4, probe Some(Probe::Dns),
+    "DNS queries and responses, decoded from the messages on the wire."
+    [common: Common, ep: Endpoint] {
+        txid: I32 => "DNS transaction id.",
+        is_response: Bool => "The message is a response (QR bit).",
+        flags: I32 => "The header's flags word: QR, opcode, AA, TC, RD, RA, AD, CD and rcode bits (0x0100 RD, 0x0080 RA, 0x0200 TC).",
+        qname: Str | null => "Queried name, without the trailing dot; null when the message did not decode.",
+        qtype: Str | null => "Query type (A, AAAA, CNAME, MX, TXT, PTR, ... or TYPEnnn).",
+        qclass: Str | null => "Query class (IN, CH, HS, ANY or CLASSnnn).",
+        rcode: Str | null => "Response code (NOERROR, NXDOMAIN, SERVFAIL, ... ); null for queries.",
+        answers: StrList => "Answer records' data as text, in message order: addresses for A/AAAA, names for CNAME/PTR/NS (a CNAME chain in order), 'preference name' for MX, 'priority weight port target' for SRV, strings joined by spaces for TXT, the type name for others.",
+        latency_ns: I64 | null => "Response: nanoseconds since the matching query; null for queries or when unmatched.",
+        msg_truncated: Bool => "The captured message was shorter than on the wire (longer than 512 bytes, or split over TCP segments), or did not decode completely (then what did decode is kept).",
+        msg_len: I32 => "Bytes of the message captured (at most 512).",
+        wire_len: I32 => "Bytes of the message on the wire.",
+        raw: Bin | null => "The message's bytes as captured, when it did not decode completely (malformed or cut); null otherwise.",
+    }
+    module: Module = 5, probe Some(Probe::Module),
+    "Kernel module loads."
+    [common: Common] {
+        name: Str => "Module name.",
+        source: Str => "init_module (image from memory) or finit_module (image from a file).",
+        path: Str | null => "finit_module: path of the module file; null otherwise.",
+        params: Str => "Module parameters as passed.",
+        flags: I64 => "finit_module flags.",
+    }
+    stats: Stats = 6, probe None,
+    "Recorder health: one row per probe per stats interval."
+    [] {
+        ts: Ts => "End of the interval, UTC.",
+        interval_ms: I64 => "Length of the interval in milliseconds.",
+        probe: Str => "exec, file, net, dns or module.",
+        events: I64 => "Records decoded in the interval.",
+        dropped_ringbuf_full: I64 => "Records the kernel side could not reserve in the ring buffer.",
+        dropped_kernel_other: I64 => "Records the kernel side dropped for other causes (failed reads, full state maps).",
+        dropped_backpressure: I64 => "Rows decoded but dropped because the segment writers fell behind.",
+        dropped_write_error: I64 => "Rows lost because their segment could not be written (e.g. disk full).",
+        malformed: I64 => "Records skipped as malformed (short, unknown kind, bad lengths, wrong ABI version).",
+        invalid_utf8: I64 => "Records kept whose strings held invalid UTF-8 (replaced by U+FFFD).",
+        rows_written: I64 => "Rows written to segments in the interval.",
+        bytes_written: I64 => "Bytes of segments published in the interval.",
+        segments: I64 => "Segments published in the interval.",
+    }
 }
-
-impl Probe {
-    pub const ALL: [Probe; 5] = [Probe::Exec, Probe::File, Probe::Net, Probe::Dns, Probe::Module];
-    pub const COUNT: usize = Self::ALL.len();
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Probe::Exec => "exec",
-            Probe::File => "file",
-            Probe::Net => "net",
-            Probe::Dns => "dns",
-            Probe::Module => "module",
         }
-    }
-
-    /// The BPF source in `bpf/` that implements this probe.
-    pub fn bpf_source(self) -> &'static str {
-        match self {
-            Probe::Exec => "exec_provenance.bpf.c",
-            Probe::File => "file_ops.bpf.c",
-            Probe::Net => "net_flow.bpf.c",
-            Probe::Dns => "dns_query.bpf.c",
-            Probe::Module => "module_load.bpf.c",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Probe> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
-    }
+    };
 }
+
+/// `col!(name, Ty [, null], "description")`: one [`Col`], as a constant expression (so a
+/// slice of them is a `&'static [Col]`).
+macro_rules! col {
+    ($name:ident, $ty:ident, $desc:literal) => {
+        Col { name: stringify!($name), ty: Ty::$ty, nullable: false, description: $desc }
+    };
+    ($name:ident, $ty:ident, null, $desc:literal) => {
+        Col { name: stringify!($name), ty: Ty::$ty, nullable: true, description: $desc }
+    };
+}
+
+/// This crate's expansion of [`with_tables!`]: [`Group`], [`Table`] and the column lists.
+macro_rules! define_tables {
+    (
+        groups { $(
+            $group:ident $GROUP:ident {
+                $( $gcol:ident : $gty:ident $(| $gnull:ident)? => $gdesc:literal ),* $(,)?
+            }
+        )* }
+        tables { $(
+            $field:ident : $Variant:ident = $idx:literal , probe $probe:expr , $about:literal
+            [ $( $gfield:ident : $G:ident ),* ]
+            { $( $col:ident : $ty:ident $(| $null:ident)? => $desc:literal ),* $(,)? }
+        )* }
+    ) => {
+        $(
+            #[doc = concat!("The columns of the `", stringify!($group), "` group.")]
+            pub static $GROUP: &[Col] = &[ $( col!($gcol, $gty, $($gnull,)? $gdesc) ),* ];
+        )*
+
+        /// Sets of columns several tables share, in the order tables list them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Group { $( $group, )* }
+
+        impl Group {
+            pub fn columns(self) -> &'static [Col] {
+                match self { $( Group::$group => $GROUP, )* }
+            }
+        }
+
+        /// The tables of a capture, in a fixed order (their index is used for arrays).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Table { $( $Variant = $idx, )* }
+
+        impl Table {
+            pub const COUNT: usize = [$( stringify!($Variant) ),*].len();
+            pub const ALL: [Table; Self::COUNT] = [ $( Table::$Variant ),* ];
+
+            /// The table's SQL name and directory.
+            pub fn name(self) -> &'static str {
+                match self { $( Table::$Variant => stringify!($field), )* }
+            }
+
+            /// The probe whose records fill this table (`None` for `stats`, the recorder's own).
+            pub fn probe(self) -> Option<Probe> {
+                match self { $( Table::$Variant => $probe, )* }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $( Table::$Variant => $about, )* }
+            }
+
+            /// The groups the table starts with.
+            pub fn groups(self) -> &'static [Group] {
+                match self { $( Table::$Variant => &[ $( Group::$G ),* ], )* }
+            }
+
+            /// The table's own columns, after its groups'.
+            pub fn own_columns(self) -> &'static [Col] {
+                match self { $( Table::$Variant => &[ $( col!($col, $ty, $($null,)? $desc) ),* ], )* }
+            }
+        }
+    };
+}
+
+crate::with_tables!(define_tables);
 
 impl Table {
-    pub const ALL: [Table; 7] =
-        [Table::Exec, Table::Exit, Table::File, Table::Net, Table::Dns, Table::Module, Table::Stats];
-    pub const COUNT: usize = Self::ALL.len();
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Exec => "exec",
-            Table::Exit => "exit",
-            Table::File => "file",
-            Table::Net => "net",
-            Table::Dns => "dns",
-            Table::Module => "module",
-            Table::Stats => "stats",
-        }
-    }
-
     pub fn from_name(name: &str) -> Option<Table> {
         Self::ALL.into_iter().find(|t| t.name() == name)
     }
@@ -89,42 +260,14 @@ impl Table {
         self as usize
     }
 
-    /// The probe whose records fill this table (`None` for `stats`, the recorder's own).
-    pub fn probe(self) -> Option<Probe> {
-        match self {
-            Table::Exec | Table::Exit => Some(Probe::Exec),
-            Table::File => Some(Probe::File),
-            Table::Net => Some(Probe::Net),
-            Table::Dns => Some(Probe::Dns),
-            Table::Module => Some(Probe::Module),
-            Table::Stats => None,
-        }
+    /// The tables the probes fill (every table but `stats`).
+    pub fn events() -> impl Iterator<Item = Table> {
+        Self::ALL.into_iter().filter(|t| t.probe().is_some())
     }
 
-    pub fn description(self) -> &'static str {
-        match self {
-            Table::Exec => "One row per exec (sched_process_exec), plus one per process already running when the recorder started (from_procfs).",
-            Table::Exit => "One row per process exit (thread-group leader, sched_process_exit).",
-            Table::File => "File operations: open, close (with bytes and calls summed over the open file's life), unlink, rename, and per-call read/write when enabled.",
-            Table::Net => "TCP and UDP flows, one row per flow at its end, with bytes in each direction.",
-            Table::Dns => "DNS queries and responses, decoded from the messages on the wire.",
-            Table::Module => "Kernel module loads.",
-            Table::Stats => "Recorder health: one row per probe per stats interval.",
-        }
-    }
-
-    /// The column specs of this table, in schema order.
+    /// Every column of this table, in schema order: its groups', then its own.
     pub fn columns(self) -> Vec<&'static Col> {
-        let own: &'static [Col] = match self {
-            Table::Exec => EXEC,
-            Table::Exit => EXIT,
-            Table::File => FILE,
-            Table::Net => NET,
-            Table::Dns => DNS,
-            Table::Module => MODULE,
-            Table::Stats => return STATS.iter().collect(),
-        };
-        COMMON.iter().chain(own).collect()
+        self.groups().iter().flat_map(|g| g.columns()).chain(self.own_columns()).collect()
     }
 
     /// The Arrow schema, built once per table.
@@ -140,6 +283,13 @@ impl Table {
     }
 }
 
+impl Probe {
+    /// The tables this probe's records fill.
+    pub fn tables(self) -> impl Iterator<Item = Table> {
+        Table::ALL.into_iter().filter(move |t| t.probe() == Some(self))
+    }
+}
+
 /// Logical column types used by the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
@@ -149,6 +299,7 @@ pub enum Ty {
     Bool,
     Str,
     StrList,
+    Bin,
 }
 
 impl Ty {
@@ -160,6 +311,7 @@ impl Ty {
             Ty::Bool => DataType::Boolean,
             Ty::Str => DataType::Utf8,
             Ty::StrList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+            Ty::Bin => DataType::Binary,
         }
     }
 
@@ -172,6 +324,7 @@ impl Ty {
             Ty::Bool => "BOOLEAN",
             Ty::Str => "VARCHAR",
             Ty::StrList => "LIST<VARCHAR>",
+            Ty::Bin => "BLOB",
         }
     }
 }
@@ -192,146 +345,28 @@ impl Col {
     }
 }
 
-const fn c(name: &'static str, ty: Ty, description: &'static str) -> Col {
-    Col { name, ty, nullable: false, description }
-}
-
-const fn n(name: &'static str, ty: Ty, description: &'static str) -> Col {
-    Col { name, ty, nullable: true, description }
-}
-
-/// Columns every event table starts with.
-pub static COMMON: &[Col] = &[
-    c("ts", Ty::Ts, "Wall-clock time of the event, UTC, microseconds (kernel boot clock plus the boot-to-wall offset taken once per batch)."),
-    c("ktime_ns", Ty::I64, "Kernel CLOCK_BOOTTIME of the event in nanoseconds: exact event order within one boot."),
-    c("pid", Ty::I32, "Process id (thread-group id)."),
-    c("tid", Ty::I32, "Thread id."),
-    c("ppid", Ty::I32, "Parent process id (real parent's thread-group id)."),
-    c("uid", Ty::I64, "Real user id."),
-    c("gid", Ty::I64, "Real group id."),
-    c("comm", Ty::Str, "Task command name (at most 15 bytes, as the kernel keeps it)."),
-    c("exec_id", Ty::I64, "Process key that survives PID reuse: hash of boot id, pid and process start time. Join exec.parent_exec_id to it for ancestry."),
-    c("cgroup_id", Ty::I64, "cgroup v2 id of the task."),
-];
-
-static EXEC: &[Col] = &[
-    c("parent_exec_id", Ty::I64, "exec_id of the parent process."),
-    c("start_ktime_ns", Ty::I64, "Process start time, CLOCK_BOOTTIME ns."),
-    c("euid", Ty::I64, "Effective user id after the exec."),
-    n("loginuid", Ty::I64, "Audit login uid; null when unset."),
-    c("path", Ty::Str, "The path that was executed, as passed to execve."),
-    c("argv", Ty::StrList, "Command-line arguments, one string each."),
-    c("envp", Ty::StrList, "Environment as NAME=value strings; secret values redacted by default."),
-    c("argc", Ty::I32, "Number of arguments the kernel saw (argv may hold fewer when truncated)."),
-    c("envc", Ty::I32, "Number of environment strings the kernel saw."),
-    c("argv_truncated", Ty::Bool, "argv was cut at the size limit."),
-    c("envp_truncated", Ty::Bool, "envp was cut at the size limit."),
-    n("tty", Ty::Str, "Controlling terminal (e.g. pts/3); null when none."),
-    c("pidns", Ty::I64, "PID namespace inode number."),
-    c("mntns", Ty::I64, "Mount namespace inode number."),
-    c("netns", Ty::I64, "Network namespace inode number."),
-    c("from_procfs", Ty::Bool, "Row written at recorder start for a process already running, read from /proc."),
-];
-
-static EXIT: &[Col] = &[
-    c("exit_code", Ty::I32, "Exit status passed to exit(2) (0-255); 0 when killed by a signal."),
-    c("signal", Ty::I32, "Signal that ended the process; 0 when it exited normally."),
-    c("core_dumped", Ty::Bool, "The process dumped core."),
-    c("lifetime_ns", Ty::I64, "Nanoseconds from process start to exit."),
-];
-
-static FILE: &[Col] = &[
-    c("op", Ty::Str, "open, close, unlink, rename, read or write."),
-    c("path", Ty::Str, "Path as the process gave it (rename: the old path; close: the absolute path the file was opened by, empty when unknown)."),
-    n(
-        "abs_path",
-        Ty::Str,
-        "Absolute path: path itself when absolute, else resolved against the working directory; null when unknown.",
-    ),
-    n("path2", Ty::Str, "rename: the new path; null for other operations."),
-    c("flags", Ty::I64, "open flags (O_*), unlinkat flags or renameat2 flags."),
-    c("mode", Ty::I32, "open mode bits."),
-    c("fd", Ty::I32, "File descriptor concerned; -1 when none."),
-    c("ret", Ty::I64, "Syscall result: fd, byte count or 0 on success, -errno on failure."),
-    c("bytes_read", Ty::I64, "close: bytes read over the open file's life; read: bytes of this call."),
-    c("bytes_written", Ty::I64, "close: bytes written over the open file's life; write: bytes of this call."),
-    c("reads", Ty::I64, "Number of read calls summed into bytes_read."),
-    c("writes", Ty::I64, "Number of write calls summed into bytes_written."),
-    c("ino", Ty::I64, "Inode number (0 when unknown)."),
-    c("dev", Ty::I64, "Device number of the file system (0 when unknown)."),
-];
-
-static NET: &[Col] = &[
-    c("family", Ty::Str, "ipv4 or ipv6."),
-    c("proto", Ty::Str, "tcp or udp."),
-    c("direction", Ty::Str, "out (this host connected or sent first) or in (accepted or received first)."),
-    c("saddr", Ty::Str, "Local address, as text (compare with saddr = '10.0.0.1')."),
-    c("sport", Ty::I32, "Local port."),
-    c("daddr", Ty::Str, "Remote address, as text."),
-    c("dport", Ty::I32, "Remote port."),
-    c("bytes_sent", Ty::I64, "Payload bytes sent over the flow's life."),
-    c("bytes_recv", Ty::I64, "Payload bytes received over the flow's life."),
-    c("start_ktime_ns", Ty::I64, "CLOCK_BOOTTIME ns when the flow began."),
-    c("duration_ns", Ty::I64, "Flow duration in nanoseconds."),
-];
-
-static DNS: &[Col] = &[
-    c("family", Ty::Str, "ipv4 or ipv6."),
-    c("proto", Ty::Str, "udp or tcp."),
-    c("direction", Ty::Str, "out (sent by this host) or in (received)."),
-    c("saddr", Ty::Str, "Local address, as text."),
-    c("sport", Ty::I32, "Local port."),
-    c("daddr", Ty::Str, "Remote address, as text."),
-    c("dport", Ty::I32, "Remote port."),
-    c("txid", Ty::I32, "DNS transaction id."),
-    c("is_response", Ty::Bool, "The message is a response (QR bit)."),
-    n("qname", Ty::Str, "Queried name, without the trailing dot; null when the message did not decode."),
-    n("qtype", Ty::Str, "Query type (A, AAAA, CNAME, MX, TXT, PTR, ... or TYPEnnn)."),
-    n("rcode", Ty::Str, "Response code (NOERROR, NXDOMAIN, SERVFAIL, ... ); null for queries."),
-    c(
-        "answers",
-        Ty::StrList,
-        "Answer records as text: addresses for A/AAAA, names for CNAME/PTR/NS, 'pref name' for MX.",
-    ),
-    n("latency_ns", Ty::I64, "Response: nanoseconds since the matching query; null for queries or when unmatched."),
-    c("msg_truncated", Ty::Bool, "The captured message was shorter than on the wire, or did not decode completely."),
-];
-
-static MODULE: &[Col] = &[
-    c("name", Ty::Str, "Module name."),
-    c("source", Ty::Str, "init_module (image from memory) or finit_module (image from a file)."),
-    n("path", Ty::Str, "finit_module: path of the module file; null otherwise."),
-    c("params", Ty::Str, "Module parameters as passed."),
-    c("flags", Ty::I64, "finit_module flags."),
-];
-
-static STATS: &[Col] = &[
-    c("ts", Ty::Ts, "End of the interval, UTC."),
-    c("interval_ms", Ty::I64, "Length of the interval in milliseconds."),
-    c("probe", Ty::Str, "exec, file, net, dns or module."),
-    c("events", Ty::I64, "Records decoded in the interval."),
-    c("dropped_ringbuf_full", Ty::I64, "Records the kernel side could not reserve in the ring buffer."),
-    c(
-        "dropped_kernel_other",
-        Ty::I64,
-        "Records the kernel side dropped for other causes (failed reads, full state maps).",
-    ),
-    c("dropped_backpressure", Ty::I64, "Rows decoded but dropped because the segment writers fell behind."),
-    c("dropped_write_error", Ty::I64, "Rows lost because their segment could not be written (e.g. disk full)."),
-    c("malformed", Ty::I64, "Records skipped as malformed (short, unknown kind, bad lengths, wrong ABI version)."),
-    c("invalid_utf8", Ty::I64, "Records kept whose strings held invalid UTF-8 (replaced by U+FFFD)."),
-    c("rows_written", Ty::I64, "Rows written to segments in the interval."),
-    c("bytes_written", Ty::I64, "Bytes of segments published in the interval."),
-    c("segments", Ty::I64, "Segments published in the interval."),
-];
-
-/// Renders `schemas/README.md`: every table and column with its type and meaning.
+/// Renders `schemas/README.md`: every probe, and every table and column with its type and
+/// meaning.
 pub fn render_markdown() -> String {
     let mut out = String::new();
     out.push_str("# Capture tables\n\n");
-    out.push_str("<!-- Generated from schemas/src/tables.rs by `cargo run -p capture-schemas --example gen-docs`; a test fails when this file is out of date. -->\n\n");
+    out.push_str("<!-- Generated from schemas/src/tables.rs and schemas/src/probes.rs by `cargo run -p capture-schemas --example gen-docs`; a test fails when this file is out of date. -->\n\n");
     out.push_str(&format!("Schema version {SCHEMA_VERSION}, event ABI version {}.\n", crate::abi::ABI_VERSION));
     out.push_str("Segments lie at `DIR/<table>/dt=YYYY-MM-DD/hr=HH/<table>-<start>-<host>-<seq>.parquet`.\n");
+    out.push_str("\n## Probes\n\n| probe | BPF object | hooks | tables | what it records |\n|---|---|---|---|---|\n");
+    for p in crate::probes::PROBES {
+        let tables: Vec<String> = p.probe.tables().map(|t| format!("`{}`", t.name())).collect();
+        let hooks: Vec<String> = p.hooks.iter().map(|h| format!("`{h}`")).collect();
+        out.push_str(&format!(
+            "| `{}` | `bpf/{}.bpf.c` | {} | {} | {} |\n",
+            p.name,
+            p.object,
+            hooks.join(", "),
+            tables.join(", "),
+            p.summary
+        ));
+    }
+    out.push_str("\nA hook written `?name` is optional: where the kernel lacks it, the probe runs without it.\n");
     for t in Table::ALL {
         out.push_str(&format!(
             "\n## `{}`\n\n{}\n\n| column | type | null | meaning |\n|---|---|---|---|\n",

@@ -9,6 +9,7 @@
 
 use agent_linux::decode::{Decoder, EnvpMode};
 use agent_linux::synth::Synth;
+use agent_linux::abi::Kind;
 use agent_linux::{Probe, Table};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         }
         [_, kind, seed, patch @ ..] => {
             let mut rec = Vec::new();
-            Synth::new(u64::from(*seed)).record(u16::from(kind % 6) + 1, &mut rec);
+            Synth::new(u64::from(*seed)).record(Kind::ALL[usize::from(*kind) % Kind::ALL.len()], &mut rec);
             let mut chunks = patch.chunks_exact(3);
             for c in &mut chunks {
                 let at = usize::from(u16::from_le_bytes([c[0], c[1]]));

@@ -1,0 +1,601 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * net_flow: one record per TCP connection when it ends, one per connection still open at
+ * every --flow-interval (interim), and one per connection already open when the recorder
+ * started (preexisting); UDP traffic summed per socket and peer, one record per flow when
+ * its socket is closed, and interim ones like TCP's.
+ *
+ * TCP hooks:
+ * - tp_btf/inet_sock_set_state: every TCP state change. It runs in process context only
+ *   when a syscall causes it (connect: CLOSE->SYN_SENT, listen: ->LISTEN, close); the
+ *   passive side and timers change state in softirq or in whatever task runs then, so the
+ *   owner is taken at connect and listen, kept in the socket (sk_storage), and never read
+ *   from the current task at other changes.
+ * - tp_btf/sock_send_length, sock_recv_length (6.3+, optional): the first process to send
+ *   or receive on an accepted connection becomes its owner (owner "accept"); without
+ *   them an accepted connection keeps its listener's owner ("listen").
+ * - iter/task_file (at start): the sockets every process holds, so a connection open
+ *   before the recorder started is attributed to a process ("procfs").
+ * - iter/tcp (at start and every --flow-interval): the connections open now.
+ * Counters come from the kernel's own tcp_sock at the row's time: payload bytes sent
+ * (first transmissions) and received, segments, retransmits, smoothed RTT. Nothing runs
+ * per packet.
+ *
+ * UDP hooks:
+ * - cgroup_skb/egress and cgroup_skb/ingress on the cgroup v2 root: every packet, at its
+ *   IP header; a UDP datagram adds to its socket's flow with that peer (bytes and
+ *   datagrams each way, first and last seen), anything else returns after one read. The
+ *   flows live in the socket (sk_storage), at most UDP_PEERS per socket: a datagram from
+ *   or to another peer takes the least recently seen slot, whose totals are written
+ *   first (outcome evicted).
+ * - The owner: the first task to send (egress runs in the sender's context for UDP) or
+ *   to receive (tp_btf/sock_recv_length, in the receiver's) on the socket.
+ * - cgroup/sock_release: the socket's flows, when it is closed; iter/udp: interim rows.
+ *
+ * Limits: the iterators walk the recorder's network namespace, so interim and
+ * preexisting rows cover flows there (end rows come from every namespace); the direction
+ * of a preexisting connection is a guess from its ports (see guess_direction); UDP flows
+ * begin at the first datagram the recorder sees (no preexisting UDP rows).
+ */
+#include "common.bpf.h"
+#include <bpf/bpf_endian.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+#define ECONNRESET 104
+#define EPIPE 32
+
+/* include/net/tcp_states.h */
+enum {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT,
+	TCP_SYN_RECV,
+	TCP_FIN_WAIT1,
+	TCP_FIN_WAIT2,
+	TCP_TIME_WAIT,
+	TCP_CLOSE,
+	TCP_CLOSE_WAIT,
+	TCP_LAST_ACK,
+	TCP_LISTEN,
+	TCP_CLOSING,
+	TCP_NEW_SYN_RECV,
+};
+
+/* What the probe keeps in each socket it follows. Cloned with the socket (BPF_F_CLONE),
+ * so a connection a listener accepts starts with its listener's owner. */
+struct sock_state {
+	struct cap_hdr owner;  /* the owner's header fields; kind, len and ktime_ns unused */
+	__u64 start_ns;
+	__u32 flags;           /* CAP_NET_PREEXISTING */
+	__u16 owner_kind;      /* CAP_OWNER_* */
+	__u8 direction;        /* CAP_DIR_* */
+	__u8 established;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sock_state);
+} socks SEC(".maps");
+
+static __always_inline bool is_inet(unsigned short family)
+{
+	return family == AF_INET || family == AF_INET6;
+}
+
+/* A preexisting connection's direction: inbound when the local port is below the
+ * ephemeral range and the remote one in it (a server's side), else outbound. */
+static __always_inline __u8 guess_direction(struct sock *sk)
+{
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return lport < 32768 && rport >= 32768 ? CAP_DIR_IN : CAP_DIR_OUT;
+}
+
+static __always_inline __u16 outcome(int err, bool established)
+{
+	switch (err) {
+	case 0:
+		return established ? CAP_NET_CLOSED : CAP_NET_FAILED;
+	case ECONNREFUSED:
+		return CAP_NET_REFUSED;
+	case ETIMEDOUT:
+		return CAP_NET_TIMEOUT;
+	case ECONNRESET:
+	case EPIPE:
+		return CAP_NET_RESET;
+	default:
+		return CAP_NET_FAILED;
+	}
+}
+
+/* One record for `sk` now: its owner, endpoints and counters. */
+static __always_inline void emit(struct sock *sk, struct sock_state *st, __u16 how, __u32 flags)
+{
+	struct cap_net n = {};
+	n.hdr = st->owner;
+	n.hdr.kind = CAP_KIND_NET;
+	n.hdr.abi = CAP_ABI_VERSION;
+	n.hdr.len = sizeof(n);
+	n.hdr.ktime_ns = bpf_ktime_get_boot_ns();
+
+	struct cap_endpoint *e = &n.ep;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->proto = IPPROTO_TCP;
+	e->direction = st->direction;
+	/* skc_num is cleared when the socket closes (inet_put_port); inet_sport is not. */
+	e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	if (!e->sport)
+		e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		__be32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->saddr, &s, 4);
+		__builtin_memcpy(e->daddr, &d, 4);
+	} else {
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+
+	/* Payload only: bytes_acked and bytes_received count SYN and FIN as a byte each (the
+	 * sequence space), so sent is what was transmitted less retransmissions, and received
+	 * less the FIN when the peer's FIN arrived (SOCK_DONE). */
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	n.bytes_sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+	__u64 received = BPF_CORE_READ(tp, bytes_received);
+	unsigned long sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	if (received && (sk_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		received--;
+	n.bytes_recv = received;
+	n.segs_sent = BPF_CORE_READ(tp, segs_out);
+	n.segs_recv = BPF_CORE_READ(tp, segs_in);
+	n.retrans = BPF_CORE_READ(tp, total_retrans);
+	n.srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; /* kept shifted left by 3 */
+
+	n.flags = st->flags | flags;
+	n.outcome = how;
+	n.owner = st->owner_kind;
+	n.start_ns = st->start_ns;
+	n.sock_cookie = bpf_get_socket_cookie(sk);
+	submit(&n, sizeof(n));
+}
+
+/* The current task becomes the socket's owner. */
+static __always_inline void own(struct sock_state *st, __u16 kind)
+{
+	fill_hdr(&st->owner, CAP_KIND_NET);
+	st->owner_kind = kind;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(net_state, struct sock *sk, int oldstate, int newstate)
+{
+	if (sk->sk_protocol != IPPROTO_TCP || !is_inet(sk->__sk_common.skc_family))
+		return 0;
+	struct sock_state *st;
+	switch (newstate) {
+	case TCP_SYN_SENT: /* connect(2), in the connecting task */
+	case TCP_LISTEN:   /* listen(2) */
+		if (oldstate != TCP_CLOSE || skip_current())
+			return 0;
+		st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st) {
+			count_drop(CAP_DROP_FILTER_MAP);
+			return 0;
+		}
+		own(st, newstate == TCP_SYN_SENT ? CAP_OWNER_CONNECT : CAP_OWNER_LISTEN);
+		st->start_ns = bpf_ktime_get_boot_ns();
+		st->flags = 0;
+		st->direction = newstate == TCP_SYN_SENT ? CAP_DIR_OUT : CAP_DIR_IN;
+		st->established = 0;
+		return 0;
+	case TCP_SYN_RECV: /* a connection its listener is accepting: cloned with its state */
+		st = bpf_sk_storage_get(&socks, sk, 0, 0);
+		if (!st)
+			return 0;
+		st->start_ns = bpf_ktime_get_boot_ns();
+		st->flags = 0;
+		st->direction = CAP_DIR_IN;
+		st->established = 0;
+		st->owner_kind = st->owner.pid ? CAP_OWNER_LISTEN : CAP_OWNER_NONE;
+		return 0;
+	case TCP_ESTABLISHED:
+		st = bpf_sk_storage_get(&socks, sk, 0, 0);
+		if (st)
+			st->established = 1;
+		return 0;
+	case TCP_CLOSE:
+		if (oldstate == TCP_LISTEN)
+			return 0;
+		st = bpf_sk_storage_get(&socks, sk, 0, 0);
+		if (!st)
+			return 0;
+		emit(sk, st, outcome(BPF_CORE_READ(sk, sk_err), st->established), 0);
+		bpf_sk_storage_delete(&socks, sk);
+		return 0;
+	}
+	return 0;
+}
+
+static __always_inline void claim_udp(struct sock *sk);
+
+/* An accepted connection's first send or receive names the process that took it. */
+static __always_inline void claim(struct sock *sk)
+{
+	if (sk->sk_protocol == IPPROTO_UDP) {
+		claim_udp(sk);
+		return;
+	}
+	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, 0);
+	if (!st || (st->owner_kind != CAP_OWNER_LISTEN && st->owner_kind != CAP_OWNER_NONE) ||
+	    st->direction != CAP_DIR_IN || skip_current())
+		return;
+	own(st, CAP_OWNER_ACCEPT);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(net_send, struct sock *sk, int ret, int flags)
+{
+	claim(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(net_recv, struct sock *sk, int ret, int flags)
+{
+	claim(sk);
+	return 0;
+}
+
+/* At start: the TCP sockets every process holds, so connections and listeners from
+ * before the recorder get an owner (the first process found holding them). */
+SEC("iter/task_file")
+int net_scan_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	if (!task || !file)
+		return 0;
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_sock_from_file))
+		return 0; /* before 5.11: preexisting connections keep no owner */
+	struct socket *sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	struct sock *sk = sock->sk; /* a plain load: a BTF pointer, as sk_storage wants */
+	if (!sk || sk->sk_protocol != IPPROTO_TCP || !is_inet(sk->__sk_common.skc_family))
+		return 0;
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	if (tgid == cap_cfg.self_tgid || (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid))
+		return 0;
+	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st || st->owner_kind != CAP_OWNER_NONE)
+		return 0;
+	fill_hdr_task(&st->owner, CAP_KIND_NET, task);
+	st->owner_kind = CAP_OWNER_PROCFS;
+	st->flags = CAP_NET_PREEXISTING;
+	st->start_ns = bpf_ktime_get_boot_ns();
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	st->direction = state == TCP_LISTEN ? CAP_DIR_IN : guess_direction(sk);
+	st->established = state != TCP_SYN_SENT && state != TCP_SYN_RECV;
+	return 0;
+}
+
+/* The connections open now, as update rows. At start, a connection the probe has not
+ * seen becomes a preexisting one (its first row is then its update row at start). */
+static __always_inline int walk_tcp(struct bpf_iter__tcp *ctx, bool at_start)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* time-wait and request sockets: no connection state left */
+	struct sock *sk = (struct sock *)tp;
+	if (!is_inet(BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, at_start ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (!st)
+		return 0;
+	if (at_start && st->owner_kind == CAP_OWNER_NONE && !st->flags) {
+		/* no process holds it (or the kernel has no bpf_sock_from_file) */
+		st->flags = CAP_NET_PREEXISTING;
+		st->start_ns = bpf_ktime_get_boot_ns();
+		st->direction = state == TCP_LISTEN ? CAP_DIR_IN : guess_direction(sk);
+		st->established = state != TCP_SYN_SENT && state != TCP_SYN_RECV;
+	}
+	if (state == TCP_LISTEN || (at_start && !(st->flags & CAP_NET_PREEXISTING)))
+		return 0;
+	emit(sk, st, CAP_NET_OPEN, CAP_NET_UPDATE);
+	return 0;
+}
+
+SEC("iter/tcp")
+int net_scan_tcp(struct bpf_iter__tcp *ctx)
+{
+	return walk_tcp(ctx, true);
+}
+
+SEC("iter/tcp")
+int net_update_tcp(struct bpf_iter__tcp *ctx)
+{
+	return walk_tcp(ctx, false);
+}
+
+/* --- UDP --- */
+
+#define UDP_PEERS 8
+
+struct udp_peer {
+	__u8 local[16];
+	__u8 remote[16];
+	__u16 lport;
+	__u16 rport;
+	__u8 used;
+	__u8 direction;        /* CAP_DIR_OUT: the first datagram went out */
+	__u16 _pad;
+	__u64 bytes_sent;
+	__u64 bytes_recv;
+	__u64 dgrams_sent;
+	__u64 dgrams_recv;
+	__u64 first_ns;
+	__u64 last_ns;
+};
+
+struct udp_state {
+	struct cap_hdr owner;
+	__u16 owner_kind;
+	__u16 family;
+	__u32 netns;
+	__u64 cookie;          /* the socket's cookie, taken at its first datagram */
+	struct udp_peer peers[UDP_PEERS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct udp_state);
+} udps SEC(".maps");
+
+/* The __sk_buff fields read here (the UAPI context: offsets fixed, no relocation). */
+struct __sk_buff {
+	__u32 len;
+	__u32 pkt_type;
+	__u32 mark;
+	__u32 queue_mapping;
+	__u32 protocol;
+	__u32 vlan_present;
+	__u32 vlan_tci;
+	__u32 vlan_proto;
+	__u32 priority;
+	__u32 ingress_ifindex;
+	__u32 ifindex;
+	__u32 tc_index;
+	__u32 cb[5];
+	__u32 hash;
+	__u32 tc_classid;
+	__u32 data;
+	__u32 data_end;
+	__u32 napi_id;
+	__u32 family;
+	__u32 remote_ip4;
+	__u32 local_ip4;
+	__u32 remote_ip6[4];
+	__u32 local_ip6[4];
+	__u32 remote_port;
+	__u32 local_port;
+	__u32 data_meta;
+	__u64 flow_keys;
+	__u64 tstamp;
+	__u32 wire_len;
+	__u32 gso_segs;
+	struct bpf_sock *sk;
+};
+
+static __always_inline void own_udp(struct udp_state *st)
+{
+	fill_hdr(&st->owner, CAP_KIND_NET);
+	st->owner_kind = CAP_OWNER_SEND;
+	if (HAVE_TASK_BTF)
+		st->netns = bpf_get_current_task_btf()->nsproxy->net_ns->ns.inum;
+}
+
+static __always_inline void claim_udp(struct sock *sk)
+{
+	struct udp_state *st = bpf_sk_storage_get(&udps, sk, 0, 0);
+	if (st && st->owner_kind == CAP_OWNER_NONE && !skip_current())
+		own_udp(st);
+}
+
+/* One record for a UDP flow (one peer of one socket). */
+static __always_inline void emit_udp(struct udp_state *st, struct udp_peer *p, __u16 how, __u32 flags)
+{
+	struct cap_net n = {};
+	n.hdr = st->owner;
+	n.hdr.kind = CAP_KIND_NET;
+	n.hdr.abi = CAP_ABI_VERSION;
+	n.hdr.len = sizeof(n);
+	n.hdr.ktime_ns = bpf_ktime_get_boot_ns();
+	n.ep.family = st->family;
+	n.ep.proto = IPPROTO_UDP;
+	n.ep.direction = p->direction;
+	n.ep.sport = p->lport;
+	n.ep.dport = p->rport;
+	__builtin_memcpy(n.ep.saddr, p->local, 16);
+	__builtin_memcpy(n.ep.daddr, p->remote, 16);
+	n.ep.netns = st->netns;
+	n.bytes_sent = p->bytes_sent;
+	n.bytes_recv = p->bytes_recv;
+	n.segs_sent = p->dgrams_sent;
+	n.segs_recv = p->dgrams_recv;
+	n.flags = flags;
+	n.outcome = how;
+	n.owner = st->owner_kind;
+	n.start_ns = p->first_ns;
+	n.last_ns = p->last_ns;
+	n.sock_cookie = st->cookie;
+	submit(&n, sizeof(n));
+}
+
+static __always_inline bool same16(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* One datagram of a socket's flow with a peer. */
+static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
+{
+	__u8 ver;
+	if (bpf_skb_load_bytes(skb, 0, &ver, 1))
+		return 1;
+	ver >>= 4;
+	__u8 src[16] = {}, dst[16] = {};
+	__u32 off;
+	__u16 family;
+	if (ver == 4) {
+		__u8 h[20];
+		if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)) || h[9] != IPPROTO_UDP)
+			return 1;
+		if ((h[6] & 0x3f) || h[7])
+			return 1; /* a later fragment: no ports; the first one counts the datagram */
+		off = (h[0] & 0xf) * 4;
+		__builtin_memcpy(src, &h[12], 4);
+		__builtin_memcpy(dst, &h[16], 4);
+		family = AF_INET;
+	} else if (ver == 6) {
+		__u8 h[40];
+		if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)) || h[6] != IPPROTO_UDP)
+			return 1;
+		off = 40;
+		__builtin_memcpy(src, &h[8], 16);
+		__builtin_memcpy(dst, &h[24], 16);
+		family = AF_INET6;
+	} else {
+		return 1;
+	}
+	struct {
+		__be16 sport, dport, len, check;
+	} uh;
+	if (bpf_skb_load_bytes(skb, off, &uh, sizeof(uh)))
+		return 1;
+	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
+	if (!sk)
+		return 1;
+	/* Egress runs in the sender's context: filtered senders create nothing. Ingress
+	 * creates the socket's state only when nothing is filtered (its owner is then the
+	 * first process to receive). */
+	bool create = egress ? !skip_current() : !cap_cfg.filter_pid && !cap_cfg.filter_comm_on;
+	struct udp_state *st = bpf_sk_storage_get(&udps, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (!st)
+		return 1;
+	if (egress && st->owner_kind == CAP_OWNER_NONE)
+		own_udp(st);
+	st->family = family;
+	if (!st->cookie)
+		st->cookie = bpf_get_socket_cookie(skb);
+	__u8 *local = egress ? src : dst, *remote = egress ? dst : src;
+	__u16 lport = bpf_ntohs(egress ? uh.sport : uh.dport), rport = bpf_ntohs(egress ? uh.dport : uh.sport);
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 payload = bpf_ntohs(uh.len) > 8 ? bpf_ntohs(uh.len) - 8 : 0;
+
+	/* This peer's slot, else a free one, else the least recently seen. */
+	__u32 slot = UDP_PEERS, oldest = 0;
+	__u64 oldest_ns = ~0ULL;
+	for (__u32 i = 0; i < UDP_PEERS; i++) {
+		struct udp_peer *p = &st->peers[i];
+		if (!p->used) {
+			if (slot == UDP_PEERS)
+				slot = i;
+			continue;
+		}
+		if (p->rport == rport && p->lport == lport && same16(p->remote, remote) && same16(p->local, local)) {
+			slot = i;
+			break;
+		}
+		if (p->last_ns < oldest_ns) {
+			oldest_ns = p->last_ns;
+			oldest = i;
+		}
+	}
+	if (slot >= UDP_PEERS) {
+		slot = oldest & (UDP_PEERS - 1);
+		emit_udp(st, &st->peers[slot], CAP_NET_EVICTED, 0);
+		st->peers[slot].used = 0;
+	}
+	struct udp_peer *p = &st->peers[slot & (UDP_PEERS - 1)];
+	if (!p->used) {
+		__builtin_memset(p, 0, sizeof(*p));
+		__builtin_memcpy(p->local, local, 16);
+		__builtin_memcpy(p->remote, remote, 16);
+		p->lport = lport;
+		p->rport = rport;
+		p->used = 1;
+		p->direction = egress ? CAP_DIR_OUT : CAP_DIR_IN;
+		p->first_ns = now;
+	}
+	if (egress) {
+		p->bytes_sent += payload;
+		p->dgrams_sent++;
+	} else {
+		p->bytes_recv += payload;
+		p->dgrams_recv++;
+	}
+	p->last_ns = now;
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int net_udp_egress(struct __sk_buff *skb)
+{
+	return udp_packet(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int net_udp_ingress(struct __sk_buff *skb)
+{
+	return udp_packet(skb, false);
+}
+
+/* Every flow of a UDP socket, as it is closed. */
+SEC("cgroup/sock_release")
+int net_udp_release(struct bpf_sock *sk)
+{
+	struct udp_state *st = bpf_sk_storage_get(&udps, sk, 0, 0);
+	if (!st)
+		return 1;
+	for (__u32 i = 0; i < UDP_PEERS; i++) {
+		struct udp_peer *p = &st->peers[i];
+		if (p->used)
+			emit_udp(st, p, CAP_NET_CLOSED, 0);
+		p->used = 0; /* the storage goes with the socket (this hook may not delete it) */
+	}
+	return 1;
+}
+
+/* The UDP flows open now, as interim rows. */
+SEC("iter/udp")
+int net_update_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *us = ctx->udp_sk;
+	if (!us)
+		return 0;
+	struct udp_state *st = bpf_sk_storage_get(&udps, (struct sock *)us, 0, 0);
+	if (!st)
+		return 0;
+	for (__u32 i = 0; i < UDP_PEERS; i++) {
+		struct udp_peer *p = &st->peers[i];
+		if (p->used)
+			emit_udp(st, p, CAP_NET_OPEN, CAP_NET_UPDATE);
+	}
+	return 0;
+}

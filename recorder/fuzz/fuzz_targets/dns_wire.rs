@@ -1,0 +1,36 @@
+//! Fuzzes the DNS wire decoder with arbitrary messages, as the dns probe hands them over
+//! (cut at 512 bytes): header, question and answers must never panic, loop or read past
+//! the end, whatever the compression pointers, label lengths and counts say; and a record
+//! carrying the message must decode into a valid row.
+#![no_main]
+
+use agent_linux::abi;
+use agent_linux::decode::{Decoder, EnvpMode};
+use agent_linux::dns_wire;
+use agent_linux::synth;
+use agent_linux::{Probe, Table};
+use arrow_array::builder::StringBuilder;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|msg: &[u8]| {
+    let msg = &msg[..msg.len().min(abi::DNS_MSG_MAX)];
+    let mut name = dns_wire::Name::new();
+    let mut out = StringBuilder::new();
+    if let Some(h) = dns_wire::header(msg) {
+        if let Some((_, at)) = dns_wire::question(msg, &mut name) {
+            dns_wire::answers(msg, at, h.ancount, &mut out, &mut name);
+        }
+    }
+    let mut d = Decoder::new(4, 1, EnvpMode::Redacted);
+    let mut x = abi::Dns::default();
+    x.hdr.abi = abi::ABI_VERSION;
+    x.ep.family = libc::AF_INET as u16;
+    x.ep.proto = libc::IPPROTO_UDP as u8;
+    x.ep.direction = abi::DIR_OUT;
+    x.wire_len = msg.len() as u32;
+    let mut rec = Vec::new();
+    synth::dns_record(&mut rec, x, msg);
+    assert_eq!(d.decode(Probe::Dns, &rec), Ok(Table::Dns));
+    let b = d.builders.finish(Table::Dns, 0).expect("one row");
+    assert_eq!(b.num_rows(), 1);
+});
