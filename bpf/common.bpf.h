@@ -148,6 +148,31 @@ static __always_inline void fill_hdr_task(struct cap_hdr *h, __u16 kind, struct 
 	BPF_CORE_READ_STR_INTO(&h->comm, t, comm);
 }
 
+/* The current task through its pointer, for the program types (cgroup hooks) that older
+ * kernels do not let call bpf_get_current_pid_tgid, _uid_gid or _comm (6.1 does not):
+ * bpf_get_current_task is theirs wherever the loader has CAP_PERFMON. */
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* skip_current(), for such programs. */
+static __always_inline bool skip_task(struct task_struct *t)
+{
+	__u32 tgid = BPF_CORE_READ(t, tgid);
+	if (tgid == cap_cfg.self_tgid)
+		return true;
+	if (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid)
+		return true;
+	if (cap_cfg.filter_comm_on) {
+		char comm[16] = {};
+		BPF_CORE_READ_STR_INTO(&comm, t, comm);
+		if (!bpf_map_lookup_elem(&comm_filter, comm))
+			return true;
+	}
+	return false;
+}
+
 /* Copies a finished record into this CPU's ring buffer. Records are written without
  * waking the reader; each CPU forces one wake-up once it has written cap_cfg.wakeup_bytes_cpu (the
  * loader's --wakeup-bytes divided among the CPUs, at least 16 KiB) since its last one, so

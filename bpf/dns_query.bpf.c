@@ -12,7 +12,9 @@
  *
  * Owner: the socket's, kept in the socket (sk_storage) when it first sends: a query
  * leaves in the process that sent it (UDP sendmsg and TCP writes run the egress hook in
- * the sender's context), while an ingress packet runs in whatever task delivers it.
+ * the sender's context), while an ingress packet runs in whatever task delivers it. The
+ * task is read through its pointer (bpf_get_current_task): cgroup hooks cannot call
+ * bpf_get_current_pid_tgid and the like before 6.10 or so.
  * Latency: the response's time less its query's, matched by socket and transaction id.
  * TCP: a segment that starts a message (2-byte length, then the message) is recorded; a
  * message split over segments keeps its first segment's part and is flagged truncated.
@@ -178,16 +180,16 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 
 	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
 	struct owner *o = sk ? bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) : 0;
+	struct task_struct *t = current_task();
 	if (egress && o && !o->set) {
-		fill_hdr(&o->hdr, CAP_KIND_DNS);
-		if (HAVE_TASK_BTF)
-			o->netns = bpf_get_current_task_btf()->nsproxy->net_ns->ns.inum;
+		fill_hdr_task(&o->hdr, CAP_KIND_DNS, t);
+		o->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
 		o->set = 1;
 	}
 	if (o && o->set && (o->hdr.pid == cap_cfg.self_tgid ||
 			    (cap_cfg.filter_pid && o->hdr.pid != cap_cfg.filter_pid)))
 		return 1;
-	if (egress && skip_current())
+	if (egress && skip_task(t))
 		return 1;
 
 	__u32 cpu = bpf_get_smp_processor_id();

@@ -29,7 +29,8 @@
  *   or to another peer takes the least recently seen slot, whose totals are written
  *   first (outcome evicted).
  * - The owner: the first task to send (egress runs in the sender's context for UDP) or
- *   to receive (tp_btf/sock_recv_length, in the receiver's) on the socket.
+ *   to receive (tp_btf/sock_recv_length, in the receiver's, 6.3+) on the socket; until
+ *   then the task that created it (cgroup/sock_create).
  * - cgroup/sock_release: the socket's flows, when it is closed; iter/udp: interim rows.
  *
  * Limits: the iterators walk the recorder's network namespace, so interim and
@@ -366,6 +367,15 @@ struct {
 	__type(value, struct udp_state);
 } udps SEC(".maps");
 
+/* The UAPI view of a socket that cgroup/sock programs get (offsets fixed, no relocation;
+ * only the fields read here). */
+struct bpf_sock {
+	__u32 bound_dev_if;
+	__u32 family;
+	__u32 type;
+	__u32 protocol;
+};
+
 /* The __sk_buff fields read here (the UAPI context: offsets fixed, no relocation). */
 struct __sk_buff {
 	__u32 len;
@@ -401,19 +411,27 @@ struct __sk_buff {
 	struct bpf_sock *sk;
 };
 
-static __always_inline void own_udp(struct udp_state *st)
+/* The current task becomes the UDP socket's owner (through the task pointer: this also
+ * runs in cgroup hooks). */
+static __always_inline void own_udp(struct udp_state *st, struct task_struct *t, __u16 kind)
 {
-	fill_hdr(&st->owner, CAP_KIND_NET);
-	st->owner_kind = CAP_OWNER_SEND;
-	if (HAVE_TASK_BTF)
-		st->netns = bpf_get_current_task_btf()->nsproxy->net_ns->ns.inum;
+	fill_hdr_task(&st->owner, CAP_KIND_NET, t);
+	st->owner_kind = kind;
+	st->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
+}
+
+/* The first task to send or receive owns the socket, over the one that created it. */
+static __always_inline bool unclaimed(struct udp_state *st)
+{
+	return st->owner_kind == CAP_OWNER_NONE || st->owner_kind == CAP_OWNER_SOCKET;
 }
 
 static __always_inline void claim_udp(struct sock *sk)
 {
 	struct udp_state *st = bpf_sk_storage_get(&udps, sk, 0, 0);
-	if (st && st->owner_kind == CAP_OWNER_NONE && !skip_current())
-		own_udp(st);
+	struct task_struct *t = current_task();
+	if (st && unclaimed(st) && !skip_task(t))
+		own_udp(st, t, CAP_OWNER_SEND);
 }
 
 /* One record for a UDP flow (one peer of one socket). */
@@ -494,12 +512,13 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 	/* Egress runs in the sender's context: filtered senders create nothing. Ingress
 	 * creates the socket's state only when nothing is filtered (its owner is then the
 	 * first process to receive). */
-	bool create = egress ? !skip_current() : !cap_cfg.filter_pid && !cap_cfg.filter_comm_on;
+	struct task_struct *t = current_task();
+	bool create = egress ? !skip_task(t) : !cap_cfg.filter_pid && !cap_cfg.filter_comm_on;
 	struct udp_state *st = bpf_sk_storage_get(&udps, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!st)
 		return 1;
-	if (egress && st->owner_kind == CAP_OWNER_NONE)
-		own_udp(st);
+	if (egress && unclaimed(st))
+		own_udp(st, t, CAP_OWNER_SEND);
 	st->family = family;
 	if (!st->cookie)
 		st->cookie = bpf_get_socket_cookie(skb);
@@ -564,6 +583,22 @@ SEC("cgroup_skb/ingress")
 int net_udp_ingress(struct __sk_buff *skb)
 {
 	return udp_packet(skb, false);
+}
+
+/* A UDP socket's creator: its owner until a task sends or receives on it (receiving is
+ * seen on 6.3+ only, so before that a socket that only receives keeps its creator). */
+SEC("cgroup/sock_create")
+int net_udp_create(struct bpf_sock *sk)
+{
+	if (sk->protocol != IPPROTO_UDP || (sk->family != AF_INET && sk->family != AF_INET6))
+		return 1;
+	struct task_struct *t = current_task();
+	if (skip_task(t))
+		return 1;
+	struct udp_state *st = bpf_sk_storage_get(&udps, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st && st->owner_kind == CAP_OWNER_NONE)
+		own_udp(st, t, CAP_OWNER_SOCKET);
+	return 1;
 }
 
 /* Every flow of a UDP socket, as it is closed. */

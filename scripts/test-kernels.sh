@@ -11,9 +11,11 @@
 # ~/.cache/capture-kernels.
 #
 # The guest gets a busybox initramfs with the modules 9p needs; it mounts this machine's
-# root read-only over 9p and runs the recorder in a chroot of it, so the binaries and
-# their libraries are the ones built here. A workload runs under the recorder, the
-# capture comes back over a second 9p share, and capq checks it here, exactly.
+# root read-only over 9p and runs the recorder (every probe) in a chroot of it, so the
+# binaries and their libraries are the ones built here. A workload runs under the
+# recorder (files and execs; a TCP and a UDP exchange on loopback; dnsmasq asked by dig),
+# the capture comes back over a second 9p share, and capq checks it here, exactly; a
+# probe the kernel cannot run must say so in one line (net on 5.10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
@@ -92,6 +94,8 @@ mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
 mount -t tmpfs tmp /host/tmp
+mount -t cgroup2 none /host/sys/fs/cgroup
+ip link set lo up
 chroot /host /bin/sh /mnt/guest.sh >/host/mnt/guest.log 2>&1
 echo "guest: done ($?)"
 sync
@@ -125,6 +129,46 @@ os.rename("data.txt", "moved.txt")
 os.unlink("moved.txt")
 PY
 )"
+# net: a TCP exchange (100,000 bytes out, 54,321 back) and a UDP one on loopback.
+/usr/bin/python3 -c "\$(cat <<'PY'
+import os, socket, threading
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+def serve():
+    c, _ = ls.accept()
+    n = 0
+    while n < 100000:
+        n += len(c.recv(65536))
+    c.sendall(b"r" * 54321)
+    c.close()
+t = threading.Thread(target=serve)
+t.start()
+s = socket.create_connection(ls.getsockname())
+s.sendall(b"q" * 100000)
+n = 0
+while n < 54321:
+    n += len(s.recv(65536))
+s.close()
+t.join()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 0))
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+v.sendto(b"d" * 1234, u.getsockname())
+u.recvfrom(65536)
+uport = u.getsockname()[1]
+u.close()
+v.close()
+print(os.getpid(), ls.getsockname()[1], uport)
+PY
+)" >/mnt/net.txt
+# dns: dnsmasq serving a hosts file, dig asking it.
+printf '10.1.2.3 alpha.test\n' >/tmp/hosts
+chmod 644 /tmp/hosts
+dnsmasq --no-resolv --no-hosts --addn-hosts=/tmp/hosts --listen-address=127.0.0.1 --bind-interfaces \
+    --port=53 --local=/test/ --pid-file=/tmp/dnsmasq.pid >/tmp/dnsmasq.log 2>&1
+sh -c 'echo \$\$ >/mnt/dig.pid; exec dig +short +time=2 +tries=1 @127.0.0.1 alpha.test' >/mnt/dig.txt 2>&1
+kill \$(cat /tmp/dnsmasq.pid) 2>/dev/null
 sleep 2
 kill -TERM \$rec
 wait \$rec
@@ -195,6 +239,34 @@ for k in "${kernels[@]}"; do
         0000008000000000) ok "$release: only CAP_BPF kept once attached (this kernel checks it on every bpf(2) call)" ;;
         *) fail "$release: capabilities once attached: $(tr '\n' ' ' <"$out/caps")" ;;
     esac
+    # net and dns: rows exact where this kernel runs the probes, one line saying why where not.
+    if grep -q "net probe unavailable" "$out/recorder.log"; then
+        ok "$release: net probe reported unavailable in one line: $(grep -o 'net probe unavailable.*' "$out/recorder.log")"
+    else
+        read -r npid nport uport <"$out/net.txt" || true
+        if [ -z "${uport:-}" ]; then
+            fail "$release: the net workload did not run: $(tail -n 3 "$out/net.txt" "$out/guest.log" | tr '\n' ' ')"
+            npid=0 nport=0 uport=0
+        fi
+        want="in $npid 54321 100000;out $npid 100000 54321"
+        got=$(q "SELECT string_agg(concat_ws(' ', direction, pid, bytes_sent, bytes_recv), ';' ORDER BY direction)
+                 FROM net WHERE proto = 'tcp' AND NOT interim AND $nport IN (sport, dport)")
+        [ "$got" = "$want" ] && ok "$release: net TCP rows exact, both sides" || fail "$release: net TCP rows '$got', want '$want'"
+        want="in $npid 0 1234;out $npid 1234 0"
+        got=$(q "SELECT string_agg(concat_ws(' ', direction, pid, bytes_sent, bytes_recv), ';' ORDER BY direction)
+                 FROM net WHERE proto = 'udp' AND NOT interim AND $uport IN (sport, dport)")
+        [ "$got" = "$want" ] && ok "$release: net UDP rows exact, both sides" || fail "$release: net UDP rows '$got', want '$want'"
+    fi
+    if grep -q "dns probe unavailable" "$out/recorder.log"; then
+        ok "$release: dns probe reported unavailable in one line: $(grep -o 'dns probe unavailable.*' "$out/recorder.log")"
+    else
+        dpid=$(cat "$out/dig.pid")
+        want="false alpha.test A - -;true alpha.test A NOERROR 10.1.2.3"
+        got=$(q "SELECT string_agg(concat_ws(' ', is_response, qname, qtype, coalesce(rcode, '-'),
+                        coalesce(nullif(array_to_string(answers, ','), ''), '-')), ';' ORDER BY ktime_ns)
+                 FROM dns WHERE pid = $dpid")
+        [ "$got" = "$want" ] && ok "$release: dns rows exact (dig: $(cat "$out/dig.txt"))" || fail "$release: dns rows '$got', want '$want'"
+    fi
     got=$(q "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error + malformed), 0) FROM stats")
     [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" || fail "$release: $got dropped or malformed"
     rm -rf "$work"

@@ -438,6 +438,7 @@ fn net_owner(v: u16) -> Option<&'static str> {
         abi::OWNER_ACCEPT => "accept",
         abi::OWNER_LISTEN => "listen",
         abi::OWNER_SEND => "send",
+        abi::OWNER_SOCKET => "socket",
         abi::OWNER_PROCFS => "procfs",
         _ => return None,
     })

@@ -220,6 +220,12 @@ fn check_hooks(spec: &ProbeSpec, btf: &Result<Btf<'static>, String>) -> Result<V
     }
     let missing: Vec<Hook> = spec.hooks.iter().map(|h| Hook::parse(h)).filter(|h| !h.present(btf)).collect();
     let required: Vec<&str> = missing.iter().filter(|h| !h.optional).map(|h| h.section).collect();
+    if required.iter().any(|h| h.starts_with("cgroup")) && cgroup2_root().is_none() {
+        return Err(format!(
+            "no cgroup v2 hierarchy is mounted for its hooks {} (mount -t cgroup2 none /sys/fs/cgroup)",
+            required.join(", ")
+        ));
+    }
     if !required.is_empty() {
         return Err(format!("this kernel lacks its hook {}", required.join(", ")));
     }

@@ -94,6 +94,7 @@ pub const OWNER_CONNECT: u16 = 1;
 pub const OWNER_ACCEPT: u16 = 2;
 pub const OWNER_LISTEN: u16 = 3;
 pub const OWNER_SEND: u16 = 4;
+pub const OWNER_SOCKET: u16 = 5;
 pub const OWNER_PROCFS: u16 = 6;
 
 pub const MODULE_INIT: u32 = 1;
@@ -153,6 +154,7 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
     ("CAP_OWNER_ACCEPT", OWNER_ACCEPT as i64),
     ("CAP_OWNER_LISTEN", OWNER_LISTEN as i64),
     ("CAP_OWNER_SEND", OWNER_SEND as i64),
+    ("CAP_OWNER_SOCKET", OWNER_SOCKET as i64),
     ("CAP_OWNER_PROCFS", OWNER_PROCFS as i64),
     ("CAP_MODULE_INIT", MODULE_INIT as i64),
     ("CAP_MODULE_FINIT", MODULE_FINIT as i64),

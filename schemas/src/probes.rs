@@ -71,6 +71,7 @@ pub static PROBES: &[ProbeSpec] = &[
             "iter/tcp",
             "?cgroup_skb/egress",
             "?cgroup_skb/ingress",
+            "?cgroup/sock_create",
             "?cgroup/sock_release",
             "?iter/udp",
         ],
