@@ -31,8 +31,22 @@
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
+/* The UAPI view of a socket (offsets fixed, no relocation; the fields up to those read). */
+struct bpf_sock {
+	__u32 bound_dev_if;
+	__u32 family;
+	__u32 type;
+	__u32 protocol;
+	__u32 mark;
+	__u32 priority;
+	__u32 src_ip4;
+	__u32 src_ip6[4];
+	__u32 src_port;
+	__be16 dst_port;
+	__u16 _pad;
+};
+
 /* The __sk_buff fields this program reads (the UAPI context, not the kernel's sk_buff). */
-struct bpf_sock;
 struct __sk_buff {
 	__u32 len;
 	__u32 pkt_type;
@@ -125,6 +139,18 @@ static __always_inline bool dns_port(__u16 port)
 /* One packet: record it when it is a message of the asking side. */
 static __always_inline int handle(struct __sk_buff *skb, bool egress)
 {
+	/* The socket first, before any packet byte is read: a TCP socket's ports are its
+	 * own, so a TCP packet not to or from a DNS port (the asking side's remote port)
+	 * leaves here. */
+	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
+	if (!sk)
+		return 1;
+	if (sk->protocol == IPPROTO_TCP) {
+		if (!dns_port(bpf_ntohs(sk->dst_port)))
+			return 1;
+	} else if (sk->protocol != IPPROTO_UDP) {
+		return 1;
+	}
 	__u8 ver;
 	if (bpf_skb_load_bytes(skb, 0, &ver, 1))
 		return 1;
@@ -178,8 +204,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	if (payload >= skb->len)
 		return 1; /* no message: a TCP handshake or acknowledgement */
 
-	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
-	struct owner *o = sk ? bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) : 0;
+	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	struct task_struct *t = current_task();
 	if (egress && o && !o->set) {
 		fill_hdr_task(&o->hdr, CAP_KIND_DNS, t);

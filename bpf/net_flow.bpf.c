@@ -473,6 +473,11 @@ static __always_inline bool same16(const __u8 *a, const __u8 *b)
 /* One datagram of a socket's flow with a peer. */
 static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 {
+	/* The socket says whether this is UDP before any packet byte is read: every TCP
+	 * packet passes here and leaves at this test. */
+	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
+	if (!sk || sk->protocol != IPPROTO_UDP)
+		return 1;
 	__u8 ver;
 	if (bpf_skb_load_bytes(skb, 0, &ver, 1))
 		return 1;
@@ -505,9 +510,6 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 		__be16 sport, dport, len, check;
 	} uh;
 	if (bpf_skb_load_bytes(skb, off, &uh, sizeof(uh)))
-		return 1;
-	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
-	if (!sk)
 		return 1;
 	/* Egress runs in the sender's context: filtered senders create nothing. Ingress
 	 * creates the socket's state only when nothing is filtered (its owner is then the

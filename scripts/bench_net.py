@@ -17,6 +17,7 @@ and recorded, drops, untraced time, slowdown, recorder CPU seconds per million e
 and the lines it printed. A peer that recorded nothing gets no ratio.
 
 usage: bench_net.py RECORDER CAPQ STORM [--conns N] [--bulk-mib M] [--queries Q] [--rounds R]
+                    [--workloads tcp,bulk,dns] [--probes exec,file,net,dns] [--tcplife PATH]
        (as root)
 """
 import argparse
@@ -52,7 +53,7 @@ def disk_bytes(path):
 
 def under_recorder(a, kind, n, extra, work):
     cap = tempfile.mkdtemp(dir=work)
-    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "--probes", "exec,file,net,dns", "-q"],
+    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "--probes", a.probes, "-q"],
                            stderr=subprocess.PIPE, text=True)
     line = rec.stderr.readline()
     if "recording" not in line:
@@ -76,13 +77,21 @@ def under_recorder(a, kind, n, extra, work):
     return t, recorded, drops, cpu, size
 
 
-def under_tcplife(a, kind, n, extra):
-    tl = subprocess.Popen([a.tcplife], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    time.sleep(1.5)  # loaded and attached
-    t = run_storm(a.storm, kind, n, extra)
-    time.sleep(0.5)
-    tl.send_signal(signal.SIGINT)
-    out = tl.communicate(timeout=30)[0]
+def under_tcplife(a, kind, n, extra, work):
+    # Into a file, not a pipe read at the end: a full pipe would block tcplife.
+    path = os.path.join(work, "tcplife.out")
+    with open(path, "w") as sink:
+        tl = subprocess.Popen([a.tcplife], stdout=sink, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)  # loaded and attached
+        t = run_storm(a.storm, kind, n, extra)
+        time.sleep(0.5)
+        tl.send_signal(signal.SIGINT)
+        err = tl.communicate(timeout=30)[1]
+    with open(path) as f:
+        out = f.read()
+    lost = sum(int(w) for line in err.splitlines() for w in line.split() if "lost" in line.lower() and w.isdigit())
+    if lost:
+        print(f"tcplife: lost {lost} events", file=sys.stderr)
     return t, sum(1 for line in out.splitlines() if " storm " in f" {line} ")
 
 
@@ -95,6 +104,8 @@ def main():
     p.add_argument("--bulk-mib", type=int, default=4096)
     p.add_argument("--queries", type=int, default=20000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--workloads", default="tcp,bulk,dns")
+    p.add_argument("--probes", default="exec,file,net,dns", help="the recorder's --probes")
     p.add_argument("--tcplife", default=shutil.which("tcplife") or "/usr/sbin/tcplife")
     a = p.parse_args()
     if os.geteuid() != 0:
@@ -113,6 +124,8 @@ def main():
     try:
         for kind, n, extra, events_per in [("tcp", a.conns, [], 2), ("bulk", a.bulk_mib, [], 2),
                                            ("dns", a.queries, ["53"], 2)]:
+            if kind not in a.workloads.split(","):
+                continue
             untraced = min(run_storm(a.storm, kind, n, extra) for _ in range(a.rounds))
             runs = [under_recorder(a, kind, n, extra, work) for _ in range(a.rounds)]
             best = min(runs, key=lambda r: r[0])
@@ -123,7 +136,7 @@ def main():
             size = sorted(r[4] for r in runs)[len(runs) // 2]
             tl = None
             if kind != "dns" and os.path.exists(a.tcplife):
-                tl_runs = [under_tcplife(a, kind, n, extra) for _ in range(a.rounds)]
+                tl_runs = [under_tcplife(a, kind, n, extra, work) for _ in range(a.rounds)]
                 tl = (min(r[0] for r in tl_runs), {r[1] for r in tl_runs})
             rows.append((kind, n, generated, recorded, drops, untraced, best[0], cpu, size, tl))
     finally:
@@ -141,9 +154,11 @@ def main():
             tl_lines = ", ".join(f"{x:,}" for x in sorted(tl[1]))
             # A peer that recorded nothing gets no ratio.
             tl_ratio = f"{tl[0] / untraced:.2f}x" if max(tl[1]) > 0 else "recorded nothing"
-        per_m = cpu / gen * 1e6
+        # Per event figures mean nothing for one connection carrying gigabytes.
+        per_m = "" if kind == "bulk" else f"{cpu / gen * 1e6:.2f}"
+        per_event = "" if kind == "bulk" else f"{size / gen:.1f}"
         print(f"| {kind} | {size_txt} | {gen:,} | {', '.join(f'{x:,}' for x in sorted(rec))} | {drops} | {untraced:.3f} "
-              f"| {t / untraced:.2f}x | {per_m:.2f} | {size / gen:.1f} | {tl_ratio} | {tl_lines} |")
+              f"| {t / untraced:.2f}x | {per_m} | {per_event} | {tl_ratio} | {tl_lines} |")
     if any(kind == "bulk" for kind, *_ in rows):
         for kind, n, _, _, _, untraced, t, *_ in rows:
             if kind == "bulk":
