@@ -130,6 +130,12 @@ def main():
         return (r["proto"], r["is_response"], r["qname"], r["qtype"], r["rcode"], r["answers"], r["timed"], r["dport"],
                 r["daddr"], r["msg_truncated"])
 
+    rows = capq(capq_bin, cap, f"""SELECT qclass, answer_names, answer_types, answer_ttls, msg_len = wire_len AS whole,
+            raw IS NULL AS decoded FROM dns WHERE pid = {udp_pid} AND is_response""")
+    check("dig over UDP: the answer's owner name, type, TTL (--local-ttl 300) and class; whole and decoded",
+          [(r["qclass"], r["answer_names"], r["answer_types"], r["answer_ttls"], r["whole"], r["decoded"]) for r in rows],
+          [("IN", ["alpha.test"], ["A"], [300], True, True)])
+
     for what, pid, proto, name, qtype, rcode, answers in [
         ("dig over UDP", udp_pid, "udp", "alpha.test", "A", "NOERROR", ["10.1.2.3"]),
         ("dig over TCP", tcp_pid, "tcp", "beta.test", "A", "NOERROR", ["10.1.2.4"]),

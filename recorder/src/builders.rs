@@ -150,6 +150,28 @@ impl Column for StringBuilder {
     }
 }
 
+/// Builder of a `LIST<BIGINT>` column with non-null items, as the schemas declare it.
+pub fn i64_list_builder(rows: usize, items: usize) -> ListBuilder<PrimitiveBuilder<Int64Type>> {
+    ListBuilder::with_capacity(PrimitiveBuilder::with_capacity(items), rows).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Int64,
+        false,
+    )))
+}
+
+impl Column for ListBuilder<PrimitiveBuilder<Int64Type>> {
+    fn with_capacity(rows: usize) -> Self {
+        i64_list_builder(rows, rows)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let (rows, items) = (self.len(), self.values_ref().len());
+        Arc::new(std::mem::replace(self, i64_list_builder(rows, items)).finish())
+    }
+}
+
 impl Column for BinaryBuilder {
     fn with_capacity(rows: usize) -> Self {
         BinaryBuilder::with_capacity(rows, 0)
@@ -241,6 +263,7 @@ macro_rules! builder_ty {
     (Bool $($null:ident)?) => { BooleanBuilder };
     (Str $($null:ident)?) => { StringBuilder };
     (StrList $($null:ident)?) => { ListBuilder<StringBuilder> };
+    (I64List $($null:ident)?) => { ListBuilder<PrimitiveBuilder<Int64Type>> };
     (Bin $($null:ident)?) => { BinaryBuilder };
 }
 

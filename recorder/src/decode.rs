@@ -320,9 +320,18 @@ impl Decoder {
                     None => b.rcode.append_null(),
                 }
                 if let (Some(h), Some((_, _, at))) = (h, question) {
-                    complete &= dns_wire::answers(msg, at, h.ancount, b.answers.values(), name);
+                    let sink = dns_wire::AnswerSink {
+                        data: b.answers.values(),
+                        names: b.answer_names.values(),
+                        types: b.answer_types.values(),
+                        ttls: b.answer_ttls.values(),
+                    };
+                    complete &= dns_wire::answers(msg, at, h.ancount, sink, name);
                 }
                 b.answers.append(true);
+                b.answer_names.append(true);
+                b.answer_types.append(true);
+                b.answer_ttls.append(true);
                 b.latency_ns.append_option((is_response && d.latency_ns > 0).then_some(d.latency_ns as i64));
                 b.msg_truncated.append_value(!complete);
                 b.raw.append_option((!complete).then_some(msg));

@@ -177,14 +177,32 @@ pub fn write_class(b: &mut StringBuilder, c: u16) {
     .ok();
 }
 
-/// Walks up to `count` answer records from `pos`, appending each as one string to `out`.
-/// Returns `false` when the section ended early or held a malformed record.
-pub fn answers(msg: &[u8], mut pos: usize, count: u16, out: &mut StringBuilder, name: &mut Name) -> bool {
+/// Where the answer records go: their data as text, and beside it each record's owner
+/// name, type and TTL (one item per record in each list, in message order).
+pub struct AnswerSink<'a> {
+    pub data: &'a mut StringBuilder,
+    pub names: &'a mut StringBuilder,
+    pub types: &'a mut StringBuilder,
+    pub ttls: &'a mut arrow_array::builder::Int64Builder,
+}
+
+/// Walks up to `count` answer records from `pos`, appending one item per record to each
+/// list of `out`. Returns `false` when the section ended early or held a malformed record
+/// (the records before it are kept).
+pub fn answers(msg: &[u8], mut pos: usize, count: u16, out: AnswerSink<'_>, name: &mut Name) -> bool {
+    let AnswerSink { data: out, names, types, ttls } = out;
     for _ in 0..count {
         let Some(after_name) = name.read(msg, pos) else { return false };
         let (Some(rtype), Some(rdlen)) = (be16(msg, after_name), be16(msg, after_name + 8)) else { return false };
+        let (Some(hi), Some(lo)) = (be16(msg, after_name + 4), be16(msg, after_name + 6)) else { return false };
         let rdata_at = after_name + 10;
         let Some(rdata) = msg.get(rdata_at..rdata_at + rdlen as usize) else { return false };
+        // The record is whole: one item in every list from here on, whatever its data.
+        crate::strings::write_lossy(names, name.as_bytes());
+        names.append_value("");
+        write_type(types, rtype);
+        types.append_value("");
+        ttls.append_value(i64::from((u32::from(hi) << 16) | u32::from(lo)));
         pos = rdata_at + rdlen as usize;
         let ok = match (rtype, rdata.len()) {
             (1, 4) => {

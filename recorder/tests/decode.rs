@@ -324,6 +324,13 @@ fn dns_round_trip_query_and_response() {
     assert_eq!(strs(&b, "qtype"), vec![s("A"), s("A"), s("AAAA")]);
     assert_eq!(strs(&b, "rcode"), vec![None, s("NOERROR"), s("NXDOMAIN")]);
     assert_eq!(lists(&b, "answers"), vec![vec![], vec!["edge.example.net", "93.184.216.34", "2001:db8::1"], vec![]]);
+    assert_eq!(lists(&b, "answer_types"), vec![vec![], vec!["CNAME", "A", "AAAA"], vec![]]);
+    assert_eq!(lists(&b, "answer_names")[1][0], "www.example.com");
+    let ttls = b.column_by_name("answer_ttls").unwrap().as_any().downcast_ref::<arrow_array::ListArray>().unwrap();
+    let row1 = ttls.value(1);
+    let row1 = row1.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+    assert_eq!(row1.values().to_vec(), vec![300, 300, 300]);
+    assert_eq!(strs(&b, "qclass"), vec![s("IN"), s("IN"), s("IN")]);
     assert_eq!(i64s(&b, "latency_ns"), vec![None, Some(1_500_000), None]);
     assert_eq!(bools(&b, "msg_truncated"), vec![Some(false), Some(false), Some(true)]);
 }
@@ -427,4 +434,28 @@ fn every_synthetic_kind_decodes_and_builds_a_valid_batch() {
     for p in Probe::ALL {
         assert_eq!(d.counts(p).malformed, 0);
     }
+}
+
+#[test]
+fn a_malformed_dns_message_is_kept_raw_and_flagged() {
+    // A response whose question name is a compression pointer to itself, then a record
+    // count past the end: nothing past the header decodes.
+    let msg = [0x12, 0x34, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
+    let mut x = abi::Dns { hdr: task().hdr(0, 1), ..Default::default() };
+    x.ep.family = libc::AF_INET as u16;
+    x.ep.proto = libc::IPPROTO_UDP as u8;
+    x.ep.direction = abi::DIR_OUT;
+    let mut rec = Vec::new();
+    synth::dns_record(&mut rec, x, &msg);
+    let (mut d, t) = decode_one(Probe::Dns, &rec, EnvpMode::Redacted);
+    assert_eq!(t, Table::Dns);
+    assert_eq!(d.counts(Probe::Dns).malformed, 0, "kept, not skipped");
+    let b = d.builders.finish(Table::Dns, 0).unwrap();
+    assert_eq!(i32s(&b, "txid"), vec![Some(0x1234)]);
+    assert_eq!(bools(&b, "is_response"), vec![Some(true)]);
+    assert_eq!(strs(&b, "qname"), vec![None]);
+    assert_eq!(bools(&b, "msg_truncated"), vec![Some(true)]);
+    let raw = b.column_by_name("raw").unwrap().as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+    assert_eq!(raw.value(0), &msg[..]);
+    assert_eq!(lists(&b, "answers"), vec![Vec::<String>::new()]);
 }

@@ -32,7 +32,7 @@ pub const DESCRIPTION_KEY: &str = "description";
 ///   where `field` is its SQL name and the recorder's builder field, and `P` the probe whose
 ///   records fill it (`None` for the recorder's own `stats`).
 /// - A column is `name: Type => "description"`, or `name: Type | null => ..` when nullable.
-///   Types: `Ts`, `I32`, `I64`, `Bool`, `Str`, `StrList`, `Bin` (see [`Ty`]).
+///   Types: `Ts`, `I32`, `I64`, `Bool`, `Str`, `StrList`, `I64List`, `Bin` (see [`Ty`]).
 #[macro_export]
 macro_rules! with_tables {
     ($then:ident) => {
@@ -137,6 +137,9 @@ tables {
         qclass: Str | null => "Query class (IN, CH, HS, ANY or CLASSnnn).",
         rcode: Str | null => "Response code (NOERROR, NXDOMAIN, SERVFAIL, ... ); null for queries.",
         answers: StrList => "Answer records' data as text, in message order: addresses for A/AAAA, names for CNAME/PTR/NS (a CNAME chain in order), 'preference name' for MX, 'priority weight port target' for SRV, strings joined by spaces for TXT, the type name for others.",
+        answer_names: StrList => "Owner name of each answer record, in the order of answers (the name a CNAME points from, then the name it points to, ...).",
+        answer_types: StrList => "Type of each answer record, in the order of answers.",
+        answer_ttls: I64List => "TTL in seconds of each answer record, in the order of answers.",
         latency_ns: I64 | null => "Response: nanoseconds since the matching query; null for queries or when unmatched.",
         msg_truncated: Bool => "The captured message was shorter than on the wire (longer than 512 bytes, or split over TCP segments), or did not decode completely (then what did decode is kept).",
         msg_len: I32 => "Bytes of the message captured (at most 512).",
@@ -299,6 +302,7 @@ pub enum Ty {
     Bool,
     Str,
     StrList,
+    I64List,
     Bin,
 }
 
@@ -311,6 +315,7 @@ impl Ty {
             Ty::Bool => DataType::Boolean,
             Ty::Str => DataType::Utf8,
             Ty::StrList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+            Ty::I64List => DataType::List(Arc::new(Field::new("item", DataType::Int64, false))),
             Ty::Bin => DataType::Binary,
         }
     }
@@ -324,6 +329,7 @@ impl Ty {
             Ty::Bool => "BOOLEAN",
             Ty::Str => "VARCHAR",
             Ty::StrList => "LIST<VARCHAR>",
+            Ty::I64List => "LIST<BIGINT>",
             Ty::Bin => "BLOB",
         }
     }

@@ -9,16 +9,20 @@ use agent_linux::decode::{Decoder, EnvpMode};
 use agent_linux::dns_wire;
 use agent_linux::synth;
 use agent_linux::{Probe, Table};
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::{Int64Builder, StringBuilder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|msg: &[u8]| {
     let msg = &msg[..msg.len().min(abi::DNS_MSG_MAX)];
     let mut name = dns_wire::Name::new();
-    let mut out = StringBuilder::new();
+    let (mut data, mut names, mut types, mut ttls) =
+        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), Int64Builder::new());
     if let Some(h) = dns_wire::header(msg) {
-        if let Some((_, at)) = dns_wire::question(msg, &mut name) {
-            dns_wire::answers(msg, at, h.ancount, &mut out, &mut name);
+        if let Some((_, _, at)) = dns_wire::question(msg, &mut name) {
+            let sink = dns_wire::AnswerSink { data: &mut data, names: &mut names, types: &mut types, ttls: &mut ttls };
+            dns_wire::answers(msg, at, h.ancount, sink, &mut name);
+            // One item per record in every list, whatever the message holds.
+            assert!(data.len() == names.len() && names.len() == types.len() && types.len() == ttls.len());
         }
     }
     let mut d = Decoder::new(4, 1, EnvpMode::Redacted);
