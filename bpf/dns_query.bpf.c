@@ -227,9 +227,14 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 		if (!bpf_skb_load_bytes(skb, payload - 2, &l, 2))
 			wire = bpf_ntohs(l);
 	}
+	struct cap_dns *d = &b->d;
 	__u32 len = skb->len - payload;
 	if (len > CAP_DNS_MSG_MAX)
 		len = CAP_DNS_MSG_MAX;
+	/* The length is kept in the record, and not used past the copy: a copy of it spilled
+	 * to the stack before the checks below would reach the helper without their bounds
+	 * on older verifiers (6.1 rejects that). */
+	d->msg_len = len;
 	barrier_var(len); /* keep the mask below: it changes nothing, but tells the verifier */
 	len &= 2 * CAP_DNS_MSG_MAX - 1;
 	if (len < 12)
@@ -237,7 +242,6 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	if (bpf_skb_load_bytes(skb, payload, b->msg, len))
 		return 1;
 
-	struct cap_dns *d = &b->d;
 	if (o && o->set)
 		d->hdr = o->hdr;
 	else
@@ -276,12 +280,12 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 			bpf_map_delete_elem(&pending, &k);
 		}
 	}
-	d->msg_len = len;
 	d->wire_len = wire;
-	__u64 total = sizeof(*d) + len;
+	/* Masked, not compared: a bound from a comparison can be lost to a spill on older
+	 * verifiers; at most 1023 bytes of message fit the buffer whatever happens. */
+	__u64 total = sizeof(*d) + (d->msg_len & (2 * CAP_DNS_MSG_MAX - 1));
 	d->hdr.len = total;
-	if (total <= sizeof(*b))
-		submit(b, total);
+	submit(b, total);
 	return 1;
 }
 
