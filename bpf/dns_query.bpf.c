@@ -15,77 +15,31 @@
  * the sender's context), while an ingress packet runs in whatever task delivers it. The
  * task is read through its pointer (bpf_get_current_task): cgroup hooks cannot call
  * bpf_get_current_pid_tgid and the like before 6.10 or so.
+ * The --pid and --comm filters apply to that owner, on responses too.
  * Latency: the response's time less its query's, matched by socket and transaction id.
- * TCP: a segment that starts a message (2-byte length, then the message) is recorded; a
- * message split over segments keeps its first segment's part and is flagged truncated.
+ * TCP: each message is its 2-byte length, then the message; the probe follows each
+ * direction of the stream, so up to MSGS_PER_SEGMENT messages in one segment each get a
+ * record, and a message longer than its segment keeps its first segment's part (flagged
+ * truncated) while the segments that carry the rest are skipped. A retransmitted
+ * segment is taken for new data (loopback and LANs rarely retransmit).
  * The message is cut at CAP_DNS_MSG_MAX bytes (EDNS responses can be longer: wire_len
  * says how long it was, and the row is flagged truncated).
+ * A record is assembled in a per-CPU buffer; a softirq that interrupts a process's
+ * egress on the same CPU takes the second one (depth below).
  */
 #include "common.bpf.h"
-#include <bpf/bpf_endian.h>
+#include "net.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
+#define MSGS_PER_SEGMENT 4
 
-/* The UAPI view of a socket (offsets fixed, no relocation; the fields up to those read). */
-struct bpf_sock {
-	__u32 bound_dev_if;
-	__u32 family;
-	__u32 type;
-	__u32 protocol;
-	__u32 mark;
-	__u32 priority;
-	__u32 src_ip4;
-	__u32 src_ip6[4];
-	__u32 src_port;
-	__be16 dst_port;
-	__u16 _pad;
-};
-
-/* The __sk_buff fields this program reads (the UAPI context, not the kernel's sk_buff). */
-struct __sk_buff {
-	__u32 len;
-	__u32 pkt_type;
-	__u32 mark;
-	__u32 queue_mapping;
-	__u32 protocol;
-	__u32 vlan_present;
-	__u32 vlan_tci;
-	__u32 vlan_proto;
-	__u32 priority;
-	__u32 ingress_ifindex;
-	__u32 ifindex;
-	__u32 tc_index;
-	__u32 cb[5];
-	__u32 hash;
-	__u32 tc_classid;
-	__u32 data;
-	__u32 data_end;
-	__u32 napi_id;
-	__u32 family;
-	__u32 remote_ip4;
-	__u32 local_ip4;
-	__u32 remote_ip6[4];
-	__u32 local_ip6[4];
-	__u32 remote_port;
-	__u32 local_port;
-	__u32 data_meta;
-	__u64 flow_keys;
-	__u64 tstamp;
-	__u32 wire_len;
-	__u32 gso_segs;
-	struct bpf_sock *sk;
-};
-
-/* The socket's owner, set at its first packet out (in the sending task). */
+/* What the probe keeps in each socket that asks. */
 struct owner {
-	struct cap_hdr hdr;
+	struct cap_hdr hdr;      /* the owner's header fields, once `set` */
 	__u32 netns;
-	__u32 set;
+	__u8 set;
+	__u8 skip;               /* the owner is filtered out (--pid, --comm, the recorder) */
+	__u16 _pad;
+	__u32 tcp_left[2];       /* TCP: bytes of the message in progress still to come, out, in */
 };
 
 struct {
@@ -109,20 +63,29 @@ struct {
 	__type(value, __u64);
 } pending SEC(".maps");
 
-/* A record is assembled here: the fixed part, then the message. One slot per CPU; twice
- * the message limit, so a length masked to 2 * CAP_DNS_MSG_MAX - 1 fits whatever the
- * verifier knows of it. */
+/* A record: the fixed part, then the message; twice the message limit, so a length
+ * masked to 2 * CAP_DNS_MSG_MAX - 1 fits whatever the verifier knows of it. */
 struct dns_buf {
 	struct cap_dns d;
 	__u8 msg[2 * CAP_DNS_MSG_MAX];
 };
 
+/* Two per CPU, one per nesting depth: a softirq (an ingress, a TCP acknowledgement going
+ * out) can interrupt a process's egress on its CPU while it assembles a record. Each
+ * lookup gives a fixed pointer, which every verifier bounds. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 256); /* the loader sets the number of possible CPUs */
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct dns_buf);
-} scratch SEC(".maps");
+} bufs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} depth SEC(".maps");
 
 static __always_inline bool dns_port(__u16 port)
 {
@@ -136,112 +99,23 @@ static __always_inline bool dns_port(__u16 port)
 	return false;
 }
 
-/* One packet: record it when it is a message of the asking side. */
-static __always_inline int handle(struct __sk_buff *skb, bool egress)
+/* One message, `at` bytes into the packet, `len` of it in this packet (`wire` in all). */
+static __always_inline void record(struct __sk_buff *skb, struct dns_buf *b, struct owner *o,
+				   struct cap_endpoint *ep, __u32 at, __u32 len, __u32 wire)
 {
-	/* The socket first, before any packet byte is read: a TCP socket's ports are its
-	 * own, so a TCP packet not to or from a DNS port (the asking side's remote port)
-	 * leaves here. */
-	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
-	if (!sk)
-		return 1;
-	if (sk->protocol == IPPROTO_TCP) {
-		if (!dns_port(bpf_ntohs(sk->dst_port)))
-			return 1;
-	} else if (sk->protocol != IPPROTO_UDP) {
-		return 1;
-	}
-	__u8 ver;
-	if (bpf_skb_load_bytes(skb, 0, &ver, 1))
-		return 1;
-	ver >>= 4;
-	__u32 off;
-	__u8 proto;
-	struct cap_endpoint ep = {};
-	__u8 src[16] = {}, dst[16] = {};
-	if (ver == 4) {
-		__u8 h[20];
-		if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)))
-			return 1;
-		if ((h[6] & 0x3f) || h[7]) /* a fragment: only the first has the ports */
-			return 1;
-		off = (h[0] & 0xf) * 4;
-		proto = h[9];
-		__builtin_memcpy(src, &h[12], 4);
-		__builtin_memcpy(dst, &h[16], 4);
-		ep.family = AF_INET;
-	} else if (ver == 6) {
-		__u8 h[40];
-		if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)))
-			return 1;
-		off = 40; /* extension headers: not followed */
-		proto = h[6];
-		__builtin_memcpy(src, &h[8], 16);
-		__builtin_memcpy(dst, &h[24], 16);
-		ep.family = AF_INET6;
-	} else {
-		return 1;
-	}
-	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
-		return 1;
-	__be16 ports[2];
-	if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)))
-		return 1;
-	__u16 sport = bpf_ntohs(ports[0]), dport = bpf_ntohs(ports[1]);
-	/* The asking side only: a query out to a DNS port, a response in from one. */
-	if (egress ? !dns_port(dport) : !dns_port(sport))
-		return 1;
-
-	__u32 payload;
-	if (proto == IPPROTO_UDP) {
-		payload = off + 8;
-	} else {
-		__u8 doff;
-		if (bpf_skb_load_bytes(skb, off + 12, &doff, 1))
-			return 1;
-		payload = off + (doff >> 4) * 4 + 2; /* past the message's 2-byte length */
-	}
-	if (payload >= skb->len)
-		return 1; /* no message: a TCP handshake or acknowledgement */
-
-	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	struct task_struct *t = current_task();
-	if (egress && o && !o->set) {
-		fill_hdr_task(&o->hdr, CAP_KIND_DNS, t);
-		o->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
-		o->set = 1;
-	}
-	if (o && o->set && (o->hdr.pid == cap_cfg.self_tgid ||
-			    (cap_cfg.filter_pid && o->hdr.pid != cap_cfg.filter_pid)))
-		return 1;
-	if (egress && skip_task(t))
-		return 1;
-
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct dns_buf *b = bpf_map_lookup_elem(&scratch, &cpu);
-	if (!b)
-		return 1;
-	__u32 wire = skb->len - payload;
-	if (proto == IPPROTO_TCP) {
-		__be16 l;
-		if (!bpf_skb_load_bytes(skb, payload - 2, &l, 2))
-			wire = bpf_ntohs(l);
-	}
 	struct cap_dns *d = &b->d;
-	__u32 len = skb->len - payload;
 	if (len > CAP_DNS_MSG_MAX)
 		len = CAP_DNS_MSG_MAX;
-	/* The length is kept in the record, and not used past the copy: a copy of it spilled
-	 * to the stack before the checks below would reach the helper without their bounds
-	 * on older verifiers (6.1 rejects that). */
+	/* The length is kept in the record and read back from it: a copy spilled to the
+	 * stack before the checks below would reach the helpers without their bounds on
+	 * older verifiers (6.1 rejects that). */
 	d->msg_len = len;
 	barrier_var(len); /* keep the mask below: it changes nothing, but tells the verifier */
 	len &= 2 * CAP_DNS_MSG_MAX - 1;
 	if (len < 12)
-		return 1; /* shorter than a DNS header */
-	if (bpf_skb_load_bytes(skb, payload, b->msg, len))
-		return 1;
-
+		return; /* shorter than a DNS header */
+	if (bpf_skb_load_bytes(skb, at, b->msg, len))
+		return;
 	if (o && o->set)
 		d->hdr = o->hdr;
 	else
@@ -249,22 +123,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	d->hdr.kind = CAP_KIND_DNS;
 	d->hdr.abi = CAP_ABI_VERSION;
 	d->hdr.ktime_ns = bpf_ktime_get_boot_ns();
-	ep.proto = proto;
-	ep.direction = CAP_DIR_OUT; /* the asking socket sent first */
-	ep.netns = o ? o->netns : 0;
-	ep._pad0 = 0;
-	if (egress) {
-		__builtin_memcpy(ep.saddr, src, 16);
-		__builtin_memcpy(ep.daddr, dst, 16);
-		ep.sport = sport;
-		ep.dport = dport;
-	} else {
-		__builtin_memcpy(ep.saddr, dst, 16);
-		__builtin_memcpy(ep.daddr, src, 16);
-		ep.sport = dport;
-		ep.dport = sport;
-	}
-	d->ep = ep;
+	d->ep = *ep;
 
 	/* Latency: a query's time, kept until its response arrives on the same socket. */
 	struct pending_key k = {.cookie = bpf_get_socket_cookie(skb), .txid = (b->msg[0] << 8) | b->msg[1]};
@@ -281,11 +140,124 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 		}
 	}
 	d->wire_len = wire;
-	/* Masked, not compared: a bound from a comparison can be lost to a spill on older
-	 * verifiers; at most 1023 bytes of message fit the buffer whatever happens. */
+	/* Masked, not compared: at most 1023 bytes of message fit the buffer, whatever a
+	 * spill leaves the verifier knowing. */
 	__u64 total = sizeof(*d) + (d->msg_len & (2 * CAP_DNS_MSG_MAX - 1));
 	d->hdr.len = total;
 	submit(b, total);
+}
+
+/* One packet: a record per message of the asking side. */
+static __always_inline int handle(struct __sk_buff *skb, bool egress)
+{
+	/* The socket first, before any packet byte is read: a TCP socket's ports are its
+	 * own, so a TCP packet not to or from a DNS port (the asking side's remote port)
+	 * leaves here. */
+	struct bpf_sock *sk = skb_sock(skb);
+	if (!sk)
+		return 1;
+	if (sk->protocol == IPPROTO_TCP) {
+		if (!dns_port(bpf_ntohs(sk->dst_port)))
+			return 1;
+	} else if (sk->protocol != IPPROTO_UDP) {
+		return 1;
+	}
+	struct ip_info ip;
+	if (!parse_ip(skb, &ip) || (ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP))
+		return 1;
+	__be16 ports[2];
+	if (bpf_skb_load_bytes(skb, ip.l4, ports, sizeof(ports)))
+		return 1;
+	__u16 sport = bpf_ntohs(ports[0]), dport = bpf_ntohs(ports[1]);
+	/* The asking side only: a query out to a DNS port, a response in from one. */
+	if (egress ? !dns_port(dport) : !dns_port(sport))
+		return 1;
+	__u32 payload = ip.l4 + 8;
+	if (ip.proto == IPPROTO_TCP) {
+		__u8 doff;
+		if (bpf_skb_load_bytes(skb, ip.l4 + 12, &doff, 1))
+			return 1;
+		payload = ip.l4 + (doff >> 4) * 4;
+	}
+	if (payload >= skb->len)
+		return 1; /* no message: a TCP handshake or acknowledgement */
+
+	/* The owner: taken at the socket's first packet out, in the sending task; the
+	 * filters are decided then, for its responses too. */
+	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return 1;
+	if (egress && !o->set) {
+		struct task_struct *t = current_task();
+		fill_hdr_task(&o->hdr, CAP_KIND_DNS, t);
+		o->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
+		o->skip = skip_task(t);
+		o->set = 1;
+	}
+	if (o->skip || (!o->set && (cap_cfg.filter_pid || cap_cfg.filter_comm_on)))
+		return 1;
+
+	struct cap_endpoint ep = {};
+	ep.family = ip.family;
+	ep.proto = ip.proto;
+	ep.direction = CAP_DIR_OUT; /* the asking socket sent first */
+	ep.netns = o->netns;
+	if (egress) {
+		__builtin_memcpy(ep.saddr, ip.src, 16);
+		__builtin_memcpy(ep.daddr, ip.dst, 16);
+		ep.sport = sport;
+		ep.dport = dport;
+	} else {
+		__builtin_memcpy(ep.saddr, ip.dst, 16);
+		__builtin_memcpy(ep.daddr, ip.src, 16);
+		ep.sport = dport;
+		ep.dport = sport;
+	}
+
+	__u32 zero = 0;
+	__u32 *level = bpf_map_lookup_elem(&depth, &zero);
+	if (!level)
+		return 1;
+	__u32 key = *level;
+	if (key > 1) {
+		count_drop(CAP_DROP_READ_FAILED);
+		return 1;
+	}
+	struct dns_buf *b = bpf_map_lookup_elem(&bufs, &key);
+	if (!b)
+		return 1;
+	*level = key + 1;
+
+	if (ip.proto == IPPROTO_UDP) {
+		record(skb, b, o, &ep, payload, skb->len - payload, skb->len - payload);
+	} else {
+		/* The stream: skip what is left of a message begun in an earlier segment, then
+		 * each message that begins here. */
+		__u32 *left = &o->tcp_left[egress ? 0 : 1];
+		__u32 at = payload;
+		__u32 seg = skb->len - payload;
+		if (*left >= seg) {
+			*left -= seg;
+			at = skb->len;
+		} else {
+			at += *left;
+			*left = 0;
+		}
+		for (int i = 0; i < MSGS_PER_SEGMENT; i++) {
+			__be16 l;
+			if (at + 2 > skb->len || bpf_skb_load_bytes(skb, at, &l, 2))
+				break;
+			__u32 n = bpf_ntohs(l);
+			__u32 here = skb->len - at - 2;
+			record(skb, b, o, &ep, at + 2, n < here ? n : here, n);
+			if (n > here) {
+				*left = n - here;
+				break;
+			}
+			at += 2 + n;
+		}
+	}
+	*level = key;
 	return 1;
 }
 

@@ -179,7 +179,7 @@ struct cap_endpoint {
 #define CAP_OWNER_LISTEN  3 /* the task that put the listening socket in LISTEN */
 #define CAP_OWNER_SEND    4 /* UDP: the first task to send or receive on the socket */
 #define CAP_OWNER_SOCKET  5 /* UDP: the task that created the socket (none sent or received yet) */
-#define CAP_OWNER_PROCFS  6 /* preexisting: found in /proc by the recorder */
+#define CAP_OWNER_PROCFS  6 /* preexisting: a task holding it at start (iter/task_file) */
 
 /* CAP_KIND_NET: 200 bytes. The header describes the socket's owner (see owner), and its
  * ktime_ns is the time of the row. */

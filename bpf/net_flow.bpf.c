@@ -39,12 +39,7 @@
  * begin at the first datagram the recorder sees (no preexisting UDP rows).
  */
 #include "common.bpf.h"
-#include <bpf/bpf_endian.h>
-
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
+#include "net.bpf.h"
 
 #define ETIMEDOUT 110
 #define ECONNREFUSED 111
@@ -116,6 +111,25 @@ static __always_inline __u16 outcome(int err, bool established)
 	}
 }
 
+static __always_inline bool v4_mapped(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff);
+}
+
+/* A dual-stack socket's IPv4 connection (::ffff:a.b.c.d at both ends) is an IPv4 flow on
+ * the wire: the row says so, as the other side's row and network sensors do. */
+static __always_inline void unmap_v4(struct cap_endpoint *e)
+{
+	if (!v4_mapped(e->saddr) || !v4_mapped(e->daddr))
+		return;
+	e->family = AF_INET;
+	__builtin_memcpy(e->saddr, &e->saddr[12], 4);
+	__builtin_memcpy(e->daddr, &e->daddr[12], 4);
+	__builtin_memset(&e->saddr[4], 0, 12);
+	__builtin_memset(&e->daddr[4], 0, 12);
+}
+
 /* One record for `sk` now: its owner, endpoints and counters. */
 static __always_inline void emit(struct sock *sk, struct sock_state *st, __u16 how, __u32 flags)
 {
@@ -143,6 +157,7 @@ static __always_inline void emit(struct sock *sk, struct sock_state *st, __u16 h
 	} else {
 		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		unmap_v4(e);
 	}
 	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 
@@ -273,8 +288,7 @@ int net_scan_owners(struct bpf_iter__task_file *ctx)
 	struct sock *sk = sock->sk; /* a plain load: a BTF pointer, as sk_storage wants */
 	if (!sk || sk->sk_protocol != IPPROTO_TCP || !is_inet(sk->__sk_common.skc_family))
 		return 0;
-	__u32 tgid = BPF_CORE_READ(task, tgid);
-	if (tgid == cap_cfg.self_tgid || (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid))
+	if (skip_task(task))
 		return 0;
 	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st || st->owner_kind != CAP_OWNER_NONE)
@@ -303,7 +317,10 @@ static __always_inline int walk_tcp(struct bpf_iter__tcp *ctx, bool at_start)
 	if (!is_inet(BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return 0;
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, at_start ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	/* At start a socket no process was found holding is listed too, unless --pid or
+	 * --comm ask for some processes only. */
+	bool create = at_start && !cap_cfg.filter_pid && !cap_cfg.filter_comm_on;
+	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!st)
 		return 0;
 	if (at_start && st->owner_kind == CAP_OWNER_NONE && !st->flags) {
@@ -342,7 +359,7 @@ struct udp_peer {
 	__u16 rport;
 	__u8 used;
 	__u8 direction;        /* CAP_DIR_OUT: the first datagram went out */
-	__u16 _pad;
+	__u16 family;          /* a dual-stack socket has IPv4 and IPv6 peers */
 	__u64 bytes_sent;
 	__u64 bytes_recv;
 	__u64 dgrams_sent;
@@ -354,7 +371,7 @@ struct udp_peer {
 struct udp_state {
 	struct cap_hdr owner;
 	__u16 owner_kind;
-	__u16 family;
+	__u16 _pad;
 	__u32 netns;
 	__u64 cookie;          /* the socket's cookie, taken at its first datagram */
 	struct udp_peer peers[UDP_PEERS];
@@ -366,50 +383,6 @@ struct {
 	__type(key, int);
 	__type(value, struct udp_state);
 } udps SEC(".maps");
-
-/* The UAPI view of a socket that cgroup/sock programs get (offsets fixed, no relocation;
- * only the fields read here). */
-struct bpf_sock {
-	__u32 bound_dev_if;
-	__u32 family;
-	__u32 type;
-	__u32 protocol;
-};
-
-/* The __sk_buff fields read here (the UAPI context: offsets fixed, no relocation). */
-struct __sk_buff {
-	__u32 len;
-	__u32 pkt_type;
-	__u32 mark;
-	__u32 queue_mapping;
-	__u32 protocol;
-	__u32 vlan_present;
-	__u32 vlan_tci;
-	__u32 vlan_proto;
-	__u32 priority;
-	__u32 ingress_ifindex;
-	__u32 ifindex;
-	__u32 tc_index;
-	__u32 cb[5];
-	__u32 hash;
-	__u32 tc_classid;
-	__u32 data;
-	__u32 data_end;
-	__u32 napi_id;
-	__u32 family;
-	__u32 remote_ip4;
-	__u32 local_ip4;
-	__u32 remote_ip6[4];
-	__u32 local_ip6[4];
-	__u32 remote_port;
-	__u32 local_port;
-	__u32 data_meta;
-	__u64 flow_keys;
-	__u64 tstamp;
-	__u32 wire_len;
-	__u32 gso_segs;
-	struct bpf_sock *sk;
-};
 
 /* The current task becomes the UDP socket's owner (through the task pointer: this also
  * runs in cgroup hooks). */
@@ -443,7 +416,7 @@ static __always_inline void emit_udp(struct udp_state *st, struct udp_peer *p, _
 	n.hdr.abi = CAP_ABI_VERSION;
 	n.hdr.len = sizeof(n);
 	n.hdr.ktime_ns = bpf_ktime_get_boot_ns();
-	n.ep.family = st->family;
+	n.ep.family = p->family;
 	n.ep.proto = IPPROTO_UDP;
 	n.ep.direction = p->direction;
 	n.ep.sport = p->lport;
@@ -475,41 +448,16 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 {
 	/* The socket says whether this is UDP before any packet byte is read: every TCP
 	 * packet passes here and leaves at this test. */
-	struct bpf_sock *sk = skb->sk ? bpf_sk_fullsock(skb->sk) : 0;
+	struct bpf_sock *sk = skb_sock(skb);
 	if (!sk || sk->protocol != IPPROTO_UDP)
 		return 1;
-	__u8 ver;
-	if (bpf_skb_load_bytes(skb, 0, &ver, 1))
+	struct ip_info ip;
+	if (!parse_ip(skb, &ip) || ip.proto != IPPROTO_UDP)
 		return 1;
-	ver >>= 4;
-	__u8 src[16] = {}, dst[16] = {};
-	__u32 off;
-	__u16 family;
-	if (ver == 4) {
-		__u8 h[20];
-		if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)) || h[9] != IPPROTO_UDP)
-			return 1;
-		if ((h[6] & 0x3f) || h[7])
-			return 1; /* a later fragment: no ports; the first one counts the datagram */
-		off = (h[0] & 0xf) * 4;
-		__builtin_memcpy(src, &h[12], 4);
-		__builtin_memcpy(dst, &h[16], 4);
-		family = AF_INET;
-	} else if (ver == 6) {
-		__u8 h[40];
-		if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)) || h[6] != IPPROTO_UDP)
-			return 1;
-		off = 40;
-		__builtin_memcpy(src, &h[8], 16);
-		__builtin_memcpy(dst, &h[24], 16);
-		family = AF_INET6;
-	} else {
-		return 1;
-	}
 	struct {
 		__be16 sport, dport, len, check;
 	} uh;
-	if (bpf_skb_load_bytes(skb, off, &uh, sizeof(uh)))
+	if (bpf_skb_load_bytes(skb, ip.l4, &uh, sizeof(uh)))
 		return 1;
 	/* Egress runs in the sender's context: filtered senders create nothing. Ingress
 	 * creates the socket's state only when nothing is filtered (its owner is then the
@@ -521,13 +469,14 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 		return 1;
 	if (egress && unclaimed(st))
 		own_udp(st, t, CAP_OWNER_SEND);
-	st->family = family;
 	if (!st->cookie)
 		st->cookie = bpf_get_socket_cookie(skb);
-	__u8 *local = egress ? src : dst, *remote = egress ? dst : src;
+	__u8 *local = egress ? ip.src : ip.dst, *remote = egress ? ip.dst : ip.src;
 	__u16 lport = bpf_ntohs(egress ? uh.sport : uh.dport), rport = bpf_ntohs(egress ? uh.dport : uh.sport);
 	__u64 now = bpf_ktime_get_boot_ns();
-	__u64 payload = bpf_ntohs(uh.len) > 8 ? bpf_ntohs(uh.len) - 8 : 0;
+	/* A GSO packet (UDP_SEGMENT) carries gso_segs datagrams behind one set of headers. */
+	__u64 dgrams = skb->gso_segs > 1 ? skb->gso_segs : 1;
+	__u64 payload = skb->len > ip.l4 + 8 ? skb->len - ip.l4 - 8 : 0;
 
 	/* This peer's slot, else a free one, else the least recently seen. */
 	__u32 slot = UDP_PEERS, oldest = 0;
@@ -539,7 +488,8 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 				slot = i;
 			continue;
 		}
-		if (p->rport == rport && p->lport == lport && same16(p->remote, remote) && same16(p->local, local)) {
+		if (p->rport == rport && p->lport == lport && p->family == ip.family && same16(p->remote, remote) &&
+		    same16(p->local, local)) {
 			slot = i;
 			break;
 		}
@@ -560,16 +510,19 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 		__builtin_memcpy(p->remote, remote, 16);
 		p->lport = lport;
 		p->rport = rport;
+		p->family = ip.family;
 		p->used = 1;
 		p->direction = egress ? CAP_DIR_OUT : CAP_DIR_IN;
 		p->first_ns = now;
 	}
+	/* Atomic: threads on two CPUs can send on one socket at once. (Two new peers taking
+	 * one free slot at the same moment can still mix; the slot's owner wins.) */
 	if (egress) {
-		p->bytes_sent += payload;
-		p->dgrams_sent++;
+		__sync_fetch_and_add(&p->bytes_sent, payload);
+		__sync_fetch_and_add(&p->dgrams_sent, dgrams);
 	} else {
-		p->bytes_recv += payload;
-		p->dgrams_recv++;
+		__sync_fetch_and_add(&p->bytes_recv, payload);
+		__sync_fetch_and_add(&p->dgrams_recv, dgrams);
 	}
 	p->last_ns = now;
 	return 1;

@@ -74,11 +74,19 @@ def main():
     with open(resolv, "w") as f:
         f.write("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
     os.chmod(resolv, 0o644)
+    # glibc over TCP: it sends the A and AAAA queries back to back on one connection.
+    resolv_tcp = os.path.join(work, "resolv-tcp.conf")
+    with open(resolv_tcp, "w") as f:
+        f.write("nameserver 127.0.0.1\noptions use-vc attempts:1 timeout:2\n")
+    os.chmod(resolv_tcp, 0o644)
 
-    dns = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}",
-                            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--local=/test/",
-                            "--local-ttl=300", "--pid-file=", "--log-facility=-"],
-                           stderr=subprocess.PIPE, text=True)
+    def dnsmasq(port):
+        return subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}",
+                                 "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}", "--local=/test/",
+                                 "--local-ttl=300", "--pid-file=", "--log-facility=-"],
+                                stderr=subprocess.PIPE, text=True)
+    dns = dnsmasq(53)
+    dns_alt = dnsmasq(5353)  # a DNS port the recorder learns from --dns-port
     try:
         for _ in range(50):
             if subprocess.run(["dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "alpha.test"],
@@ -88,7 +96,7 @@ def main():
         else:
             raise SystemExit(f"dnsmasq did not answer: {dns.stderr.read() if dns.poll() is not None else ''}")
 
-        rec = subprocess.Popen([recorder, "--output-dir", cap, "--probes", "dns", "--flush-interval", "200ms",
+        rec = subprocess.Popen([recorder, "--output-dir", cap, "--probes", "dns", "--dns-port", "5353", "--flush-interval", "200ms",
                                 "--stats-interval", "1s", "-q"], stderr=subprocess.PIPE, text=True)
         line = rec.stderr.readline()
         if "recording" not in line:
@@ -107,6 +115,10 @@ def main():
         check("dig of an unknown name says NXDOMAIN", "status: NXDOMAIN" in nx_out, True)
         getent_pid, getent_out, _ = asked(["getent", "ahostsv4", "alpha.test"], resolv)
         check("getent (glibc) answered", getent_out.split()[:1], ["10.1.2.3"])
+        alt_pid, alt_out, _ = asked([*dig, "-p", "5353", "beta.test", "A", "+short"])
+        check("dig to port 5353 answered", alt_out, "10.1.2.4")
+        vc_pid, vc_out, _ = asked(["getent", "ahosts", "gamma.test"], resolv_tcp)
+        check("getent over TCP (use-vc) answered", vc_out.split()[:1], ["fd00::5"])
         py_pid, py_out, _ = asked([sys.executable, "-c",
                                    "import socket; print(socket.getaddrinfo('beta.test', 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])"],
                                   resolv)
@@ -117,8 +129,9 @@ def main():
         print(rec.stderr.read().strip())
         check("recorder exits 0 on SIGTERM", rec.wait(timeout=60), 0)
     finally:
-        dns.terminate()
-        dns.wait(timeout=10)
+        for d in (dns, dns_alt):
+            d.terminate()
+            d.wait(timeout=10)
 
     cols = ("pid, comm, proto, is_response, qname, qtype, rcode, answers, latency_ns IS NOT NULL AS timed, "
             "txid, sport, dport, daddr, msg_truncated")
@@ -163,6 +176,19 @@ def main():
         check(f"{what}: the A question answered exactly, by {comm}",
               [(r["comm"], r["qname"], r["rcode"], r["answers"], r["timed"]) for r in rows if r["is_response"] and r["qtype"] == "A"],
               [(comm, name, "NOERROR", [addr], True)])
+
+    rows = rows_of(alt_pid)
+    check("--dns-port 5353: dig's query and response there",
+          [(r["is_response"], r["qname"], r["dport"], r["answers"]) for r in rows],
+          [(False, "beta.test", 5353, []), (True, "beta.test", 5353, ["10.1.2.4"])])
+    rows = rows_of(vc_pid)
+    queries = sorted((r["qtype"], r["txid"]) for r in rows if not r["is_response"])
+    responses = sorted((r["qtype"], r["txid"]) for r in rows if r["is_response"])
+    check("glibc over TCP: A and AAAA back to back on one connection, each query and response once",
+          ([q for q, _ in queries], queries == responses, {r["proto"] for r in rows}, {r["msg_truncated"] for r in rows}),
+          (["A", "AAAA"], True, {"tcp"}, {False}))
+    check("glibc over TCP: the AAAA answer", [r["answers"] for r in rows if r["is_response"] and r["qtype"] == "AAAA"],
+          [["fd00::5"]])
 
     rows = capq(capq_bin, cap, "SELECT count(*) AS n FROM dns WHERE comm = 'dnsmasq'")
     check("the server's side is not recorded (no dnsmasq rows)", rows[0]["n"], 0)

@@ -68,10 +68,12 @@ def free_port(family=socket.AF_INET):
 # reads M and prints its pid and local port.
 SERVER = r"""
 import os, socket, sys
-fam = socket.AF_INET6 if sys.argv[1] == "6" else socket.AF_INET
+fam = socket.AF_INET6 if sys.argv[1] in ("6", "dual") else socket.AF_INET
 host, port, n, m = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 ls = socket.socket(fam, socket.SOCK_STREAM)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if sys.argv[1] == "dual":  # one socket for IPv4 and IPv6 (IPv4 peers as ::ffff:a.b.c.d)
+    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 ls.bind((host, port))
 ls.listen(8)
 print(os.getpid(), flush=True)
@@ -117,12 +119,12 @@ sys.exit(0 if got == m else 1)
 """
 
 
-def exchange(family, host, n, m):
+def exchange(family, host, n, m, server_family=None, server_host=None):
     """Runs the server and the client; returns (server parent pid, server child pid,
     client pid, client port, server port)."""
     port = free_port(socket.AF_INET6 if family == "6" else socket.AF_INET)
-    srv = subprocess.Popen([sys.executable, "-c", SERVER, family, host, str(port), str(n), str(m)],
-                           stdout=subprocess.PIPE, text=True)
+    srv = subprocess.Popen([sys.executable, "-c", SERVER, server_family or family, server_host or host, str(port),
+                            str(n), str(m)], stdout=subprocess.PIPE, text=True)
     parent = int(srv.stdout.readline())
     cli = subprocess.run([sys.executable, "-c", CLIENT, family, host, str(port), str(n), str(m)],
                          capture_output=True, text=True, check=True)
@@ -214,6 +216,7 @@ def main():
 
     v4 = exchange("4", "127.0.0.1", 100_000, 54_321)
     v6 = exchange("6", "::1", 20_000, 3_000)
+    dual = exchange("4", "127.0.0.1", 7_000, 900, server_family="dual", server_host="::")
     refused_port = free_port()
     refused = subprocess.run([sys.executable, "-c", f"""
 import os, socket
@@ -254,8 +257,11 @@ except ConnectionRefusedError:
         return (r["pid"], r["direction"], r["owner"], r["outcome"], r["family"], r["saddr"], r["sport"],
                 r["daddr"], r["dport"], r["bytes_sent"], r["bytes_recv"], r["interim"], r["preexisting"], r["lasted"])
 
+    # The dual-stack server's side is an IPv4 flow (::ffff:127.0.0.1 in its socket), as
+    # the client's side and network sensors see it.
     for fam, (parent, child, cpid, cport, sport), host, n, m in [
-            ("ipv4", v4, "127.0.0.1", 100_000, 54_321), ("ipv6", v6, "::1", 20_000, 3_000)]:
+            ("ipv4", v4, "127.0.0.1", 100_000, 54_321), ("ipv6", v6, "::1", 20_000, 3_000),
+            ("ipv4", dual, "127.0.0.1", 7_000, 900)]:
         rows = end_rows(f"sport = {cport} OR dport = {cport}")
         check(f"{fam}: one end row per side, each with its own process, bytes exact", [row(r) for r in rows], [
             (child, "in", "accept", "closed", fam, host, sport, host, cport, m, n, False, False, True),

@@ -5,8 +5,10 @@
 //! crate expands it into the [`Table`] enum and the Arrow schemas (below); the recorder
 //! expands the same declaration into its Arrow builders (`recorder/src/builders.rs`), and
 //! `schemas/README.md` is rendered from it. A column added here reaches the schema, the
-//! builders, the docs and `capq --tables` at once; one the decoder does not fill is a
-//! compile error there.
+//! builders, the docs and `capq --tables` at once; the decoder names each builder field,
+//! so a column removed or renamed here fails to compile there, and a column it does not
+//! fill fails every decoder test (the batch does not match its schema). The `Common`
+//! group's builder is written by hand (its `ts` is derived), checked the same way.
 //!
 //! Column types are chosen so every reader takes them without options: signed integers
 //! only (Spark has no unsigned 64-bit), timestamps in microseconds UTC, addresses as
@@ -116,7 +118,7 @@ tables {
         interim: Bool => "Interim row of a flow still open: its counters so far (at start for preexisting flows, then every --flow-interval, and when the recorder stops).",
         preexisting: Bool => "The flow was open before the recorder started (listed at start; its start time is when it was found).",
         owner: Str => "How the process columns were found: connect (the process that connected), accept (the first process to send or receive on an accepted connection), listen (the process that listened: no send or receive seen), send (UDP: the first process to send or receive on the socket; receiving needs 6.3+), socket (UDP: the process that created the socket, where none sent or received on it, or before 6.3 none sent), procfs (a preexisting connection: a process holding it at start), none (unknown: process columns are 0).",
-        bytes_sent: I64 => "Payload bytes sent (TCP: acknowledged by the peer) over the flow's life so far.",
+        bytes_sent: I64 => "Payload bytes sent over the flow's life so far (TCP: first transmissions, retransmissions not counted again).",
         bytes_recv: I64 => "Payload bytes received over the flow's life so far.",
         segs_sent: I64 => "TCP segments or UDP datagrams sent.",
         segs_recv: I64 => "TCP segments or UDP datagrams received.",
