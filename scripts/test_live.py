@@ -8,7 +8,6 @@ recorder with SIGTERM and checks the rows exactly, through capq and through Duck
 
 usage: test_live.py RECORDER CAPQ        (as root)
 """
-import json
 import os
 import signal
 import subprocess
@@ -19,22 +18,8 @@ import uuid
 
 import duckdb
 
-FAILS = []
+from livecheck import FAILS, capq, check
 
-
-def check(what, got, want):
-    if got == want:
-        print(f"ok   {what}")
-    else:
-        print(f"FAIL {what}\n     got:  {got!r}\n     want: {want!r}")
-        FAILS.append(what)
-
-
-def capq(capq_bin, cap, sql):
-    out = subprocess.run([capq_bin, "--dir", cap, "--format", "json", sql], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"capq failed ({out.returncode}): {out.stderr.strip()}\n  for: {sql}")
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def start(recorder, args):

@@ -11,7 +11,6 @@ process named, answers exact, NXDOMAIN for the unknown name, latency set on resp
 
 usage: test_live_dns.py RECORDER CAPQ        (as root; needs dnsmasq and dig)
 """
-import json
 import os
 import shutil
 import signal
@@ -22,22 +21,8 @@ import time
 
 import duckdb
 
-FAILS = []
+from livecheck import FAILS, capq, check
 
-
-def check(what, got, want):
-    if got == want:
-        print(f"ok   {what}")
-    else:
-        print(f"FAIL {what}\n     got:  {got!r}\n     want: {want!r}")
-        FAILS.append(what)
-
-
-def capq(capq_bin, cap, sql):
-    out = subprocess.run([capq_bin, "--dir", cap, "--format", "json", sql], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"capq failed ({out.returncode}): {out.stderr.strip()}\n  for: {sql}")
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def asked(cmd, resolv=None):

@@ -18,7 +18,6 @@ usage: test_live_net.py RECORDER CAPQ        (as root)
 import base64
 import hashlib
 import ipaddress
-import json
 import os
 import signal
 import socket
@@ -30,22 +29,8 @@ import time
 
 import duckdb
 
-FAILS = []
+from livecheck import FAILS, capq, check
 
-
-def check(what, got, want):
-    if got == want:
-        print(f"ok   {what}")
-    else:
-        print(f"FAIL {what}\n     got:  {got!r}\n     want: {want!r}")
-        FAILS.append(what)
-
-
-def capq(capq_bin, cap, sql):
-    out = subprocess.run([capq_bin, "--dir", cap, "--format", "json", sql], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"capq failed ({out.returncode}): {out.stderr.strip()}\n  for: {sql}")
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def community_id(saddr, sport, daddr, dport, proto=6):

@@ -305,11 +305,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         log::debug!("{n} running processes read from /proc");
     }
     // Iterators that list what was there before the recorder (the net probe's open
-    // connections and their owners), while every privilege is still held.
+    // connections and their owners): created while every privilege is still held, read by
+    // the reader's iterator thread, in order, while it drains the rings.
+    let mut at_start = Vec::new();
     for lp in &live {
-        for name in lp.probe.spec().at_start {
-            if let Err(e) = lp.run_iter(name) {
-                log::warn!("{} probe: listing at start ({name}) failed: {e}", lp.probe.name());
+        for &name in lp.probe.spec().at_start {
+            match lp.iter(name) {
+                Ok(Some(it)) => at_start.push((lp.probe.name(), name, it)),
+                Ok(None) => {}
+                Err(e) => log::warn!("{} probe: listing at start ({name}) failed: {e}", lp.probe.name()),
             }
         }
     }
@@ -336,8 +340,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         duration: cli.duration,
         status,
         flow_interval: cli.flow_interval,
+        at_start,
     };
-    let summary = reader::run(&mut live, pipeline, &privs::STOP, &opts)?;
+    let summary = reader::run(&mut live, pipeline, &privs::STOP, opts)?;
     let t = summary.totals;
     eprintln!(
         "capture_linux_rotating: stopped: {} events, {} rows in {} segments ({}), {} dropped, {} malformed",

@@ -470,6 +470,22 @@ fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
     Ok((links, iters))
 }
 
+/// Reads an iterator to its end. The programs print nothing (they write records into the
+/// rings); the kernel answers EAGAIN when a program has printed nothing for a long run of
+/// objects (a million sockets or files), and the walk goes on at the next read.
+pub fn read_iter(mut it: libbpf_rs::Iter) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    loop {
+        match it.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl LiveProbe {
     /// Detaches the programs (no new records); the rings and counters stay readable.
     pub fn detach(&mut self) {
@@ -477,15 +493,12 @@ impl LiveProbe {
         self.iters.clear();
     }
 
-    /// Runs the probe's iterator `name` to its end: its program writes its records into the
-    /// rings. Returns `Ok(false)` when the probe has no such iterator.
-    pub fn run_iter(&self, name: &str) -> std::io::Result<bool> {
-        use std::io::Read;
-        let Some((_, link)) = self.iters.iter().find(|(n, _)| n == name) else { return Ok(false) };
-        let mut it = libbpf_rs::Iter::new(link).map_err(std::io::Error::other)?;
-        let mut buf = [0u8; 4096];
-        while it.read(&mut buf)? > 0 {}
-        Ok(true)
+    /// A new run of the probe's iterator `name` (one bpf(2) call), or `None` when the
+    /// probe has no such iterator (its hook is missing here). Its program writes its
+    /// records into the rings as [`read_iter`] reads it, on any thread.
+    pub fn iter(&self, name: &str) -> std::io::Result<Option<libbpf_rs::Iter>> {
+        let Some((_, link)) = self.iters.iter().find(|(n, _)| n == name) else { return Ok(None) };
+        libbpf_rs::Iter::new(link).map(Some).map_err(std::io::Error::other)
     }
 
     /// Whether the drop counters can be read (a bpf(2) call on an open map) with the

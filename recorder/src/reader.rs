@@ -33,20 +33,57 @@ pub struct ReadOptions {
     pub duration: Option<Duration>,
     /// Show a live status line on stderr.
     pub status: bool,
-    /// How often the probes' interval iterators run (the net probe's update rows).
+    /// How often the probes' interval iterators run (the net probe's interim rows).
     pub flow_interval: Duration,
+    /// Iterator runs created at start (probe, program, run), read first, in order.
+    pub at_start: Vec<IterRun>,
 }
 
-/// Runs every probe's interval iterators (`ProbeSpec::each_interval`); their records
-/// arrive through the rings like any other.
-fn run_interval_iters(probes: &[LiveProbe]) {
+/// One run of a probe's iterator: the probe's and the program's names, and the run.
+pub type IterRun = (&'static str, &'static str, libbpf_rs::Iter);
+
+/// Reads iterator runs to their end, in order, on a thread of their own.
+fn spawn_iters(runs: Vec<IterRun>) -> Option<std::thread::JoinHandle<()>> {
+    if runs.is_empty() {
+        return None;
+    }
+    let spawned = std::thread::Builder::new().name("iterators".into()).spawn(move || {
+        for (probe, name, it) in runs {
+            if let Err(e) = crate::loader::read_iter(it) {
+                log::warn!("{probe} probe: {name} failed: {e}");
+            }
+        }
+    });
+    spawned.map_err(|e| log::warn!("starting the iterator thread: {e}")).ok()
+}
+
+/// Starts every probe's interval iterators (`ProbeSpec::each_interval`) on a thread of
+/// their own: their records arrive through the rings like any other, and the reader
+/// drains the rings meanwhile (a walk over more flows than a ring holds would overflow it
+/// otherwise). The iterators are created here (a bpf(2) call each, with the privileges
+/// the reader has), then read there.
+fn start_interval_iters(probes: &[LiveProbe]) -> Option<std::thread::JoinHandle<()>> {
+    let mut runs = Vec::new();
     for p in probes {
-        for name in p.probe.spec().each_interval {
-            if let Err(e) = p.run_iter(name) {
-                log::warn!("{} probe: {name} failed: {e}", p.probe.name());
+        for &name in p.probe.spec().each_interval {
+            match p.iter(name) {
+                Ok(Some(it)) => runs.push((p.probe.name(), name, it)),
+                Ok(None) => {}
+                Err(e) => log::warn!("{} probe: starting {name}: {e}", p.probe.name()),
             }
         }
     }
+    if runs.is_empty() {
+        return None;
+    }
+    let spawned = std::thread::Builder::new().name("iterators".into()).spawn(move || {
+        for (probe, name, it) in runs {
+            if let Err(e) = crate::loader::read_iter(it) {
+                log::warn!("{probe} probe: {name} failed: {e}");
+            }
+        }
+    });
+    spawned.map_err(|e| log::warn!("starting the iterator thread: {e}")).ok()
 }
 
 /// Feeds the kernel drop counters into the pipeline's health counters.
@@ -102,7 +139,7 @@ pub fn run(
     probes: &mut [LiveProbe],
     mut pipeline: Pipeline,
     stop: &AtomicBool,
-    opts: &ReadOptions,
+    opts: ReadOptions,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut sets = Vec::with_capacity(probes.len());
@@ -142,15 +179,17 @@ pub fn run(
     let mut prev = vec![Snapshot::default(); probes.len()];
     let mut last_status = Instant::now();
     let mut last_flows = Instant::now();
+    let mut iterating = spawn_iters(opts.at_start);
     let mut stderr = std::io::stderr();
     while !stop.load(Ordering::Relaxed) {
         poller.wait(opts.poll_interval).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
         drain(&mut pipeline, false);
         let now = Instant::now();
         pipeline.tick(now);
-        if now.duration_since(last_flows) >= opts.flow_interval {
+        // One walk at a time: a walk still running at the next interval delays the next.
+        if now.duration_since(last_flows) >= opts.flow_interval && iterating.as_ref().is_none_or(|h| h.is_finished()) {
             last_flows = now;
-            run_interval_iters(probes);
+            iterating = start_interval_iters(probes);
         }
         if now.duration_since(last_status) >= Duration::from_secs(1) {
             let secs = now.duration_since(last_status).as_secs_f64();
@@ -165,10 +204,19 @@ pub fn run(
             break;
         }
     }
-    // Connections still open get a last update row with their final counters. Then detach
-    // the programs, and take everything left in the rings (a record the kernel was
+    // Flows still open get a last interim row with their final counters, drained as they
+    // come. Then detach the programs, and take everything left in the rings (a record the kernel was
     // still writing is finished within microseconds), then the final counters.
-    run_interval_iters(probes);
+    if let Some(h) = iterating.take() {
+        let _ = h.join();
+    }
+    if let Some(h) = start_interval_iters(probes) {
+        while !h.is_finished() {
+            poller.wait(Duration::from_millis(10)).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
+            drain(&mut pipeline, false);
+        }
+        let _ = h.join();
+    }
     for p in probes.iter_mut() {
         p.detach();
     }

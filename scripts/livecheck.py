@@ -1,0 +1,23 @@
+"""What the live tests share: exact checks that print ok/FAIL lines (scripts/test.sh
+counts them) and queries through the real capq binary."""
+import json
+import subprocess
+
+FAILS = []
+
+
+def check(what, got, want):
+    """One exact check: prints `ok   what` or `FAIL what` with both values."""
+    if got == want:
+        print(f"ok   {what}")
+    else:
+        print(f"FAIL {what}\n     got:  {got!r}\n     want: {want!r}")
+        FAILS.append(what)
+
+
+def capq(capq_bin, cap, sql):
+    """The rows of `sql` over the capture `cap`, as dicts, through capq's JSON output."""
+    out = subprocess.run([capq_bin, "--dir", cap, "--format", "json", sql], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"capq failed ({out.returncode}): {out.stderr.strip()}\n  for: {sql}")
+    return [json.loads(line) for line in out.stdout.splitlines()]
