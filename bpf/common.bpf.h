@@ -79,20 +79,22 @@ static __always_inline void count_drop(__u32 cause)
 		d->dropped[cause & (CAP_DROP_CAUSES - 1)]++;
 }
 
+/* The filters on a process id: the recorder itself, and --pid. */
+static __always_inline bool skip_tgid(__u32 tgid)
+{
+	return tgid == cap_cfg.self_tgid || (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid);
+}
+
 /* True when the current task is not to be recorded: the recorder itself, or outside the
  * pid and comm filters. Cheap checks first: this runs on every hooked syscall. */
 static __always_inline bool skip_current(void)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (tgid == cap_cfg.self_tgid)
-		return true;
-	if (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid)
+	if (skip_tgid(bpf_get_current_pid_tgid() >> 32))
 		return true;
 	if (cap_cfg.filter_comm_on) {
 		char comm[16] = {};
 		bpf_get_current_comm(comm, sizeof(comm));
-		if (!bpf_map_lookup_elem(&comm_filter, comm))
-			return true;
+		return !bpf_map_lookup_elem(&comm_filter, comm);
 	}
 	return false;
 }
@@ -156,19 +158,15 @@ static __always_inline struct task_struct *current_task(void)
 	return (struct task_struct *)bpf_get_current_task();
 }
 
-/* skip_current(), for such programs. */
+/* skip_current(), for a task through its pointer (cgroup hooks, iterators). */
 static __always_inline bool skip_task(struct task_struct *t)
 {
-	__u32 tgid = BPF_CORE_READ(t, tgid);
-	if (tgid == cap_cfg.self_tgid)
-		return true;
-	if (cap_cfg.filter_pid && tgid != cap_cfg.filter_pid)
+	if (skip_tgid(BPF_CORE_READ(t, tgid)))
 		return true;
 	if (cap_cfg.filter_comm_on) {
 		char comm[16] = {};
 		BPF_CORE_READ_STR_INTO(&comm, t, comm);
-		if (!bpf_map_lookup_elem(&comm_filter, comm))
-			return true;
+		return !bpf_map_lookup_elem(&comm_filter, comm);
 	}
 	return false;
 }

@@ -21,3 +21,11 @@ def capq(capq_bin, cap, sql):
     if out.returncode != 0:
         raise SystemExit(f"capq failed ({out.returncode}): {out.stderr.strip()}\n  for: {sql}")
     return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def check_no_drops(capq_bin, cap, probe=None):
+    """Nothing dropped and nothing malformed, by the stats table (of one probe, or all)."""
+    where = f" WHERE probe = '{probe}'" if probe else ""
+    rows = capq(capq_bin, cap, "SELECT sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure"
+                               f" + dropped_write_error) AS dropped, sum(malformed) AS malformed FROM stats{where}")
+    check(f"{probe or 'every probe'}: zero drops, zero malformed", (rows[0]["dropped"], rows[0]["malformed"]), (0, 0))

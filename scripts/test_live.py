@@ -18,7 +18,7 @@ import uuid
 
 import duckdb
 
-from livecheck import FAILS, capq, check
+from livecheck import FAILS, capq, check, check_no_drops
 
 
 
@@ -268,9 +268,7 @@ print(os.getpid())
     check("file rows", got, want)
 
     # --- health: nothing dropped, the recorder absent from its own capture.
-    rows = capq(capq_bin, cap, """SELECT sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure
-            + dropped_write_error) AS dropped, sum(malformed) AS malformed, sum(events) AS events FROM stats""")
-    check("zero drops, zero malformed", (rows[0]["dropped"], rows[0]["malformed"]), (0, 0))
+    check_no_drops(capq_bin, cap)
     rows = capq(capq_bin, cap, f"SELECT (SELECT count(*) FROM file WHERE pid = {rec.pid}) + (SELECT count(*) FROM exec WHERE pid = {rec.pid} AND NOT from_procfs) AS n")
     check("the recorder's own activity is absent", rows[0]["n"], 0)
     rows = capq(capq_bin, cap, "SELECT count(*) AS n FROM exec WHERE from_procfs AND pid = 1")

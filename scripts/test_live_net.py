@@ -29,7 +29,7 @@ import time
 
 import duckdb
 
-from livecheck import FAILS, capq, check
+from livecheck import FAILS, capq, check, check_no_drops
 
 
 
@@ -287,11 +287,7 @@ except ConnectionRefusedError:
     check("connection open before the start: its end row has the lifetime totals",
           [(r["preexisting"], r["outcome"], r["bytes_sent"]) for r in rows if not r["interim"]], [(True, "closed", 1110)])
 
-    rows = capq(capq_bin, cap, """SELECT sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure
-            + dropped_write_error) AS dropped, sum(malformed) AS malformed FROM stats WHERE probe = 'net'""")
-    check("net: zero drops, zero malformed", (rows[0]["dropped"], rows[0]["malformed"]), (0, 0))
-    rows = capq(capq_bin, cap, f"SELECT count(*) AS n FROM net WHERE pid = {rec.pid}")
-    check("the recorder's own activity is absent", rows[0]["n"], 0)
+    check_no_drops(capq_bin, cap, "net")
     n_capq = capq(capq_bin, cap, "SELECT count(*) AS n FROM net")[0]["n"]
     n_duck = duckdb.sql(f"SELECT count(*) FROM '{cap}/net/**/*.parquet'").fetchall()[0][0]
     check(f"duckdb and capq agree on net rows ({n_capq})", n_duck, n_capq)

@@ -73,17 +73,7 @@ fn start_interval_iters(probes: &[LiveProbe]) -> Option<std::thread::JoinHandle<
             }
         }
     }
-    if runs.is_empty() {
-        return None;
-    }
-    let spawned = std::thread::Builder::new().name("iterators".into()).spawn(move || {
-        for (probe, name, it) in runs {
-            if let Err(e) = crate::loader::read_iter(it) {
-                log::warn!("{probe} probe: {name} failed: {e}");
-            }
-        }
-    });
-    spawned.map_err(|e| log::warn!("starting the iterator thread: {e}")).ok()
+    spawn_iters(runs)
 }
 
 /// Feeds the kernel drop counters into the pipeline's health counters.
