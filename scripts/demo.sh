@@ -27,21 +27,26 @@ cargo build --release --locked -p capq
 target=${CARGO_TARGET_DIR:-target}
 
 echo "== recording for $duration into ./capture"
-# A small workload: execs, files, a TCP exchange and a UDP DNS-shaped exchange on loopback
-# (no network needed), and a DNS lookup through the system resolver.
+# A small workload, all on this machine: execs, files, a TCP exchange on loopback, and a
+# DNS question to a stand-in server on 127.0.0.1:53 that answers NXDOMAIN.
 ( sleep 2
   for i in 1 2 3; do ls -la /etc >/dev/null; sh -c 'echo demo | wc -c' >/dev/null; cat /etc/os-release >/dev/null; done
-  python3 - <<'PY' >/dev/null 2>&1 || true
-import socket, threading
+  $sudo python3 - <<'PY' >/dev/null 2>&1 || true  # root: the stand-in server binds port 53
+import socket, struct, threading
 ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
 def serve():
     c, _ = ls.accept(); c.recv(65536); c.sendall(b"pong" * 100); c.close()
 t = threading.Thread(target=serve); t.start()
 s = socket.create_connection(ls.getsockname()); s.sendall(b"ping" * 250); s.recv(65536); s.close(); t.join()
-try:
-    socket.getaddrinfo("localhost.localdomain", 80)
-except OSError:
-    pass
+dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); dns.bind(("127.0.0.1", 53))
+def answer():
+    q, peer = dns.recvfrom(512)
+    dns.sendto(q[:2] + struct.pack("!H", 0x8183) + q[4:], peer)  # the question back, NXDOMAIN
+a = threading.Thread(target=answer); a.start()
+ask = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); ask.settimeout(2)
+name = b"".join(bytes([len(p)]) + p for p in b"demo.test".split(b".")) + b"\0"
+ask.sendto(struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1), ("127.0.0.1", 53))
+ask.recvfrom(512); a.join()
 PY
 ) &
 $sudo "$target/release/capture_linux_rotating" --output-dir capture --probes exec,file,net,dns --duration "$duration"

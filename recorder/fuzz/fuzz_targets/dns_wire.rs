@@ -9,7 +9,7 @@ use agent_linux::decode::{Decoder, EnvpMode};
 use agent_linux::dns_wire;
 use agent_linux::synth;
 use agent_linux::{Probe, Table};
-use arrow_array::builder::{Int64Builder, StringBuilder};
+use arrow_array::builder::{ArrayBuilder, Int64Builder, StringBuilder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|msg: &[u8]| {
