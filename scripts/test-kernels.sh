@@ -109,7 +109,7 @@ write_guest() {
     cat >"$1" <<EOF
 uname -r >/mnt/uname
 cd /tmp
-/mnt/capture_linux_rotating --output-dir /tmp/capture --flush-interval 200ms -q >/tmp/recorder.log 2>&1 &
+/mnt/capture_linux_rotating --output-dir /tmp/capture --flush-interval 200ms --flow-interval 1s -q >/tmp/recorder.log 2>&1 &
 rec=\$!
 i=0
 until grep -q recording /tmp/recorder.log || ! kill -0 \$rec 2>/dev/null; do
@@ -159,7 +159,31 @@ u.recvfrom(65536)
 uport = u.getsockname()[1]
 u.close()
 v.close()
-print(os.getpid(), ls.getsockname()[1], uport)
+# Refused: nothing listens on a port just freed.
+f = socket.socket()
+f.bind(("127.0.0.1", 0))
+rport = f.getsockname()[1]
+f.close()
+try:
+    socket.create_connection(("127.0.0.1", rport))
+except ConnectionRefusedError:
+    pass
+# Held open past two flow intervals (--flow-interval 1s): interim rows with 3,000 bytes.
+hs = socket.socket()
+hs.bind(("127.0.0.1", 0))
+hs.listen(1)
+h = socket.create_connection(hs.getsockname())
+hc, _ = hs.accept()
+h.sendall(b"h" * 3000)
+n = 0
+while n < 3000:
+    n += len(hc.recv(65536))
+import time
+time.sleep(2.5)
+hport = h.getsockname()[1]
+h.close()
+hc.close()
+print(os.getpid(), ls.getsockname()[1], uport, rport, hport)
 PY
 )" >/mnt/net.txt
 # dns: dnsmasq serving a hosts file, dig asking it.
@@ -252,10 +276,10 @@ for k in "${kernels[@]}"; do
     elif grep -q "net probe unavailable" "$out/recorder.log"; then
         fail "$release: $(grep -o 'net probe unavailable.*' "$out/recorder.log")"
     else
-        read -r npid nport uport <"$out/net.txt" || true
-        if [ -z "${uport:-}" ]; then
+        read -r npid nport uport rport hport <"$out/net.txt" || true
+        if [ -z "${hport:-}" ]; then
             fail "$release: the net workload did not run: $(tail -n 3 "$out/net.txt" "$out/guest.log" | tr '\n' ' ')"
-            npid=0 nport=0 uport=0
+            npid=0 nport=0 uport=0 rport=0 hport=0
         fi
         want="in $npid 54321 100000;out $npid 100000 54321"
         got=$(q "SELECT string_agg(concat_ws(' ', direction, pid, bytes_sent, bytes_recv), ';' ORDER BY direction)
@@ -265,6 +289,10 @@ for k in "${kernels[@]}"; do
         got=$(q "SELECT string_agg(concat_ws(' ', direction, pid, bytes_sent, bytes_recv), ';' ORDER BY direction)
                  FROM net WHERE proto = 'udp' AND NOT interim AND $uport IN (sport, dport)")
         [ "$got" = "$want" ] && ok "$release: net UDP rows exact, both sides" || fail "$release: net UDP rows '$got', want '$want'"
+        got=$(q "SELECT concat_ws(' ', direction, outcome, bytes_sent) FROM net WHERE dport = $rport")
+        [ "$got" = "out refused 0" ] && ok "$release: net refused connection" || fail "$release: refused row '$got'"
+        got=$(q "SELECT concat_ws(' ', count(*) >= 2, min(bytes_sent), max(bytes_sent), min(outcome)) FROM net WHERE interim AND sport = $hport")
+        [ "$got" = "true 3000 3000 open" ] && ok "$release: net interim rows of a held connection" || fail "$release: interim rows '$got'"
     fi
     if grep -q "dns probe unavailable" "$out/recorder.log"; then
         fail "$release: $(grep -o 'dns probe unavailable.*' "$out/recorder.log")"
