@@ -1,7 +1,9 @@
 """What the live tests share: exact checks that print ok/FAIL lines (scripts/test.sh
 counts them) and queries through the real capq binary."""
 import json
+import shutil
 import subprocess
+import sys
 
 FAILS = []
 
@@ -29,3 +31,12 @@ def check_no_drops(capq_bin, cap, probe=None):
     rows = capq(capq_bin, cap, "SELECT sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure"
                                f" + dropped_write_error) AS dropped, sum(malformed) AS malformed FROM stats{where}")
     check(f"{probe or 'every probe'}: zero drops, zero malformed", (rows[0]["dropped"], rows[0]["malformed"]), (0, 0))
+
+
+def finish(what, work):
+    """Exits 1 keeping the captures in `work` when a check failed, else removes them."""
+    if FAILS:
+        print(f"{len(FAILS)} {what} checks failed; captures kept in {work}")
+        sys.exit(1)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"all {what} checks passed")

@@ -18,7 +18,7 @@ import uuid
 
 import duckdb
 
-from livecheck import FAILS, capq, check, check_no_drops
+from livecheck import capq, check, check_no_drops, finish
 
 
 
@@ -289,11 +289,7 @@ print(os.getpid())
     pid_filter(recorder, capq_bin, work, files)
     moved_between_cpus(recorder, capq_bin, work, files)
 
-    if FAILS:
-        print(f"{len(FAILS)} live checks failed; captures kept in {work}")
-        sys.exit(1)
-    subprocess.run(["rm", "-rf", work])
-    print("all live checks passed")
+    finish("live", work)
 
 
 if __name__ == "__main__":

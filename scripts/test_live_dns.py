@@ -21,7 +21,7 @@ import time
 
 import duckdb
 
-from livecheck import FAILS, capq, check, check_no_drops
+from livecheck import capq, check, check_no_drops, finish
 
 
 
@@ -182,11 +182,7 @@ def main():
     n_duck = duckdb.sql(f"SELECT count(*) FROM '{cap}/dns/**/*.parquet'").fetchall()[0][0]
     check(f"duckdb and capq agree on dns rows ({n_capq})", n_duck, n_capq)
 
-    if FAILS:
-        print(f"{len(FAILS)} dns checks failed; capture kept in {work}")
-        sys.exit(1)
-    subprocess.run(["rm", "-rf", work])
-    print("all dns checks passed")
+    finish("dns", work)
 
 
 if __name__ == "__main__":

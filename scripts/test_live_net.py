@@ -29,7 +29,7 @@ import time
 
 import duckdb
 
-from livecheck import FAILS, capq, check, check_no_drops
+from livecheck import capq, check, check_no_drops, finish
 
 
 
@@ -295,11 +295,7 @@ except ConnectionRefusedError:
                      f"WHERE NOT interim AND sport = {v4[3]}").fetchall()
     check("duckdb reads the client's exact bytes", got, [(100_000, 54_321)])
 
-    if FAILS:
-        print(f"{len(FAILS)} net checks failed; capture kept in {work}")
-        sys.exit(1)
-    subprocess.run(["rm", "-rf", work])
-    print("all net checks passed")
+    finish("net", work)
 
 
 if __name__ == "__main__":

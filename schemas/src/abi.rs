@@ -407,11 +407,6 @@ pub const ALL_STRUCTS: &[(&str, usize, &[FieldLayout])] = &[
     (Drops::C_NAME, core::mem::size_of::<Drops>(), Drops::FIELDS),
 ];
 
-/// Size of a kind's fixed part, or `None` for an unknown kind.
-pub fn fixed_size(kind: u16) -> Option<usize> {
-    Kind::from_u16(kind).map(Kind::fixed_size)
-}
-
 /// Clock ticks per second of `/proc/<pid>/stat` start times (USER_HZ, 100 on Linux).
 pub const USER_HZ: u64 = 100;
 
