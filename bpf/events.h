@@ -18,7 +18,7 @@
 #include <linux/types.h>
 #endif
 
-#define CAP_ABI_VERSION 2
+#define CAP_ABI_VERSION 3
 
 /* Record kinds (enum Kind in schemas/src/abi.rs). */
 #define CAP_KIND_EXEC   1
@@ -210,19 +210,33 @@ struct cap_dns {
 	__u32 wire_len;        /* length of the message on the wire */
 };
 
-/* struct cap_module.source */
-#define CAP_MODULE_INIT  1 /* init_module(2): image from memory */
-#define CAP_MODULE_FINIT 2 /* finit_module(2): image from a file */
+/* struct cap_module.syscall: the call the record is about */
+#define CAP_MODULE_INIT   1 /* init_module(2): image from memory */
+#define CAP_MODULE_FINIT  2 /* finit_module(2): image from a file */
+#define CAP_MODULE_DELETE 3 /* delete_module(2) */
 
-/* CAP_KIND_MODULE: 104 bytes, then the tail: name, path, params. */
+/* struct cap_module.status bits */
+#define CAP_MODULE_LOADED 1 /* module:module_load fired during the call (linked in) */
+#define CAP_MODULE_FREED  2 /* module:module_free fired during the call (unloaded) */
+#define CAP_MODULE_PARAMS_TRUNCATED 4 /* params cut at CAP_MODULE_PARAMS_MAX - 1 bytes */
+
+#define CAP_MODULE_NAME_MAX   64   /* the kernel's MODULE_NAME_LEN is 56 on 64-bit */
+#define CAP_MODULE_PARAMS_MAX 4096
+
+/* CAP_KIND_MODULE: 128 bytes, then the tail: name, path, params. One record per
+ * init_module, finit_module or delete_module call, at its exit, failed ones too, with
+ * what the module tracepoints saw during it. */
 struct cap_module {
 	struct cap_hdr hdr;
-	__u32 source;          /* CAP_MODULE_* */
-	__u32 flags;           /* finit_module flags */
-	__u32 name_len;
+	__u32 syscall;         /* CAP_MODULE_INIT, _FINIT or _DELETE */
+	__u32 flags;           /* finit_module or delete_module flags */
+	__s64 ret;             /* the call's result: 0 or -errno */
+	__u64 image_len;       /* init_module: bytes of the image; 0 otherwise */
+	__u64 taints;          /* the module's taint bits (TAINT_*), when a tracepoint fired */
+	__u32 status;          /* CAP_MODULE_LOADED | _FREED | _PARAMS_TRUNCATED */
+	__u32 name_len;        /* the kernel's name; else delete_module's argument */
 	__u32 path_len;        /* finit_module: path of the module file */
-	__u32 params_len;
-	__u32 _pad0;
+	__u32 params_len;      /* loads: the parameters */
 };
 
 /* Drop causes: indexes into struct cap_drops.dropped. */

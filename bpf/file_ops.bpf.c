@@ -17,17 +17,16 @@
  * writes on other descriptors (stdin, sockets, pipes) cost one hash lookup.
  *
  * Paths: the path as the process gave it, and for a relative path the directory it is
- * relative to (the working directory, or the directory of dirfd), resolved here by
- * walking dentries up to the root, crossing mounts (bpf_d_path is not available to
- * tracepoints). Close records carry no path: the file is gone by sys_exit, and the
- * recorder names it by the path of its open record.
- * Limits of the walk: at most WALK_DEPTH components and CAP_PATH_MAX bytes (a longer
- * path keeps its last components); the path is as seen from the initial mount namespace's
- * root, not a chroot's or container's; a deleted file keeps its last name.
+ * relative to (the working directory, or the directory of dirfd), resolved by walking
+ * dentries up to the root (path.bpf.h, which says the walk's limits). Close records carry
+ * no path: the file is gone by sys_exit, and the recorder names it by the path of its
+ * open record.
  * Files still open when a process exits, fds duplicated with dup(2) and fds inherited
  * across fork(2) give no close record.
  */
 #include "common.bpf.h"
+#include "path.bpf.h"
+#include "syscall.bpf.h"
 
 /* Set by the loader in cap_cfg: file_rw_events (one row per read(2)/write(2) call as well,
  * --file-rw-events), nr_prefixes (entries of exclude_prefixes in use), and file_floor,
@@ -41,9 +40,6 @@
 #define AT_FDCWD -100
 #define PREFIX_MAX CAP_PREFIX_MAX
 #define PREFIXES_MAX CAP_PREFIXES_MAX
-#define WALK_DEPTH 40
-#define NAME_MAX 255
-#define PATH_MASK (CAP_PATH_MAX - 1)
 
 /* Syscall numbers (asm/unistd.h). */
 #if defined(__TARGET_ARCH_x86)
@@ -62,14 +58,6 @@
 #define NR_renameat 264
 #define NR_renameat2 316
 #define NR_openat2 437
-#define TS_COMPAT 0x0002
-/* Syscall arguments as saved at entry; still intact at exit. */
-#define ARG0(r) ((r)->di)
-#define ARG1(r) ((r)->si)
-#define ARG2(r) ((r)->dx)
-#define ARG3(r) ((r)->r10)
-#define ARG4(r) ((r)->r8)
-#define SYSCALL_NR(r) ((r)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_read 63
 #define NR_write 64
@@ -86,12 +74,6 @@
 #define NR_renameat 38
 #define NR_renameat2 276
 #define NR_openat2 437
-#define ARG0(r) ((r)->orig_x0) /* x0 holds the result by now */
-#define ARG1(r) ((r)->regs[1])
-#define ARG2(r) ((r)->regs[2])
-#define ARG3(r) ((r)->regs[3])
-#define ARG4(r) ((r)->regs[4])
-#define SYSCALL_NR(r) ((r)->syscallno)
 #endif
 
 /* Path prefixes not to record (--exclude-path-prefix), filled by the loader. */
@@ -129,13 +111,12 @@ struct {
 	__type(value, struct fd_state);
 } fds SEC(".maps");
 
-/* A record is assembled here: the fixed part, then up to three paths; `walk` is where
- * dentry names are gathered, from the end backwards. One slot per CPU. */
+/* A record is assembled here: the fixed part, then up to three paths; `w` is where
+ * dentry names are gathered. One slot per CPU. */
 struct file_buf {
 	struct cap_file f; /* the record is f and the tail, contiguous */
 	char tail[3 * CAP_PATH_MAX + NAME_MAX + 1];
-	char walk[CAP_PATH_MAX + NAME_MAX + 1];
-	__u32 pos; /* walk_path's position in walk */
+	struct path_walk w; /* where walk_path gathers a path */
 };
 
 struct {
@@ -156,102 +137,10 @@ static __always_inline struct file_buf *buf(void)
 	return bpf_map_lookup_elem(&scratch, &cpu);
 }
 
-/* The open file behind `fd` in the current task, or NULL. */
-static __always_inline struct file *fd_file(__s32 fd)
-{
-	struct file **arr;
-	__u32 max;
-	if (HAVE_TASK_BTF) {
-		/* Plain loads (a fault reads as 0), not a helper call per pointer. */
-		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
-		max = fdt->max_fds;
-		arr = fdt->fd;
-	} else {
-		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-		struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-		max = BPF_CORE_READ(fdt, max_fds);
-		arr = BPF_CORE_READ(fdt, fd);
-	}
-	if (fd < 0 || (__u32)fd >= max)
-		return 0;
-	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
-	return f;
-}
-
-/* Gathers the path of (vfsmnt, dentry) at the end of b->walk; returns where it starts
- * (the path is b->walk[start .. CAP_PATH_MAX)). The position lives in the map value, not
- * in a register: the verifier then sees every iteration alike and the loop verifies in
- * linear time instead of exploring each distinct position. */
-static __always_inline __u32 walk_path(struct file_buf *b, struct vfsmount *vfsmnt, struct dentry *dentry)
-{
-	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
-	b->pos = CAP_PATH_MAX;
-	/* Per component: the parent with the name's length and pointer (plain loads on 6.2+;
-	 * before, one read, as the fields are adjacent in struct dentry on every kernel so
-	 * far, checked at load), then one read of the name. */
-	for (int i = 0; i < WALK_DEPTH; i++) {
-		struct {
-			struct dentry *parent;
-			struct qstr name;
-		} link;
-		if (bpf_ksym_exists(bpf_rdonly_cast)) {
-			/* 6.2+: plain loads through a BTF-typed pointer; the name's bytes are then
-			 * the one helper call per component. */
-			struct dentry *d = bpf_core_cast(dentry, struct dentry);
-			link.parent = d->d_parent;
-			link.name.hash_len = d->d_name.hash_len;
-			link.name.name = d->d_name.name;
-		} else if (bpf_core_field_offset(struct dentry, d_name) == bpf_core_field_offset(struct dentry, d_parent) + 8) {
-			if (bpf_probe_read_kernel(&link, sizeof(link), (void *)dentry + bpf_core_field_offset(struct dentry, d_parent)))
-				break;
-		} else {
-			link.parent = BPF_CORE_READ(dentry, d_parent);
-			if (bpf_core_read(&link.name, sizeof(link.name), &dentry->d_name))
-				break;
-		}
-		struct dentry *parent = link.parent;
-		if (dentry == root || dentry == parent) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-			if (dentry != root || up == mnt)
-				break; /* the root of everything */
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
-			root = BPF_CORE_READ(mnt, mnt.mnt_root);
-			continue;
-		}
-		struct qstr name = link.name;
-		__u32 len = name.len & NAME_MAX;
-		__u32 pos = b->pos & (2 * CAP_PATH_MAX - 1);
-		if (len + 1 > pos)
-			break;
-		pos -= len;
-		bpf_probe_read_kernel(&b->walk[pos & PATH_MASK], len, name.name);
-		pos -= 1;
-		b->walk[pos & PATH_MASK] = '/';
-		b->pos = pos;
-		dentry = parent;
-	}
-	__u32 pos = b->pos & (2 * CAP_PATH_MAX - 1);
-	if (pos == CAP_PATH_MAX) {
-		pos -= 1;
-		b->walk[pos & PATH_MASK] = '/';
-	}
-	return pos;
-}
-
 /* Resolves (mnt, d) and copies the path into the tail at `off`; returns its length. */
 static __always_inline __u32 put_path(struct file_buf *b, __u32 off, struct vfsmount *mnt, struct dentry *d)
 {
-	if (!mnt || !d)
-		return 0;
-	__u32 start = walk_path(b, mnt, d);
-	__u32 len = (CAP_PATH_MAX - start) & PATH_MASK;
-	if (start == 0)
-		len = CAP_PATH_MAX - 1;
-	bpf_probe_read_kernel(&b->tail[off & (2 * CAP_PATH_MAX - 1)], len, &b->walk[start & PATH_MASK]);
-	return len;
+	return copy_path(&b->w, &b->tail[off & (2 * CAP_PATH_MAX - 1)], mnt, d);
 }
 
 /* The directory a relative path given with `dfd` is relative to (in the current task),
@@ -338,19 +227,6 @@ static __always_inline void finish(struct file_buf *b)
 	b->f.hdr.len = len;
 	if (len <= sizeof(*b))
 		submit(b, len);
-}
-
-/* A 32-bit syscall on x86_64 has other numbers: not ours to decode. */
-static __always_inline bool compat_syscall(void)
-{
-#if defined(__TARGET_ARCH_x86)
-	if (HAVE_TASK_BTF)
-		return bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
-#else
-	return false;
-#endif
 }
 
 /* --- open, openat, openat2 --- */

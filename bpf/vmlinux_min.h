@@ -315,6 +315,12 @@ struct linux_binprm {
 	const char *filename;
 };
 
+/* Kernel modules (module:module_load and module:module_free pass one). */
+struct module {
+	char name[56]; /* MODULE_NAME_LEN on 64-bit */
+	unsigned long taints;
+};
+
 /* The registers saved at syscall entry, which the syscall tracepoints pass on. */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {

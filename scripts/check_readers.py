@@ -23,7 +23,7 @@ TABLES = {
     "file": ("ktime_ns, pid", ["ts", "ktime_ns", "pid", "tid", "comm", "op", "path", "abs_path", "path2", "flags", "fd", "ret", "bytes_read", "bytes_written", "ino"]),
     "net": ("ktime_ns, pid", ["ts", "ktime_ns", "pid", "family", "proto", "direction", "saddr", "sport", "daddr", "dport", "bytes_sent", "bytes_recv", "duration_ns"]),
     "dns": ("ktime_ns, pid", ["ts", "ktime_ns", "pid", "txid", "is_response", "qname", "qtype", "rcode", "answers", "latency_ns", "msg_truncated"]),
-    "module": ("ktime_ns, pid", ["ts", "ktime_ns", "pid", "name", "source", "path", "params", "flags"]),
+    "module": ("ktime_ns, pid", ["ts", "ktime_ns", "pid", "op", "syscall", "name", "path", "params", "flags", "ret", "error", "loaded", "taint", "image_bytes"]),
     "stats": ("ts, probe", ["ts", "interval_ms", "probe", "events", "dropped_backpressure", "malformed", "rows_written"]),
 }
 

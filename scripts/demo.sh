@@ -49,7 +49,8 @@ ask.sendto(struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pa
 ask.recvfrom(512); a.join()
 PY
 ) &
-$sudo "$target/release/capture_linux_rotating" --output-dir capture --probes exec,file,net,dns --duration "$duration"
+# Every probe; where the kernel has no module support, the module probe says so in one line.
+$sudo "$target/release/capture_linux_rotating" --output-dir capture --duration "$duration"
 $sudo chown -R "$(id -u):$(id -g)" capture 2>/dev/null || true
 
 q() { echo; echo "-- $1"; "$target/release/capq" --dir capture "$1"; }
@@ -58,6 +59,7 @@ q "SELECT p.comm AS parent, c.comm AS child, c.argv FROM exec c JOIN exec p ON c
 q "SELECT op, count(*) AS n, sum(bytes_read) AS bytes_read, sum(bytes_written) AS bytes_written FROM file GROUP BY op ORDER BY n DESC"
 q "SELECT comm, pid, proto, direction, owner, outcome, daddr, dport, bytes_sent, bytes_recv FROM net WHERE NOT interim ORDER BY ktime_ns LIMIT 10"
 q "SELECT comm, is_response, qname, qtype, rcode, answers, latency_ns FROM dns ORDER BY ktime_ns LIMIT 10"
+q "SELECT comm, op, syscall, name, path, error, taint FROM module ORDER BY ktime_ns LIMIT 10"
 q "SELECT probe, sum(events) AS events, sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error) AS dropped FROM stats GROUP BY probe"
 echo
 echo "More: $target/release/capq --dir capture --tables    (every table and column)"

@@ -13,13 +13,15 @@
 # The guest gets a busybox initramfs with the modules 9p needs; it mounts this machine's
 # root read-only over 9p and runs the recorder (every probe) in a chroot of it, so the
 # binaries and their libraries are the ones built here. A workload runs under the
-# recorder (files and execs; a TCP and a UDP exchange on loopback; dnsmasq asked by dig),
-# the capture comes back over a second 9p share, and capq checks it here, exactly; a
-# probe the kernel cannot run must say so in one line (net on 5.10).
+# recorder (files and execs; a TCP and a UDP exchange on loopback; dnsmasq asked by dig;
+# the kernel package's dummy.ko loaded and unloaded with insmod, rmmod, modprobe and
+# init_module, and calls that fail with EEXIST, ENOENT, ENOEXEC and EPERM), the capture
+# comes back over a second 9p share, and capq checks it here, exactly; a probe the kernel
+# cannot run must say so in one line (net on 5.10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 recorder=$(realpath "$1")
@@ -193,6 +195,41 @@ dnsmasq --no-resolv --no-hosts --addn-hosts=/tmp/hosts --listen-address=127.0.0.
     --port=53 --local=/test/ --pid-file=/tmp/dnsmasq.pid >/tmp/dnsmasq.log 2>&1
 sh -c 'echo \$\$ >/mnt/dig.pid; exec dig +short +time=2 +tries=1 @127.0.0.1 alpha.test' >/mnt/dig.txt 2>&1
 kill \$(cat /tmp/dnsmasq.pid) 2>/dev/null
+# module: dummy.ko from the kernel package, loaded and unloaded every way, failures too.
+kroot=\$(cat /mnt/kroot)
+ko=\$(cat /mnt/ko)
+# The kernel's own word on each module's taint, for the rows' taint column.
+insmod \$ko numdummies=2
+cat /sys/module/dummy/taint >/mnt/taint.insmod
+insmod \$ko 2>/dev/null
+rmmod dummy
+modprobe -C /dev/null -d \$kroot dummy numdummies=3
+cat /sys/module/dummy/taint >/mnt/taint.modprobe
+modprobe -C /dev/null -r -d \$kroot dummy
+/usr/bin/python3 - \$ko /mnt/dummy-unsigned.ko <<'PY' >/mnt/module.txt 2>&1
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+INIT, DELETE, FINIT = 175, 176, 313  # x86_64
+def call(nr, *args):
+    r = libc.syscall(nr, *args)
+    return -ctypes.get_errno() if r < 0 else r
+image = open(sys.argv[2], "rb").read()  # without its signature: taints the module E
+print(call(INIT, image, len(image), b"numdummies=1"))
+open("/mnt/taint.python", "w").write(open("/sys/module/dummy/taint").read())
+print(call(DELETE, b"dummy", os.O_NONBLOCK))
+print(call(DELETE, b"dummy", os.O_NONBLOCK))
+print(call(INIT, b"garbage", 7, b""))
+fd = os.open("/etc/hostname", os.O_RDONLY)
+print(call(FINIT, fd, b"", 0))
+fd = os.open(sys.argv[1], os.O_RDONLY)
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    os.setuid(65534)
+    print(call(FINIT, fd, b"", 0), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+PY
 sleep 2
 kill -TERM \$rec
 wait \$rec
@@ -221,6 +258,19 @@ for k in "${kernels[@]}"; do
     done
     write_init "$work/initramfs/init"
     write_guest "$out/guest.sh"
+    echo "$kdir/root" >"$out/kroot"
+    ko=$kdir/root/lib/modules/$release/kernel/drivers/net/dummy.ko
+    echo "$ko" >"$out/ko"
+    # The same module without its signature, for a load that taints it E (unsigned).
+    python3 - "$ko" "$out/dummy-unsigned.ko" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+magic = b"~Module signature appended~\n"
+if data.endswith(magic):
+    sig_len = struct.unpack(">I", data[-len(magic) - 4:-len(magic)])[0]
+    data = data[:-len(magic) - 12 - sig_len]
+open(sys.argv[2], "wb").write(data)
+PY
     # The guest's /tmp is a tmpfs of its own, so the recorder goes in through the share.
     cp "$recorder" "$out/capture_linux_rotating"
     (cd "$work/initramfs" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
@@ -303,6 +353,37 @@ for k in "${kernels[@]}"; do
                         coalesce(nullif(array_to_string(answers, ','), ''), '-')), ';' ORDER BY ktime_ns)
                  FROM dns WHERE pid = $dpid")
         [ "$got" = "$want" ] && ok "$release: dns rows exact (dig: $(cat "$out/dig.txt"))" || fail "$release: dns rows '$got', want '$want'"
+    fi
+    # module: one row per call, in order, failures too; paths as the guest's real root sees
+    # them; [params] and [taint] bracketed, so empty and null differ.
+    if grep -q "module probe unavailable" "$out/recorder.log"; then
+        fail "$release: $(grep -o 'module probe unavailable.*' "$out/recorder.log")"
+    else
+        gko=/host$(cat "$out/ko")
+        usize=$(stat -c %s "$out/dummy-unsigned.ko")
+        t1=$(cat "$out/taint.insmod") t2=$(cat "$out/taint.modprobe") t3=$(cat "$out/taint.python")
+        want="0 insmod load finit_module dummy $gko [numdummies=2] 0 0 - true false [$t1] -
+0 insmod load finit_module - $gko [] 0 -17 EEXIST false false - -
+0 rmmod unload delete_module dummy - - 2048 0 - false true [$t1] -
+0 modprobe load finit_module dummy $gko [numdummies=3] 0 0 - true false [$t2] -
+0 modprobe unload delete_module dummy - - 2048 0 - false true [$t2] -
+0 python3 load init_module dummy - [numdummies=1] 0 0 - true false [$t3] $usize
+0 python3 unload delete_module dummy - - 2048 0 - false true [$t3] -
+0 python3 unload delete_module dummy - - 2048 -2 ENOENT false false - -
+0 python3 load init_module - - [] 0 -8 ENOEXEC false false - 7
+0 python3 load finit_module - /host/etc/hostname [] 0 -8 ENOEXEC false false - -
+65534 python3 load finit_module - $gko [] 0 -1 EPERM false false - -"
+        got=$(q "SELECT concat_ws(' ', uid, comm, op, syscall, coalesce(name, '-'), coalesce(path, '-'),
+                        coalesce('[' || params || ']', '-'), flags, ret, coalesce(error, '-'), loaded, freed,
+                        coalesce('[' || taint || ']', '-'), coalesce(CAST(image_bytes AS VARCHAR), '-'))
+                 FROM module ORDER BY ktime_ns")
+        case $t3 in *E*) ;; *) fail "$release: the unsigned module's taint is '$t3' in /sys/module/dummy/taint, not E" ;; esac
+        [ "$got" = "$want" ] && ok "$release: module rows exact: insmod, modprobe, rmmod, init_module from memory; EEXIST, ENOENT, ENOEXEC, EPERM" ||
+            fail "$release: module rows (the calls returned: $(tr '\n' ' ' <"$out/module.txt"))
+     got:
+$(echo "$got" | sed 's/^/       /')
+     want:
+$(echo "$want" | sed 's/^/       /')"
     fi
     got=$(q "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error + malformed), 0) FROM stats")
     [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" || fail "$release: $got dropped or malformed"

@@ -151,6 +151,30 @@ def bad_arguments(recorder):
         check(f"{args[0]} {args[1]}: one line, non-zero exit", (out.returncode != 0, len(lines), want in out.stderr), (True, 1, True))
 
 
+def module_probe_here(recorder, work):
+    """Every probe by default. Where this kernel has no module support (no /proc/modules,
+    so no module tracepoints), the module probe says so in one line and the others run;
+    asked for alone, the recorder says no probe could run and exits 1."""
+    cap = os.path.join(work, "capture-all")
+    out = subprocess.run([recorder, "--output-dir", cap, "--duration", "1s"], capture_output=True, text=True)
+    lines = out.stderr.strip().splitlines()
+    if os.path.exists("/proc/modules"):
+        check("every probe runs (this kernel has modules)",
+              (out.returncode, [l for l in lines if "unavailable" in l], "exec,file,net,dns,module into" in out.stderr),
+              (0, [], True))
+        return
+    want = ("capture_linux_rotating: warning: module probe unavailable: "
+            "this kernel lacks its hook tp_btf/module_load, tp_btf/module_free")
+    check("no module support: one line for the module probe, the other four record",
+          (out.returncode, [l for l in lines if "unavailable" in l], "recording exec,file,net,dns into" in out.stderr),
+          (0, [want], True))
+    out = subprocess.run([recorder, "--output-dir", cap, "--probes", "module", "--duration", "1s"],
+                         capture_output=True, text=True)
+    check("--probes module alone: exit 1, the reason and the verdict",
+          (out.returncode, out.stderr.strip().splitlines()),
+          (1, [want, "capture_linux_rotating: error: no probe could run on this kernel (see the warnings above)"]))
+
+
 def main():
     recorder, capq_bin = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -285,6 +309,7 @@ print(os.getpid())
     check("segments are not world-readable", mode, {"0o640"})
 
     bad_arguments(recorder)
+    module_probe_here(recorder, work)
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)
     moved_between_cpus(recorder, capq_bin, work, files)

@@ -16,7 +16,7 @@ use capture_schemas::{Probe, Table};
 use crate::builders::{Builders, Common};
 use crate::open_files::{abs_parts, OpenFiles};
 use crate::strings::{append_addr, append_lossy, c_str, write_lossy};
-use crate::{community_id, dns_wire};
+use crate::{community_id, dns_wire, kernel};
 
 /// Why a record was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -341,23 +341,42 @@ impl Decoder {
             }
             abi::Kind::Module => {
                 let m = abi::Module::read(rec).ok_or(DecodeError::Short { len })?;
-                let source = match m.source {
-                    abi::MODULE_INIT => "init_module",
-                    abi::MODULE_FINIT => "finit_module",
-                    v => return Err(DecodeError::BadField { kind: hdr.kind, field: "source", value: v }),
+                let (op, syscall) = match m.syscall {
+                    abi::MODULE_INIT => ("load", "init_module"),
+                    abi::MODULE_FINIT => ("load", "finit_module"),
+                    abi::MODULE_DELETE => ("unload", "delete_module"),
+                    v => return Err(DecodeError::BadField { kind: hdr.kind, field: "syscall", value: v }),
                 };
                 let [name, path, params] = split_tail(hdr.kind, tail, [m.name_len, m.path_len, m.params_len])?;
                 let b = &mut self.builders.module;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
-                ok &= append_lossy(&mut b.name, name);
-                b.source.append_value(source);
-                if path.is_empty() {
-                    b.path.append_null();
+                b.op.append_value(op);
+                b.syscall.append_value(syscall);
+                if name.is_empty() {
+                    b.name.append_null();
                 } else {
-                    ok &= append_lossy(&mut b.path, path);
+                    ok &= append_lossy(&mut b.name, name);
                 }
-                ok &= append_lossy(&mut b.params, params);
+                if m.syscall == abi::MODULE_FINIT && !path.is_empty() {
+                    ok &= append_lossy(&mut b.path, path);
+                } else {
+                    b.path.append_null();
+                }
+                if m.syscall == abi::MODULE_DELETE {
+                    b.params.append_null();
+                } else {
+                    ok &= append_lossy(&mut b.params, params);
+                }
+                b.params_truncated.append_value(m.status & abi::MODULE_PARAMS_TRUNCATED != 0);
                 b.flags.append_value(i64::from(m.flags));
+                b.ret.append_value(m.ret);
+                b.error.append_option(if m.ret < 0 { Some(kernel::errno_name(m.ret).unwrap_or("unknown")) } else { None });
+                let seen = m.status & (abi::MODULE_LOADED | abi::MODULE_FREED);
+                b.loaded.append_value(m.status & abi::MODULE_LOADED != 0);
+                b.freed.append_value(m.status & abi::MODULE_FREED != 0);
+                let mut letters = [0; 64];
+                b.taint.append_option((seen != 0).then(|| kernel::taint_letters(m.taints, &mut letters)));
+                b.image_bytes.append_option((m.syscall == abi::MODULE_INIT).then_some(m.image_len.min(i64::MAX as u64) as i64));
                 Ok((Table::Module, ok))
             }
         }

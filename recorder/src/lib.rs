@@ -13,6 +13,7 @@ pub mod community_id;
 pub mod decode;
 pub mod dns_wire;
 pub mod host;
+pub mod kernel;
 #[cfg(feature = "with-ebpf-load")]
 pub mod loader;
 pub mod open_files;

@@ -568,13 +568,29 @@ impl Synth {
     pub fn module(&mut self, out: &mut Vec<u8>) {
         let (ktime, t) = self.next_event();
         let name = *self.rng.pick(&["nf_tables", "overlay", "br_netfilter", "wireguard", "vfat"]);
-        let finit = self.rng.chance(80);
-        let path = if finit { format!("/lib/modules/6.18.0/kernel/{name}.ko.xz") } else { String::new() };
+        let syscall = match self.rng.below(10) {
+            0..=5 => abi::MODULE_FINIT,
+            6 => abi::MODULE_INIT,
+            _ => abi::MODULE_DELETE,
+        };
+        let failed = self.rng.chance(20);
+        let path = if syscall == abi::MODULE_FINIT { format!("/lib/modules/6.18.0/kernel/{name}.ko") } else { String::new() };
+        let params: &[u8] = if syscall == abi::MODULE_DELETE { b"" } else { b"debug=1" };
         let m = abi::Module {
             hdr: self.tasks[t].hdr(abi::KIND_MODULE, ktime),
-            source: if finit { abi::MODULE_FINIT } else { abi::MODULE_INIT },
+            syscall,
+            flags: if syscall == abi::MODULE_DELETE { libc::O_NONBLOCK as u32 } else { 0 },
+            ret: if failed { -i64::from(libc::EEXIST) } else { 0 },
+            image_len: if syscall == abi::MODULE_INIT { 40_000 + self.rng.below(400_000) } else { 0 },
+            taints: if failed { 0 } else { 1 << 13 },
+            status: match (failed, syscall) {
+                (true, _) => 0,
+                (false, abi::MODULE_DELETE) => abi::MODULE_FREED,
+                (false, _) => abi::MODULE_LOADED,
+            },
             ..Default::default()
         };
-        module_record(out, m, name.as_bytes(), path.as_bytes(), b"");
+        let name = if failed && syscall != abi::MODULE_DELETE { "" } else { name };
+        module_record(out, m, name.as_bytes(), path.as_bytes(), params);
     }
 }

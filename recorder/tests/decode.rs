@@ -336,18 +336,68 @@ fn dns_round_trip_query_and_response() {
 }
 
 #[test]
-fn module_round_trip() {
-    let m = abi::Module { hdr: task().hdr(0, 1), source: abi::MODULE_FINIT, flags: 2, ..Default::default() };
+fn module_rows_per_call() {
     let mut rec = Vec::new();
-    synth::module_record(&mut rec, m, b"nf_tables", b"/lib/modules/nf_tables.ko", b"debug=1");
-    let (mut d, t) = decode_one(Probe::Module, &rec, EnvpMode::Redacted);
-    assert_eq!(t, Table::Module);
+    // A finit_module that loaded (tainted E: unsigned), an init_module refused before the
+    // kernel read the name, and a delete_module that unloaded.
+    let load = abi::Module {
+        hdr: task().hdr(0, 1),
+        syscall: abi::MODULE_FINIT,
+        flags: 2,
+        status: abi::MODULE_LOADED,
+        taints: 1 << 13,
+        ..Default::default()
+    };
+    synth::module_record(&mut rec, load, b"nf_tables", b"/lib/modules/nf_tables.ko", b"debug=1");
+    let refused = abi::Module {
+        hdr: task().hdr(0, 2),
+        syscall: abi::MODULE_INIT,
+        ret: -8,
+        image_len: 7,
+        status: abi::MODULE_PARAMS_TRUNCATED,
+        ..Default::default()
+    };
+    synth::module_record(&mut rec, refused, b"", b"", b"");
+    let unload = abi::Module {
+        hdr: task().hdr(0, 3),
+        syscall: abi::MODULE_DELETE,
+        flags: libc::O_NONBLOCK as u32,
+        status: abi::MODULE_FREED,
+        taints: (1 << 12) | (1 << 13),
+        ..Default::default()
+    };
+    synth::module_record(&mut rec, unload, b"nf_tables", b"", b"");
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    let mut off = 0;
+    while off < rec.len() {
+        let len = abi::Hdr::read(&rec[off..]).unwrap().len as usize;
+        assert_eq!(d.decode(Probe::Module, &rec[off..off + len]).unwrap(), Table::Module);
+        off += len;
+    }
     let b = d.builders.finish(Table::Module, 0).unwrap();
-    assert_eq!(strs(&b, "name"), vec![Some("nf_tables".into())]);
-    assert_eq!(strs(&b, "source"), vec![Some("finit_module".into())]);
-    assert_eq!(strs(&b, "path"), vec![Some("/lib/modules/nf_tables.ko".into())]);
-    assert_eq!(strs(&b, "params"), vec![Some("debug=1".into())]);
-    assert_eq!(i64s(&b, "flags"), vec![Some(2)]);
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(strs(&b, "op"), vec![s("load"), s("load"), s("unload")]);
+    assert_eq!(strs(&b, "syscall"), vec![s("finit_module"), s("init_module"), s("delete_module")]);
+    assert_eq!(strs(&b, "name"), vec![s("nf_tables"), None, s("nf_tables")]);
+    assert_eq!(strs(&b, "path"), vec![s("/lib/modules/nf_tables.ko"), None, None]);
+    assert_eq!(strs(&b, "params"), vec![s("debug=1"), s(""), None]);
+    assert_eq!(bools(&b, "params_truncated"), vec![Some(false), Some(true), Some(false)]);
+    assert_eq!(i64s(&b, "flags"), vec![Some(2), Some(0), Some(2048)]);
+    assert_eq!(i64s(&b, "ret"), vec![Some(0), Some(-8), Some(0)]);
+    assert_eq!(strs(&b, "error"), vec![None, s("ENOEXEC"), None]);
+    assert_eq!(bools(&b, "loaded"), vec![Some(true), Some(false), Some(false)]);
+    assert_eq!(bools(&b, "freed"), vec![Some(false), Some(false), Some(true)]);
+    assert_eq!(strs(&b, "taint"), vec![s("E"), None, s("OE")]);
+    assert_eq!(i64s(&b, "image_bytes"), vec![None, Some(7), None]);
+}
+
+#[test]
+fn module_call_out_of_range_is_malformed() {
+    let m = abi::Module { hdr: task().hdr(0, 1), syscall: 9, ..Default::default() };
+    let mut rec = Vec::new();
+    synth::module_record(&mut rec, m, b"x", b"", b"");
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    assert!(d.decode(Probe::Module, &rec).is_err());
 }
 
 #[test]

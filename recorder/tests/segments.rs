@@ -165,8 +165,8 @@ fn metadata_names_and_permissions() {
     let m = kv(&p);
     for (k, v) in [
         ("capture.table", "file"),
-        ("capture.schema_version", "2"),
-        ("capture.abi_version", "2"),
+        ("capture.schema_version", &capture_schemas::SCHEMA_VERSION.to_string()),
+        ("capture.abi_version", &capture_schemas::abi::ABI_VERSION.to_string()),
         ("capture.host", "test-host"),
         ("capture.kernel_release", "synthetic"),
         ("capture.boot_id", "00000000-0000-0000-0000-000000000001"),

@@ -6,7 +6,7 @@
 //! record can be read from untrusted bytes with [`Pod::read`].
 
 /// Version of the record layout; `cap_hdr.abi` carries it in every record.
-pub const ABI_VERSION: u16 = 2;
+pub const ABI_VERSION: u16 = 3;
 
 /// Record kinds (`CAP_KIND_*`): stable numbers, never renumbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +99,12 @@ pub const OWNER_PROCFS: u16 = 6;
 
 pub const MODULE_INIT: u32 = 1;
 pub const MODULE_FINIT: u32 = 2;
+pub const MODULE_DELETE: u32 = 3;
+pub const MODULE_LOADED: u32 = 1;
+pub const MODULE_FREED: u32 = 2;
+pub const MODULE_PARAMS_TRUNCATED: u32 = 4;
+pub const MODULE_NAME_MAX: usize = 64;
+pub const MODULE_PARAMS_MAX: usize = 4096;
 
 pub const DROP_RINGBUF_FULL: usize = 0;
 pub const DROP_READ_FAILED: usize = 1;
@@ -158,6 +164,12 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
     ("CAP_OWNER_PROCFS", OWNER_PROCFS as i64),
     ("CAP_MODULE_INIT", MODULE_INIT as i64),
     ("CAP_MODULE_FINIT", MODULE_FINIT as i64),
+    ("CAP_MODULE_DELETE", MODULE_DELETE as i64),
+    ("CAP_MODULE_LOADED", MODULE_LOADED as i64),
+    ("CAP_MODULE_FREED", MODULE_FREED as i64),
+    ("CAP_MODULE_PARAMS_TRUNCATED", MODULE_PARAMS_TRUNCATED as i64),
+    ("CAP_MODULE_NAME_MAX", MODULE_NAME_MAX as i64),
+    ("CAP_MODULE_PARAMS_MAX", MODULE_PARAMS_MAX as i64),
     ("CAP_DROP_RINGBUF_FULL", DROP_RINGBUF_FULL as i64),
     ("CAP_DROP_READ_FAILED", DROP_READ_FAILED as i64),
     ("CAP_DROP_FILTER_MAP", DROP_FILTER_MAP as i64),
@@ -373,14 +385,17 @@ abi_struct! {
 
 abi_struct! {
     /// `struct cap_module`; tail: name, path, params.
-    pub struct Module ("cap_module", size 104) {
+    pub struct Module ("cap_module", size 128) {
         [0] hdr: Hdr,
-        [80] source: u32,
+        [80] syscall: u32,
         [84] flags: u32,
-        [88] name_len: u32,
-        [92] path_len: u32,
-        [96] params_len: u32,
-        [100] _pad0: u32,
+        [88] ret: i64,
+        [96] image_len: u64,
+        [104] taints: u64,
+        [112] status: u32,
+        [116] name_len: u32,
+        [120] path_len: u32,
+        [124] params_len: u32,
     }
 }
 

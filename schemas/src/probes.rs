@@ -95,7 +95,7 @@ pub static PROBES: &[ProbeSpec] = &[
         name: "module",
         object: "module_load",
         hooks: &["tp_btf/module_load", "tp_btf/module_free", "tp_btf/sys_exit"],
-        summary: "kernel module loads and unloads, and the syscalls that ask for them",
+        summary: "kernel module loads and unloads: one row per init_module, finit_module or delete_module call (failed ones too) with its file, parameters, result and the module's taint",
         options: &[],
         at_start: &[],
         each_interval: &[],

@@ -21,7 +21,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use crate::probes::Probe;
 
 /// Version of the table schemas, stored in every segment's metadata.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Field metadata key holding a column's description.
 pub const DESCRIPTION_KEY: &str = "description";
 
@@ -149,13 +149,21 @@ tables {
         raw: Bin | null => "The message's bytes as captured, when it did not decode completely (malformed or cut); null otherwise.",
     }
     module: Module = 5, probe Some(Probe::Module),
-    "Kernel module loads."
+    "Kernel module loads and unloads: one row per init_module, finit_module or delete_module call, failed calls too, with what the kernel's module tracepoints saw during it. The process columns are the caller's."
     [common: Common] {
-        name: Str => "Module name.",
-        source: Str => "init_module (image from memory) or finit_module (image from a file).",
-        path: Str | null => "finit_module: path of the module file; null otherwise.",
-        params: Str => "Module parameters as passed.",
-        flags: I64 => "finit_module flags.",
+        op: Str => "load (init_module, finit_module) or unload (delete_module).",
+        syscall: Str => "init_module (image from memory), finit_module (image from a file) or delete_module.",
+        name: Str | null => "Module name: the kernel's, where the call got as far as module:module_load or module:module_free; else, for delete_module, the name asked for; null for a load refused before the kernel read the name (see path).",
+        path: Str | null => "finit_module: absolute path of the module file, from its descriptor; null otherwise.",
+        params: Str | null => "Loads: the module parameters as passed (empty when none); null for unloads.",
+        params_truncated: Bool => "params was cut at 4,095 bytes.",
+        flags: I64 => "finit_module flags (MODULE_INIT_IGNORE_MODVERSIONS 1, MODULE_INIT_IGNORE_VERMAGIC 2, MODULE_INIT_COMPRESSED_FILE 4) or delete_module flags (O_NONBLOCK 2048, O_TRUNC 512); 0 for init_module.",
+        ret: I64 => "The call's result: 0 on success, -errno on failure.",
+        error: Str | null => "The errno's name on failure (EEXIST, EPERM, ENOEXEC, ENOENT, EBUSY, ...; unknown for a number no errno has); null on success.",
+        loaded: Bool => "module:module_load fired during the call: the module was linked into the kernel and its init ran (ret says whether the init succeeded).",
+        freed: Bool => "module:module_free fired during the call: the module was unloaded, or freed after its init failed.",
+        taint: Str | null => "The module's taint flags as the kernel prints them in /proc/modules, e.g. E (unsigned), O (out of tree), P (proprietary), C (staging); empty when untainted; null when no module tracepoint fired.",
+        image_bytes: I64 | null => "init_module: bytes of the image passed; null otherwise.",
     }
     stats: Stats = 6, probe None,
     "Recorder health: one row per probe per stats interval."
