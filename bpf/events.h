@@ -18,7 +18,7 @@
 #include <linux/types.h>
 #endif
 
-#define CAP_ABI_VERSION 3
+#define CAP_ABI_VERSION 4
 
 /* Record kinds (enum Kind in schemas/src/abi.rs). */
 #define CAP_KIND_EXEC   1
@@ -86,8 +86,9 @@ struct cap_hdr {
 #define CAP_EXEC_ENVP_TRUNCATED (1u << 1)
 #define CAP_EXEC_FROM_PROCFS    (1u << 2) /* written by the recorder at start from /proc */
 #define CAP_EXEC_PATH_TRUNCATED (1u << 3)
+#define CAP_EXEC_FAILED         (1u << 4) /* execve/execveat failed: ret holds -errno */
 
-/* CAP_KIND_EXEC: 160 bytes, then the tail: path, argv, envp.
+/* CAP_KIND_EXEC: 168 bytes, then the tail: path, argv, envp, exe (the file that ran).
  * argv and envp are NUL-separated strings exactly as in the new mm; when cut at the
  * size limit, the last string may lack its NUL and the TRUNCATED flag is set. */
 struct cap_exec {
@@ -103,8 +104,10 @@ struct cap_exec {
 	__u32 pidns;           /* namespace inode numbers */
 	__u32 mntns;
 	__u32 netns;
-	__u32 _pad0;
+	__s32 ret;             /* 0, or -errno of a failed exec (CAP_EXEC_FAILED) */
 	char  tty[32];         /* controlling tty name ("pts/3"), empty when none */
+	__u32 exe_len;         /* bytes of the executable's resolved path, after envp */
+	__u32 _pad0;
 };
 
 /* CAP_KIND_EXIT: 88 bytes; emitted for thread-group leaders only. */
@@ -115,14 +118,25 @@ struct cap_exit {
 };
 
 /* struct cap_file.op */
-#define CAP_FILE_OPEN   1
-#define CAP_FILE_CLOSE  2 /* bytes and call counts summed over the open file's life */
-#define CAP_FILE_UNLINK 3
-#define CAP_FILE_RENAME 4
-#define CAP_FILE_READ   5 /* one call, with --file-rw-events */
-#define CAP_FILE_WRITE  6 /* one call, with --file-rw-events */
+#define CAP_FILE_OPEN     1 /* an open, or a file already open at start (CAP_FILE_PREEXISTING) */
+#define CAP_FILE_CLOSE    2 /* the open file's last descriptor gone: its sums (see .how) */
+#define CAP_FILE_UNLINK   3
+#define CAP_FILE_RENAME   4
+#define CAP_FILE_READ     5 /* one call, with --file-rw-events */
+#define CAP_FILE_WRITE    6 /* one call, with --file-rw-events */
+#define CAP_FILE_TRUNCATE 7 /* truncate(2) by path, ftruncate(2) by descriptor */
 
-/* CAP_KIND_FILE: 152 bytes, then the tail: path, path2, cwd. */
+/* struct cap_file.how: what ended the open file's last descriptor (close records) */
+#define CAP_CLOSE_CLOSE 1 /* close(2), close_range(2), or dup2/dup3 over it */
+#define CAP_CLOSE_EXIT  2 /* the process exited holding it */
+#define CAP_CLOSE_EXEC  3 /* closed on exec (O_CLOEXEC) */
+#define CAP_CLOSE_END   4 /* still open when the capture ended: the sums so far */
+
+/* struct cap_file.fflags */
+#define CAP_FILE_PREEXISTING 1 /* open before the recorder started (found at start) */
+#define CAP_FILE_MMAP_WRITE  2 /* mapped shared and writable: writes through the mapping are not counted */
+
+/* CAP_KIND_FILE: 176 bytes, then the tail: path, path2, cwd. */
 struct cap_file {
 	struct cap_hdr hdr;
 	__u32 op;              /* CAP_FILE_* */
@@ -139,6 +153,11 @@ struct cap_file {
 	__u32 path_len;        /* the path as the process gave it (rename: the old path) */
 	__u32 path2_len;       /* rename: the new path */
 	__u32 cwd_len;         /* working directory, to resolve a relative path; 0 when absolute */
+	__u64 file_key;        /* the open file (its struct file): joins an open to its close */
+	__u64 length;          /* truncate: the length asked for */
+	__u16 how;             /* close: CAP_CLOSE_* */
+	__u16 fflags;          /* CAP_FILE_PREEXISTING | CAP_FILE_MMAP_WRITE */
+	__u32 _pad0;
 };
 
 /* struct cap_endpoint.direction */

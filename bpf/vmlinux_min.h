@@ -98,6 +98,7 @@ struct super_block {
 };
 
 struct inode {
+	unsigned short i_mode;
 	unsigned long i_ino;
 	struct super_block *i_sb;
 };
@@ -126,6 +127,7 @@ struct path {
 struct file {
 	struct path f_path;
 	struct inode *f_inode;
+	unsigned int f_flags;
 };
 
 struct fdtable {
@@ -180,8 +182,13 @@ struct tty_struct {
 	char name[64];
 };
 
+typedef struct {
+	int counter;
+} atomic_t;
+
 struct signal_struct {
 	struct tty_struct *tty;
+	atomic_t live; /* threads not yet exiting: 0 once the last has begun to */
 };
 
 struct cred {
@@ -309,6 +316,7 @@ struct bpf_iter__task_file {
 };
 
 struct linux_binprm {
+	struct file *file; /* at sched_process_exec: the file that runs (a script's interpreter) */
 	struct mm_struct *mm;
 	int argc;
 	int envc;

@@ -76,7 +76,7 @@ DROPS = ("SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + drop
          " + dropped_write_error), 0) AS d FROM stats")
 
 
-def under_recorder(a, kind, n, workers, scratch, floor="off"):
+def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
     """The workload under the recorder. `floor` (CAPTURE_BENCH_FILE_FLOOR) cuts the file
     probe down: `hook`, a program that returns at once; `records`, one record per open and
     per close with the time, the process and the fd, through the same ring buffers, reader
@@ -84,7 +84,7 @@ def under_recorder(a, kind, n, workers, scratch, floor="off"):
     dropped, the recorder's CPU seconds and bytes on disk per row (the last three only with
     the floor off)."""
     cap = tempfile.mkdtemp(prefix="bench-cap-")
-    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
+    rec = subprocess.Popen([recorder or a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
                            env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR=floor))
     # A floor's warning comes first.
     line = rec.stderr.readline()
@@ -101,6 +101,11 @@ def under_recorder(a, kind, n, workers, scratch, floor="off"):
     rec.stderr.read()
     _, status, ru = os.wait4(rec.pid, 0)
     cpu = ru.ru_utime + ru.ru_stime - cpu_at_start
+    if recorder:
+        # Another build (--against): only its time counts; its segments may be of another
+        # schema than this capq reads.
+        subprocess.run(["rm", "-rf", cap])
+        return elapsed, None, None, None, None
     drops = capq(a.capq, cap, DROPS)[0]["d"]
     if floor != "off":
         subprocess.run(["rm", "-rf", cap])
@@ -149,6 +154,9 @@ def main():
     p.add_argument("--workloads", default="open,open-py,tree,exec",
                    help="comma-separated, from: open, open-py, tree, exec")
     p.add_argument("--rounds", type=int, default=3, help="runs of each variant; the best is shown")
+    p.add_argument("--against", metavar="RECORDER",
+                   help="another build of the recorder (say, before a change), run in the same rounds: "
+                        "its slowdown is shown in the last column")
     a = p.parse_args()
     unknown = set(a.workloads.split(",")) - {"open", "open-py", "tree", "exec"}
     if a.rounds < 1:
@@ -157,7 +165,8 @@ def main():
         p.error(f"unknown workload {', '.join(sorted(unknown))}: choose from open, open-py, tree, exec")
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
     print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} {'base s':>7} "
-          f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'hook':>7} {'floor':>7} {'bpftrace':>9} {'bt lines':>9}")
+          f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'hook':>7} {'floor':>7} {'bpftrace':>9} {'bt lines':>9}"
+          + (f" {'against':>8}" if a.against else ""))
     sizes = {"open": a.opens, "open-py": a.opens // 2, "tree": a.opens, "exec": a.execs}
     for kind in a.workloads.split(","):
         n = sizes[kind]
@@ -170,6 +179,9 @@ def main():
             for _ in range(a.rounds):
                 runs.setdefault("base", []).append(run_workers(a.storm, kind, n, workers, scratch))
                 runs.setdefault("rec", []).append(under_recorder(a, kind, n, workers, scratch))
+                if a.against:
+                    runs.setdefault("against", []).append(
+                        under_recorder(a, kind, n, workers, scratch, recorder=a.against))
                 if kind != "exec":
                     for m in ("hook", "records"):
                         runs.setdefault(m, []).append(under_recorder(a, kind, n, workers, scratch, floor=m))
@@ -193,7 +205,8 @@ def main():
             hook, floor = (f"{min(r[0] for r in runs[m]) / base:.2f}x" + ("!" if any(r[2] for r in runs[m]) else "")
                            if m in runs else "-" for m in ("hook", "records"))
             print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
-                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt_t / base:>8.2f}x {bt_lines:>9}",
+                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt_t / base:>8.2f}x {bt_lines:>9}"
+                  + (f" {min(r[0] for r in runs['against']) / base:>7.2f}x" if a.against else ""),
                   flush=True)
     subprocess.run(["rm", "-rf", scratch])
 

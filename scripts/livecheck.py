@@ -8,6 +8,18 @@ import sys
 FAILS = []
 
 
+def start(recorder, args):
+    """Starts the recorder with `args` (quiet, flushing every 200 ms) and waits for its
+    "recording" line; exits with its error if it does not start."""
+    rec = subprocess.Popen([recorder, *args, "--flush-interval", "200ms", "-q"], stderr=subprocess.PIPE, text=True)
+    line = rec.stderr.readline()
+    if "recording" not in line:
+        rec.kill()
+        raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
+    print(f"recorder pid {rec.pid}: {line.strip()}")
+    return rec
+
+
 def check(what, got, want):
     """One exact check: prints `ok   what` or `FAIL what` with both values."""
     if got == want:

@@ -71,6 +71,7 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
 
     step "live tests: real recorder, real probes, real workloads"
     "$venv/bin/python" scripts/test_live.py "$target/release/capture_linux_rotating" "$target/release/capq"
+    "$venv/bin/python" scripts/test_live_files.py "$target/release/capture_linux_rotating" "$target/release/capq"
     "$venv/bin/python" scripts/test_live_net.py "$target/release/capture_linux_rotating" "$target/release/capq"
     "$venv/bin/python" scripts/test_live_dns.py "$target/release/capture_linux_rotating" "$target/release/capq"
 

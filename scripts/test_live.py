@@ -18,18 +18,8 @@ import uuid
 
 import duckdb
 
-from livecheck import capq, check, check_no_drops, finish
+from livecheck import capq, check, check_no_drops, finish, start
 
-
-
-def start(recorder, args):
-    rec = subprocess.Popen([recorder, *args, "--flush-interval", "200ms", "-q"], stderr=subprocess.PIPE, text=True)
-    line = rec.stderr.readline()
-    if "recording" not in line:
-        rec.kill()
-        raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
-    print(f"recorder pid {rec.pid}: {line.strip()}")
-    return rec
 
 
 def stop(rec):
@@ -70,15 +60,16 @@ print(os.getpid())
     rows = capq(capq_bin, cap, f"SELECT op, abs_path, bytes_read, bytes_written, reads, writes FROM file WHERE pid = {pid} ORDER BY ktime_ns")
     got = [(r["op"], r["abs_path"], r["bytes_read"], r["bytes_written"], r["reads"], r["writes"]) for r in rows]
     rw = f"{files}/rw.dat"
+    # Per-call rows are named by their file's open row too.
     want = [
         ("open", rw, 0, 0, 0, 0),
-        ("write", None, 0, 1000, 0, 1),
-        ("write", None, 0, 700, 0, 1),
-        ("write", None, 0, 300, 0, 1),
+        ("write", rw, 0, 1000, 0, 1),
+        ("write", rw, 0, 700, 0, 1),
+        ("write", rw, 0, 300, 0, 1),
         ("close", rw, 0, 2000, 0, 3),
         ("open", rw, 0, 0, 0, 0),
-        ("read", None, 1500, 0, 1, 0),
-        ("read", None, 500, 0, 1, 0),
+        ("read", rw, 1500, 0, 1, 0),
+        ("read", rw, 500, 0, 1, 0),
         ("close", rw, 2000, 0, 2, 0),
     ]
     check("--comm, --exclude-path-prefix and --file-rw-events rows", got, want)

@@ -43,7 +43,14 @@ fn exec(out: &mut Vec<u8>, t: &Task, ktime: u64, path: &str, argv: &[&str]) {
         ..Default::default()
     };
     e.euid = t.uid;
-    synth::exec_record(out, e, path.as_bytes(), &synth::nul_join(argv), &synth::nul_join(&["SECRET_TOKEN=abc"]));
+    synth::exec_record(
+        out,
+        e,
+        path.as_bytes(),
+        &synth::nul_join(argv),
+        &synth::nul_join(&["SECRET_TOKEN=abc"]),
+        path.as_bytes(),
+    );
 }
 
 /// Writes the records through a decoder and a segment writer with a fixed clock offset.

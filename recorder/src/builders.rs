@@ -29,6 +29,15 @@ pub fn str_list_builder(rows: usize, items: usize, bytes: usize) -> ListBuilder<
     )))
 }
 
+/// Builder of a `LIST<BLOB>` column with non-null items, as the schemas declare it.
+pub fn bin_list_builder(rows: usize, items: usize, bytes: usize) -> ListBuilder<BinaryBuilder> {
+    ListBuilder::with_capacity(BinaryBuilder::with_capacity(items, bytes), rows).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Binary,
+        false,
+    )))
+}
+
 /// Converts boot-clock nanoseconds to wall-clock microseconds with one offset.
 pub fn ts_from_ktime(ktime: &Int64Array, offset_ns: i64) -> TimestampMicrosecondArray {
     let micros: Vec<i64> = ktime.values().iter().map(|k| k.saturating_add(offset_ns).div_euclid(1000)).collect();
@@ -185,6 +194,19 @@ impl Column for BinaryBuilder {
     }
 }
 
+impl Column for ListBuilder<BinaryBuilder> {
+    fn with_capacity(rows: usize) -> Self {
+        bin_list_builder(rows, 0, 0)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let (rows, items, bytes) = (self.len(), self.values_ref().len(), self.values_ref().values_slice().len());
+        Arc::new(std::mem::replace(self, bin_list_builder(rows, items, bytes)).finish())
+    }
+}
+
 impl Column for ListBuilder<StringBuilder> {
     fn with_capacity(rows: usize) -> Self {
         str_list_builder(rows, rows * 4, rows * 64)
@@ -265,6 +287,7 @@ macro_rules! builder_ty {
     (StrList $($null:ident)?) => { ListBuilder<StringBuilder> };
     (I64List $($null:ident)?) => { ListBuilder<PrimitiveBuilder<Int64Type>> };
     (Bin $($null:ident)?) => { BinaryBuilder };
+    (BinList $($null:ident)?) => { ListBuilder<BinaryBuilder> };
 }
 
 /// The row count of a builder: that of its first column.

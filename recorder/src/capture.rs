@@ -185,7 +185,7 @@ fn list_probes() {
                         (false, true) => "absent (optional: runs without it)",
                         (false, false) => "absent",
                     };
-                    println!("        {:<32} {state}", h.section);
+                    println!("        {:<40} {state}", h.section);
                 }
             }
             Err(why) => println!("{:<7} unavailable  {why}", spec.name),

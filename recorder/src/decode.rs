@@ -9,13 +9,13 @@
 //! counted as `invalid_utf8`: dropping them would let a process hide its exec from the
 //! record with a single 0xff byte in its argv.
 
-use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::builder::{BinaryBuilder, ListBuilder, StringBuilder};
 use capture_schemas::abi::{self, Hdr, Pod};
 use capture_schemas::{Probe, Table};
 
 use crate::builders::{Builders, Common};
 use crate::open_files::{abs_parts, OpenFiles};
-use crate::strings::{append_addr, append_lossy, c_str, write_lossy};
+use crate::strings::{append_addr, append_exact, append_lossy, c_str, write_lossy};
 use crate::{community_id, dns_wire, kernel};
 
 /// Why a record was skipped.
@@ -99,6 +99,8 @@ pub struct Decoder {
     envp: EnvpMode,
     name: dns_wire::Name,
     open_files: OpenFiles,
+    /// Bytes assembled for a `*_raw` column (reused: no allocation per event).
+    scratch: Vec<u8>,
 }
 
 impl Decoder {
@@ -111,6 +113,7 @@ impl Decoder {
             envp,
             name: dns_wire::Name::new(),
             open_files: OpenFiles::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -159,16 +162,17 @@ impl Decoder {
         match kind {
             abi::Kind::Exec => {
                 let e = abi::Exec::read(rec).ok_or(DecodeError::Short { len })?;
-                let [path, argv, envp] = split_tail(hdr.kind, tail, [e.path_len, e.argv_len, e.envp_len])?;
+                let [path, argv, envp, exe] =
+                    split_tail(hdr.kind, tail, [e.path_len, e.argv_len, e.envp_len, e.exe_len])?;
                 let b = &mut self.builders.exec;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
                 b.parent_exec_id.append_value(abi::exec_id(seed, hdr.ppid, hdr.parent_start_ns));
                 b.start_ktime_ns.append_value(hdr.start_ns as i64);
                 b.euid.append_value(i64::from(e.euid));
                 b.loginuid.append_option((e.loginuid != u32::MAX).then_some(i64::from(e.loginuid)));
-                ok &= append_lossy(&mut b.path, path);
-                ok &= append_list(&mut b.argv, argv, EnvpMode::Full);
-                ok &= append_list(&mut b.envp, envp, self.envp);
+                ok &= append_exact(&mut b.path, &mut b.path_raw, path);
+                ok &= append_list(&mut b.argv, &mut b.argv_raw, argv, EnvpMode::Full);
+                ok &= append_list(&mut b.envp, &mut b.envp_raw, envp, self.envp);
                 b.argc.append_value(e.argc as i32);
                 b.envc.append_value(e.envc as i32);
                 b.argv_truncated.append_value(e.flags & abi::EXEC_ARGV_TRUNCATED != 0);
@@ -183,6 +187,16 @@ impl Decoder {
                 b.mntns.append_value(i64::from(e.mntns));
                 b.netns.append_value(i64::from(e.netns));
                 b.from_procfs.append_value(e.flags & abi::EXEC_FROM_PROCFS != 0);
+                if exe.is_empty() {
+                    b.exe_path.append_null();
+                    b.exe_path_raw.append_null();
+                } else {
+                    ok &= append_exact(&mut b.exe_path, &mut b.exe_path_raw, exe);
+                }
+                let failed = e.flags & abi::EXEC_FAILED != 0;
+                b.failed.append_value(failed);
+                b.ret.append_value(e.ret);
+                b.error.append_option(failed.then(|| kernel::errno_name(i64::from(e.ret)).unwrap_or("unknown")));
                 Ok((Table::Exec, ok))
             }
             abi::Kind::Exit => {
@@ -199,44 +213,81 @@ impl Decoder {
             abi::Kind::File => {
                 let f = abi::File::read(rec).ok_or(DecodeError::Short { len })?;
                 let op = file_op(f.op).ok_or(DecodeError::BadField { kind: hdr.kind, field: "op", value: f.op })?;
+                let closed_by = match (f.op, f.how) {
+                    (abi::FILE_CLOSE, abi::CLOSE_CLOSE) => Some("close"),
+                    (abi::FILE_CLOSE, abi::CLOSE_EXIT) => Some("exit"),
+                    (abi::FILE_CLOSE, abi::CLOSE_EXEC) => Some("exec"),
+                    (abi::FILE_CLOSE, abi::CLOSE_END) => Some("capture_end"),
+                    (abi::FILE_CLOSE, v) => {
+                        return Err(DecodeError::BadField { kind: hdr.kind, field: "how", value: u32::from(v) })
+                    }
+                    _ => None,
+                };
                 let [path, path2, cwd] = split_tail(hdr.kind, tail, [f.path_len, f.path2_len, f.cwd_len])?;
                 let b = &mut self.builders.file;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
                 b.op.append_value(op);
                 let abs = abs_parts(cwd, path);
-                if let (abi::FILE_OPEN, true, Some(abs)) = (f.op, f.ret >= 0, abs) {
-                    self.open_files.opened(hdr.pid, f.fd, abs);
+                if let (abi::FILE_OPEN, true, Some(abs)) = (f.op, f.ret >= 0 && f.file_key != 0, abs) {
+                    self.open_files.opened(f.file_key, abs);
                 }
-                if f.op == abi::FILE_CLOSE && path.is_empty() {
-                    // A close record carries no path (the file is gone by then): it takes
-                    // the absolute path of the file's open record, when that was known.
-                    match self.open_files.closed(hdr.pid, f.fd) {
+                // A close is the open file's last row: its path leaves the table.
+                let closed =
+                    if f.op == abi::FILE_CLOSE && f.file_key != 0 { self.open_files.closed(f.file_key) } else { None };
+                if f.file_key != 0 && path.is_empty() {
+                    // Close, read, write and ftruncate records carry no path: they take the
+                    // absolute path of the file's open record, when that was known.
+                    let named = match &closed {
+                        Some(p) => Some(p.as_slice()),
+                        None if f.op != abi::FILE_CLOSE => self.open_files.name(f.file_key),
+                        None => None,
+                    };
+                    match named {
                         Some(p) => {
-                            ok &= append_lossy(&mut b.path, &p);
-                            append_lossy(&mut b.abs_path, &p);
-                            self.open_files.recycle(p);
+                            ok &= append_exact(&mut b.path, &mut b.path_raw, p);
+                            append_exact(&mut b.abs_path, &mut b.abs_path_raw, p);
                         }
                         None => {
                             b.path.append_value("");
+                            b.path_raw.append_null();
                             b.abs_path.append_null();
+                            b.abs_path_raw.append_null();
                         }
                     }
                 } else {
-                    ok &= append_lossy(&mut b.path, path);
+                    ok &= append_exact(&mut b.path, &mut b.path_raw, path);
                     match abs {
                         Some(parts) => {
+                            let mut valid = true;
                             for part in parts {
-                                ok &= write_lossy(&mut b.abs_path, part);
+                                valid &= write_lossy(&mut b.abs_path, part);
                             }
                             b.abs_path.append_value("");
+                            if valid {
+                                b.abs_path_raw.append_null();
+                            } else {
+                                self.scratch.clear();
+                                for part in parts {
+                                    self.scratch.extend_from_slice(part);
+                                }
+                                b.abs_path_raw.append_value(&self.scratch);
+                            }
+                            ok &= valid;
                         }
-                        None => b.abs_path.append_null(),
+                        None => {
+                            b.abs_path.append_null();
+                            b.abs_path_raw.append_null();
+                        }
                     }
                 }
+                if let Some(p) = closed {
+                    self.open_files.recycle(p);
+                }
                 if f.op == abi::FILE_RENAME {
-                    ok &= append_lossy(&mut b.path2, path2);
+                    ok &= append_exact(&mut b.path2, &mut b.path2_raw, path2);
                 } else {
                     b.path2.append_null();
+                    b.path2_raw.append_null();
                 }
                 b.flags.append_value(i64::from(f.flags));
                 b.mode.append_value(f.mode as i32);
@@ -248,6 +299,11 @@ impl Decoder {
                 b.writes.append_value(i64::from(f.writes));
                 b.ino.append_value(f.ino as i64);
                 b.dev.append_value(i64::from(f.dev));
+                b.file_id.append_option((f.file_key != 0).then(|| abi::file_id(seed, f.file_key)));
+                b.closed_by.append_option(closed_by);
+                b.preexisting.append_value(f.fflags & abi::FILE_PREEXISTING != 0);
+                b.mmap_write.append_value(f.fflags & abi::FILE_MMAP_WRITE != 0);
+                b.length.append_option((f.op == abi::FILE_TRUNCATE).then_some(f.length.min(i64::MAX as u64) as i64));
                 Ok((Table::File, ok))
             }
             abi::Kind::Net => {
@@ -370,13 +426,18 @@ impl Decoder {
                 b.params_truncated.append_value(m.status & abi::MODULE_PARAMS_TRUNCATED != 0);
                 b.flags.append_value(i64::from(m.flags));
                 b.ret.append_value(m.ret);
-                b.error.append_option(if m.ret < 0 { Some(kernel::errno_name(m.ret).unwrap_or("unknown")) } else { None });
+                b.error.append_option(if m.ret < 0 {
+                    Some(kernel::errno_name(m.ret).unwrap_or("unknown"))
+                } else {
+                    None
+                });
                 let seen = m.status & (abi::MODULE_LOADED | abi::MODULE_FREED);
                 b.loaded.append_value(m.status & abi::MODULE_LOADED != 0);
                 b.freed.append_value(m.status & abi::MODULE_FREED != 0);
                 let mut letters = [0; 64];
                 b.taint.append_option((seen != 0).then(|| kernel::taint_letters(m.taints, &mut letters)));
-                b.image_bytes.append_option((m.syscall == abi::MODULE_INIT).then_some(m.image_len.min(i64::MAX as u64) as i64));
+                b.image_bytes
+                    .append_option((m.syscall == abi::MODULE_INIT).then_some(m.image_len.min(i64::MAX as u64) as i64));
                 Ok((Table::Module, ok))
             }
         }
@@ -412,25 +473,51 @@ fn append_common(c: &mut Common, h: &Hdr, seed: u64) -> bool {
     ok
 }
 
-/// Appends NUL-separated strings as one list value, applying the envp mode.
-fn append_list(list: &mut ListBuilder<StringBuilder>, bytes: &[u8], mode: EnvpMode) -> bool {
+/// Appends NUL-separated strings as one list value; with `EnvpMode::Redacted`, the values
+/// of secret-looking names are replaced. When any string is not valid UTF-8, `raw` gets
+/// every string's exact bytes (redacted alike); else a null.
+fn append_list(
+    list: &mut ListBuilder<StringBuilder>,
+    raw: &mut ListBuilder<BinaryBuilder>,
+    bytes: &[u8],
+    mode: EnvpMode,
+) -> bool {
     let mut ok = true;
+    // A final NUL ends the last string; without it the last string was cut short.
+    let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    let redact = |item: &[u8]| match item.iter().position(|&b| b == b'=') {
+        Some(i) if mode == EnvpMode::Redacted && is_secret_name(&item[..i]) => Some(i),
+        _ => None,
+    };
     if mode != EnvpMode::None && !bytes.is_empty() {
-        // A final NUL ends the last string; without it the last string was cut short.
-        let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
         let values = list.values();
         for item in body.split(|&b| b == 0) {
-            let eq = item.iter().position(|&b| b == b'=');
-            match eq {
-                Some(i) if mode == EnvpMode::Redacted && is_secret_name(&item[..i]) => {
+            match redact(item) {
+                Some(i) => {
                     ok &= write_lossy(values, &item[..=i]);
                     values.append_value(REDACTED);
                 }
-                _ => ok &= append_lossy(values, item),
+                None => ok &= append_lossy(values, item),
             }
         }
     }
     list.append(true);
+    if ok {
+        raw.append(false);
+    } else {
+        let values = raw.values();
+        for item in body.split(|&b| b == 0) {
+            match redact(item) {
+                Some(i) => {
+                    // Written into the value in place (std::io::Write), then finished.
+                    let _ = std::io::Write::write_all(values, &item[..=i]);
+                    values.append_value(REDACTED);
+                }
+                None => values.append_value(item),
+            }
+        }
+        raw.append(true);
+    }
     ok
 }
 
@@ -442,6 +529,7 @@ fn file_op(op: u32) -> Option<&'static str> {
         abi::FILE_RENAME => "rename",
         abi::FILE_READ => "read",
         abi::FILE_WRITE => "write",
+        abi::FILE_TRUNCATE => "truncate",
         _ => return None,
     })
 }

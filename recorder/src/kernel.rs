@@ -42,7 +42,6 @@ pub fn errno_name(ret: i64) -> Option<&'static str> {
     )
 }
 
-
 /// The kernel's taint flags, by bit (`TAINT_*` in include/linux/panic.h): the letters
 /// /proc/modules and /proc/sys/kernel/tainted use.
 const TAINT_LETTERS: &[u8] = b"PFSRMBUDAWCIOELKXTNJ";

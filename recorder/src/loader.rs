@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use capture_schemas::abi::{self, Pod};
 use capture_schemas::{Probe, ProbeSpec};
-use libbpf_rs::btf::types::{Func, Typedef};
+use libbpf_rs::btf::types::{Enum, Func, Typedef};
 use libbpf_rs::btf::Btf;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, OpenObject, PrintLevel};
 
@@ -196,9 +196,37 @@ impl Hook {
             "tp_btf" => btf.type_by_name::<Typedef>(&format!("btf_trace_{name}")).is_some(),
             "iter" => btf.type_by_name::<Func>(&format!("bpf_iter_{name}")).is_some(),
             "cgroup_skb" | "cgroup" => cgroup2_root().is_some(),
+            "tracepoint" => tracefs_events().is_some_and(|d| d.join(name).is_dir()),
             _ => false,
         }
     }
+}
+
+/// The tracefs `events` directory, where `tracepoint/` hooks are listed and where libbpf
+/// reads their ids: /sys/kernel/tracing, else debugfs's tracing; tracefs is mounted at
+/// /sys/kernel/tracing (once, with a log line) where neither is there.
+pub fn tracefs_events() -> Option<std::path::PathBuf> {
+    static MOUNTED: std::sync::Once = std::sync::Once::new();
+    let find = || {
+        ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|d| d.is_dir())
+    };
+    if let Some(d) = find() {
+        return Some(d);
+    }
+    MOUNTED.call_once(|| {
+        let (src, dir, fs) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
+        // SAFETY: NUL-terminated strings; no data argument.
+        let rc = unsafe { libc::mount(src.as_ptr(), dir.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+        if rc == 0 {
+            log::info!("mounted tracefs at /sys/kernel/tracing (for the syscall tracepoints)");
+        } else {
+            log::info!("tracefs is not mounted and mounting it failed: {}", std::io::Error::last_os_error());
+        }
+    });
+    find()
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
@@ -327,7 +355,8 @@ fn load(
         .name(spec.object)
         .and_then(|b| b.open_memory(bytes))
         .map_err(|e| classify(p, "opening", e))?;
-    configure(&mut open, spec, cfg, &missing)?;
+    let has_loop = btf.as_ref().is_ok_and(has_bpf_loop);
+    configure(&mut open, spec, cfg, &missing, has_loop)?;
     let object = open.load().map_err(|e| classify(p, "loading", e))?;
     fill_maps(&object, p, cfg)?;
     let (links, iters) = attach(&object, p)?;
@@ -350,8 +379,22 @@ fn load(
     Ok(LiveProbe { probe: spec.probe, rings, drops, iters, links, _object: object })
 }
 
-/// Before load: the config struct, map sizes, and the programs this kernel cannot attach.
-fn configure(open: &mut OpenObject, spec: &ProbeSpec, cfg: &LoadConfig, missing: &[Hook]) -> Result<(), LoadError> {
+/// Whether this kernel offers the bpf_loop helper (5.17+): its number is in the kernel's
+/// `enum bpf_func_id`.
+fn has_bpf_loop(btf: &Btf<'static>) -> bool {
+    btf.type_by_name::<Enum>("bpf_func_id").is_some_and(|e| e.iter().any(|m| m.name == Some("BPF_FUNC_loop".as_ref())))
+}
+
+/// Before load: the config struct, map sizes, and the programs this kernel cannot attach
+/// (a missing hook; a program written in two variants, `_loop` for kernels with bpf_loop
+/// and `_noloop` for the others, loads in one).
+fn configure(
+    open: &mut OpenObject,
+    spec: &ProbeSpec,
+    cfg: &LoadConfig,
+    missing: &[Hook],
+    has_loop: bool,
+) -> Result<(), LoadError> {
     let p = spec.name;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
@@ -402,7 +445,9 @@ fn configure(open: &mut OpenObject, spec: &ProbeSpec, cfg: &LoadConfig, missing:
                 error: format!("its section {section} is not among the probe's hooks in schemas/src/probes.rs"),
             });
         }
-        if missing.iter().any(|h| h.section == section) {
+        let name = prog.name().to_string_lossy().into_owned();
+        let other_variant = (name.ends_with("_loop") && !has_loop) || (name.ends_with("_noloop") && has_loop);
+        if missing.iter().any(|h| h.section == section) || other_variant {
             prog.set_autoload(false);
         }
     }

@@ -168,7 +168,8 @@ pub fn process_record(pid: u32, args_max: usize, now_boot_ns: u64) -> Option<Vec
     }
     let mut rec = Vec::with_capacity(core::mem::size_of::<abi::Exec>() + argv.len() + envp.len() + 64);
     use std::os::unix::ffi::OsStrExt;
-    exec_record(&mut rec, e, exe.as_os_str().as_bytes(), &argv, &envp);
+    let exe = exe.as_os_str().as_bytes();
+    exec_record(&mut rec, e, exe, &argv, &envp, exe);
     debug_assert!(abi::Exec::read(&rec).is_some());
     Some(rec)
 }

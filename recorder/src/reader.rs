@@ -62,10 +62,12 @@ fn spawn_iters(runs: Vec<IterRun>) -> Option<std::thread::JoinHandle<()>> {
 /// drains the rings meanwhile (a walk over more flows than a ring holds would overflow it
 /// otherwise). The iterators are created here (a bpf(2) call each, with the privileges
 /// the reader has), then read there.
-fn start_interval_iters(probes: &[LiveProbe]) -> Option<std::thread::JoinHandle<()>> {
+fn start_interval_iters(probes: &[LiveProbe], at_end: bool) -> Option<std::thread::JoinHandle<()>> {
     let mut runs = Vec::new();
     for p in probes {
-        for &name in p.probe.spec().each_interval {
+        let spec = p.probe.spec();
+        let extra = if at_end { spec.at_end } else { &[] };
+        for &name in spec.each_interval.iter().chain(extra) {
             match p.iter(name) {
                 Ok(Some(it)) => runs.push((p.probe.name(), name, it)),
                 Ok(None) => {}
@@ -179,7 +181,7 @@ pub fn run(
         // One walk at a time: a walk still running at the next interval delays the next.
         if now.duration_since(last_flows) >= opts.flow_interval && iterating.as_ref().is_none_or(|h| h.is_finished()) {
             last_flows = now;
-            iterating = start_interval_iters(probes);
+            iterating = start_interval_iters(probes, false);
         }
         if now.duration_since(last_status) >= Duration::from_secs(1) {
             let secs = now.duration_since(last_status).as_secs_f64();
@@ -194,13 +196,14 @@ pub fn run(
             break;
         }
     }
-    // Flows still open get a last interim row with their final counters, drained as they
-    // come. Then detach the programs, and take everything left in the rings (a record the kernel was
-    // still writing is finished within microseconds), then the final counters.
+    // Flows still open get a last interim row with their final counters, and files still
+    // open a row with their sums (`ProbeSpec::at_end`), drained as they come. Then detach
+    // the programs, and take everything left in the rings (a record the kernel was still
+    // writing is finished within microseconds), then the final counters.
     if let Some(h) = iterating.take() {
         let _ = h.join();
     }
-    if let Some(h) = start_interval_iters(probes) {
+    if let Some(h) = start_interval_iters(probes, true) {
         while !h.is_finished() {
             poller.wait(Duration::from_millis(10)).map_err(|e| anyhow::anyhow!("polling the ring buffers: {e}"))?;
             drain(&mut pipeline, false);

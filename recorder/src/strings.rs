@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::{BinaryBuilder, StringBuilder};
 
 /// Appends `bytes` as one string value. Invalid UTF-8 is replaced by U+FFFD chunk by chunk,
 /// straight into the builder; returns `false` when a replacement was needed.
@@ -15,6 +15,20 @@ pub fn append_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
     write_lossy(b, bytes);
     b.append_value("");
     false
+}
+
+/// Appends `bytes` as one string value, exactly when they are valid UTF-8 (`raw` gets a
+/// null); else with U+FFFD for each invalid sequence, and the exact bytes in `raw`.
+/// Returns whether they were valid.
+#[inline]
+pub fn append_exact(s: &mut StringBuilder, raw: &mut BinaryBuilder, bytes: &[u8]) -> bool {
+    let ok = append_lossy(s, bytes);
+    if ok {
+        raw.append_null();
+    } else {
+        raw.append_value(bytes);
+    }
+    ok
 }
 
 /// Writes `bytes` into the builder's current value (finished later by `append_value`).

@@ -71,17 +71,24 @@ pub fn encode<T: Pod>(out: &mut Vec<u8>, fixed: &T, tail: &[&[u8]]) {
     out[start + 4..start + 8].copy_from_slice(&total.to_ne_bytes());
 }
 
-pub fn exec_record(out: &mut Vec<u8>, mut e: abi::Exec, path: &[u8], argv: &[u8], envp: &[u8]) {
+/// An exec record; `exe` is the resolved file that ran (empty for a failed exec).
+pub fn exec_record(out: &mut Vec<u8>, mut e: abi::Exec, path: &[u8], argv: &[u8], envp: &[u8], exe: &[u8]) {
     e.hdr.kind = abi::KIND_EXEC;
     e.path_len = path.len() as u32;
     e.argv_len = argv.len() as u32;
     e.envp_len = envp.len() as u32;
-    encode(out, &e, &[path, argv, envp]);
+    e.exe_len = exe.len() as u32;
+    encode(out, &e, &[path, argv, envp, exe]);
 }
 
 pub fn exit_record(out: &mut Vec<u8>, mut e: abi::Exit) {
     e.hdr.kind = abi::KIND_EXIT;
     encode(out, &e, &[]);
+}
+
+/// A plausible kernel address for the struct file of a task's descriptor.
+fn file_key(task: usize, fd: i32) -> u64 {
+    0xffff_8880_0000_0000 + ((task as u64) << 16) + ((fd as u64) << 8)
 }
 
 pub fn file_record(out: &mut Vec<u8>, mut f: abi::File, path: &[u8], path2: &[u8], cwd: &[u8]) {
@@ -393,7 +400,7 @@ impl Synth {
         if self.rng.chance(30) {
             e.tty[..5].copy_from_slice(b"pts/0");
         }
-        exec_record(out, e, path.as_bytes(), &nul_join(&argv), &nul_join(&envp));
+        exec_record(out, e, path.as_bytes(), &nul_join(&argv), &nul_join(&envp), path.as_bytes());
     }
 
     pub fn exit(&mut self, out: &mut Vec<u8>) {
@@ -427,6 +434,8 @@ impl Synth {
             f.op = abi::FILE_CLOSE;
             f.fd = p.fd;
             f.ino = p.ino;
+            f.file_key = file_key(t, p.fd);
+            f.how = abi::CLOSE_CLOSE;
             if self.rng.chance(80) {
                 f.reads = (p.size / 4096 + 1) as u32;
                 f.bytes_read = p.size;
@@ -471,6 +480,7 @@ impl Synth {
                 f.fd = if fail { -1 } else { fd };
                 f.ret = if fail { -2 } else { i64::from(fd) };
                 if !fail {
+                    f.file_key = file_key(t, fd);
                     self.pending = Some(Pending { path: self.scratch.clone(), relative, fd, ino: f.ino, size });
                 }
                 path2 = Vec::new();
@@ -574,7 +584,8 @@ impl Synth {
             _ => abi::MODULE_DELETE,
         };
         let failed = self.rng.chance(20);
-        let path = if syscall == abi::MODULE_FINIT { format!("/lib/modules/6.18.0/kernel/{name}.ko") } else { String::new() };
+        let path =
+            if syscall == abi::MODULE_FINIT { format!("/lib/modules/6.18.0/kernel/{name}.ko") } else { String::new() };
         let params: &[u8] = if syscall == abi::MODULE_DELETE { b"" } else { b"debug=1" };
         let m = abi::Module {
             hdr: self.tasks[t].hdr(abi::KIND_MODULE, ktime),

@@ -79,7 +79,7 @@ fn exec_round_trip_with_redaction() {
     let argv = synth::nul_join(&["python3", "-c", ""]);
     let envp = synth::nul_join(&["HOME=/root", "API_TOKEN=hunter2", "PATH=/bin"]);
     let mut rec = Vec::new();
-    synth::exec_record(&mut rec, e, b"/usr/bin/python3", &argv, &envp);
+    synth::exec_record(&mut rec, e, b"/usr/bin/python3", &argv, &envp, b"/usr/bin/python3.11");
 
     let (mut d, t) = decode_one(Probe::Exec, &rec, EnvpMode::Redacted);
     assert_eq!(t, Table::Exec);
@@ -117,7 +117,7 @@ fn truncated_argv_keeps_the_partial_last_string() {
     e.flags = abi::EXEC_ARGV_TRUNCATED;
     e.loginuid = u32::MAX;
     let mut rec = Vec::new();
-    synth::exec_record(&mut rec, e, b"/bin/echo", b"echo\0aaaa\0bb", b"");
+    synth::exec_record(&mut rec, e, b"/bin/echo", b"echo\0aaaa\0bb", b"", b"");
     let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::Redacted);
     let b = d.builders.finish(Table::Exec, 0).unwrap();
     assert_eq!(lists(&b, "argv"), vec![vec!["echo", "aaaa", "bb"]]);
@@ -166,44 +166,60 @@ fn file_round_trip_every_op() {
         recs.push(r);
     };
     push(mk(abi::FILE_OPEN, 5), b"data/out.bin", b"", b"/home/a");
-    push(mk(abi::FILE_CLOSE, 0), b"/home/a/data/out.bin", b"", b"");
+    push(
+        abi::File { how: abi::CLOSE_EXIT, fflags: abi::FILE_MMAP_WRITE, ..mk(abi::FILE_CLOSE, 0) },
+        b"/home/a/data/out.bin",
+        b"",
+        b"",
+    );
     push(mk(abi::FILE_RENAME, 0), b"/tmp/x", b"/tmp/y", b"");
     push(mk(abi::FILE_UNLINK, -2), b"gone", b"", b"/");
     push(mk(abi::FILE_READ, 100), b"rel", b"", b"");
     push(mk(abi::FILE_WRITE, 7), b"/w", b"", b"");
+    push(abi::File { length: 4096, ..mk(abi::FILE_TRUNCATE, 0) }, b"/t", b"", b"");
     let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
     for r in &recs {
         assert_eq!(d.decode(Probe::File, r), Ok(Table::File));
     }
     let b = d.builders.finish(Table::File, 0).unwrap();
     let s = |v: &str| Some(v.to_string());
-    assert_eq!(strs(&b, "op"), vec![s("open"), s("close"), s("rename"), s("unlink"), s("read"), s("write")]);
+    assert_eq!(
+        strs(&b, "op"),
+        vec![s("open"), s("close"), s("rename"), s("unlink"), s("read"), s("write"), s("truncate")]
+    );
     assert_eq!(
         strs(&b, "path"),
-        vec![s("data/out.bin"), s("/home/a/data/out.bin"), s("/tmp/x"), s("gone"), s("rel"), s("/w")]
+        vec![s("data/out.bin"), s("/home/a/data/out.bin"), s("/tmp/x"), s("gone"), s("rel"), s("/w"), s("/t")]
     );
     assert_eq!(
         strs(&b, "abs_path"),
-        vec![s("/home/a/data/out.bin"), s("/home/a/data/out.bin"), s("/tmp/x"), s("/gone"), None, s("/w")]
+        vec![s("/home/a/data/out.bin"), s("/home/a/data/out.bin"), s("/tmp/x"), s("/gone"), None, s("/w"), s("/t")]
     );
-    assert_eq!(strs(&b, "path2"), vec![None, None, s("/tmp/y"), None, None, None]);
-    assert_eq!(i64s(&b, "ret"), vec![Some(5), Some(0), Some(0), Some(-2), Some(100), Some(7)]);
+    assert_eq!(strs(&b, "path2"), vec![None, None, s("/tmp/y"), None, None, None, None]);
+    assert_eq!(i64s(&b, "ret"), vec![Some(5), Some(0), Some(0), Some(-2), Some(100), Some(7), Some(0)]);
+    assert_eq!(strs(&b, "closed_by"), vec![None, s("exit"), None, None, None, None, None]);
+    assert_eq!(bools(&b, "mmap_write")[1], Some(true));
+    assert_eq!(i64s(&b, "length"), vec![None, None, None, None, None, None, Some(4096)]);
+    assert_eq!(i64s(&b, "file_id"), vec![None; 7], "no file key, no file_id");
     assert_eq!(i64s(&b, "bytes_written")[1], Some(12345));
     assert_eq!(i64s(&b, "writes")[1], Some(3));
     assert_eq!(i64s(&b, "flags")[0], Some(0o101));
     assert_eq!(i32s(&b, "mode")[0], Some(0o644));
     assert_eq!(i64s(&b, "ino")[0], Some(99));
     assert_eq!(i64s(&b, "dev")[0], Some(0x803));
-    assert_eq!(d.counts(Probe::File).events, 6);
+    assert_eq!(d.counts(Probe::File).events, 7);
 }
 
 #[test]
 fn a_close_without_a_path_is_named_by_its_open() {
     // The live probe records close at sys_exit, when the file can no longer be named.
-    let mk = |op, pid: u32, fd: i32, ret: i64| {
+    // The open file's key joins them, whichever process and descriptor the close came
+    // through (here: a dup in another process).
+    let mk = |op, pid: u32, fd: i32, ret: i64, file_key: u64| {
         let mut hdr = task().hdr(0, 10_000);
         hdr.pid = pid;
-        abi::File { hdr, op, fd, ret, ..Default::default() }
+        let how = if op == abi::FILE_CLOSE { abi::CLOSE_CLOSE } else { 0 };
+        abi::File { hdr, op, fd, ret, file_key, how, ..Default::default() }
     };
     let mut recs: Vec<Vec<u8>> = Vec::new();
     let mut push = |f, p: &[u8], cwd: &[u8]| {
@@ -211,13 +227,13 @@ fn a_close_without_a_path_is_named_by_its_open() {
         synth::file_record(&mut r, f, p, b"", cwd);
         recs.push(r);
     };
-    push(mk(abi::FILE_OPEN, 7, 3, 3), b"notes.txt", b"/home/a");
-    push(mk(abi::FILE_OPEN, 8, 3, 3), b"/etc/hosts", b"");
-    push(mk(abi::FILE_OPEN, 7, 4, -2), b"/missing", b""); // failed: no fd to name
-    push(mk(abi::FILE_CLOSE, 8, 3, 0), b"", b"");
-    push(mk(abi::FILE_CLOSE, 7, 3, 0), b"", b"");
-    push(mk(abi::FILE_CLOSE, 7, 3, -9), b"", b""); // closed twice
-    push(mk(abi::FILE_CLOSE, 7, 4, -9), b"", b"");
+    push(mk(abi::FILE_OPEN, 7, 3, 3, 0xa0), b"notes.txt", b"/home/a");
+    push(mk(abi::FILE_OPEN, 8, 3, 3, 0xb0), b"/etc/hosts", b"");
+    push(mk(abi::FILE_OPEN, 7, 4, -2, 0), b"/missing", b""); // failed: no file to name
+    push(mk(abi::FILE_CLOSE, 9, 5, 0, 0xb0), b"", b"");
+    push(mk(abi::FILE_CLOSE, 7, 3, 0, 0xa0), b"", b"");
+    push(mk(abi::FILE_CLOSE, 7, 3, 0, 0xa0), b"", b""); // its open is gone
+    push(mk(abi::FILE_CLOSE, 7, 4, 0, 0xc0), b"", b""); // never seen opened
     let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
     for r in &recs {
         assert_eq!(d.decode(Probe::File, r), Ok(Table::File));
@@ -226,6 +242,9 @@ fn a_close_without_a_path_is_named_by_its_open() {
     let s = |v: &str| Some(v.to_string());
     assert_eq!(strs(&b, "path")[3..], [s("/etc/hosts"), s("/home/a/notes.txt"), s(""), s("")]);
     assert_eq!(strs(&b, "abs_path")[3..], [s("/etc/hosts"), s("/home/a/notes.txt"), None, None]);
+    let ids = i64s(&b, "file_id");
+    assert_eq!(ids[1], ids[3], "open and close share the file_id");
+    assert_eq!(ids[2], None);
 }
 
 #[test]
@@ -401,14 +420,40 @@ fn module_call_out_of_range_is_malformed() {
 }
 
 #[test]
-fn invalid_utf8_is_kept_and_counted() {
-    let f = abi::File { hdr: task().hdr(0, 1), op: abi::FILE_UNLINK, ..Default::default() };
+fn invalid_utf8_is_kept_exactly_and_counted() {
+    let f = abi::File { hdr: task().hdr(0, 1), op: abi::FILE_RENAME, ..Default::default() };
     let mut rec = Vec::new();
-    synth::file_record(&mut rec, f, b"/tmp/\xff\xfebad", b"", b"");
+    synth::file_record(&mut rec, f, b"bad-\xff\xfe", b"ok-\xf0\x9f\x98\x80", b"/d\xc3");
     let (mut d, _) = decode_one(Probe::File, &rec, EnvpMode::Redacted);
     assert_eq!(d.counts(Probe::File).invalid_utf8, 1);
     let b = d.builders.finish(Table::File, 0).unwrap();
-    assert_eq!(strs(&b, "path"), vec![Some("/tmp/\u{FFFD}\u{FFFD}bad".into())]);
+    assert_eq!(strs(&b, "path"), vec![Some("bad-\u{FFFD}\u{FFFD}".into())]);
+    assert_eq!(strs(&b, "abs_path"), vec![Some("/d\u{FFFD}/bad-\u{FFFD}\u{FFFD}".into())]);
+    assert_eq!(strs(&b, "path2"), vec![Some("ok-\u{1F600}".into())], "valid UTF-8 stays as it is");
+    let raw = |name: &str| {
+        let a = b.column_by_name(name).unwrap().as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+        (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_vec())).collect::<Vec<_>>()
+    };
+    assert_eq!(raw("path_raw"), vec![Some(b"bad-\xff\xfe".to_vec())]);
+    assert_eq!(raw("abs_path_raw"), vec![Some(b"/d\xc3/bad-\xff\xfe".to_vec())]);
+    assert_eq!(raw("path2_raw"), vec![None], "null when the string is exact");
+
+    // argv and envp: every string's bytes when any is not UTF-8; secrets redacted alike.
+    let e = abi::Exec { hdr: task().hdr(0, 1), ..Default::default() };
+    let mut rec = Vec::new();
+    synth::exec_record(&mut rec, e, b"/bin/x", b"x\0\xff\0", b"API_TOKEN=s3cr3t\0A=\xfe\0", b"/bin/x");
+    let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::Redacted);
+    let b = d.builders.finish(Table::Exec, 0).unwrap();
+    let lists = |name: &str| {
+        let l = b.column_by_name(name).unwrap().as_any().downcast_ref::<arrow_array::ListArray>().unwrap();
+        let v = l.value(0);
+        let v = v.as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+        (0..v.len()).map(|i| v.value(i).to_vec()).collect::<Vec<_>>()
+    };
+    assert_eq!(lists("argv_raw"), vec![b"x".to_vec(), b"\xff".to_vec()]);
+    assert_eq!(lists("envp_raw"), vec![b"API_TOKEN=<redacted>".to_vec(), b"A=\xfe".to_vec()]);
+    assert_eq!(strs(&b, "path"), vec![Some("/bin/x".into())]);
+    assert!(b.column_by_name("path_raw").unwrap().is_null(0));
 }
 
 #[test]
@@ -429,10 +474,11 @@ fn malformed_records_are_counted_and_leave_builders_untouched() {
     cases.push((overrun, DecodeError::LenOverrun { declared: good.len() + 1, actual: good.len() }));
     let mut short_kind = good.clone();
     set_u32(&mut short_kind, 4, 100);
-    cases.push((short_kind, DecodeError::TooShortForKind { kind: abi::KIND_FILE, len: 100, need: 152 }));
+    let need = std::mem::size_of::<abi::File>();
+    cases.push((short_kind, DecodeError::TooShortForKind { kind: abi::KIND_FILE, len: 100, need }));
     let mut tail = good.clone();
     set_u32(&mut tail, 140, 1 << 30); // path_len
-    let have = good.len() - 152;
+    let have = good.len() - need;
     cases.push((tail, DecodeError::TailOverrun { kind: abi::KIND_FILE, need: 0, have })); // need: compared below
     let mut bad_op = good.clone();
     set_u32(&mut bad_op, 80, 99);

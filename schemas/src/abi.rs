@@ -6,7 +6,7 @@
 //! record can be read from untrusted bytes with [`Pod::read`].
 
 /// Version of the record layout; `cap_hdr.abi` carries it in every record.
-pub const ABI_VERSION: u16 = 3;
+pub const ABI_VERSION: u16 = 4;
 
 /// Record kinds (`CAP_KIND_*`): stable numbers, never renumbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +67,7 @@ pub const EXEC_ARGV_TRUNCATED: u32 = 1 << 0;
 pub const EXEC_ENVP_TRUNCATED: u32 = 1 << 1;
 pub const EXEC_FROM_PROCFS: u32 = 1 << 2;
 pub const EXEC_PATH_TRUNCATED: u32 = 1 << 3;
+pub const EXEC_FAILED: u32 = 1 << 4;
 
 pub const FILE_OPEN: u32 = 1;
 pub const FILE_CLOSE: u32 = 2;
@@ -74,6 +75,13 @@ pub const FILE_UNLINK: u32 = 3;
 pub const FILE_RENAME: u32 = 4;
 pub const FILE_READ: u32 = 5;
 pub const FILE_WRITE: u32 = 6;
+pub const FILE_TRUNCATE: u32 = 7;
+pub const CLOSE_CLOSE: u16 = 1;
+pub const CLOSE_EXIT: u16 = 2;
+pub const CLOSE_EXEC: u16 = 3;
+pub const CLOSE_END: u16 = 4;
+pub const FILE_PREEXISTING: u16 = 1;
+pub const FILE_MMAP_WRITE: u16 = 2;
 
 pub const DIR_OUT: u8 = 1;
 pub const DIR_IN: u8 = 2;
@@ -138,12 +146,20 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
     ("CAP_EXEC_ENVP_TRUNCATED", EXEC_ENVP_TRUNCATED as i64),
     ("CAP_EXEC_FROM_PROCFS", EXEC_FROM_PROCFS as i64),
     ("CAP_EXEC_PATH_TRUNCATED", EXEC_PATH_TRUNCATED as i64),
+    ("CAP_EXEC_FAILED", EXEC_FAILED as i64),
     ("CAP_FILE_OPEN", FILE_OPEN as i64),
     ("CAP_FILE_CLOSE", FILE_CLOSE as i64),
     ("CAP_FILE_UNLINK", FILE_UNLINK as i64),
     ("CAP_FILE_RENAME", FILE_RENAME as i64),
     ("CAP_FILE_READ", FILE_READ as i64),
     ("CAP_FILE_WRITE", FILE_WRITE as i64),
+    ("CAP_FILE_TRUNCATE", FILE_TRUNCATE as i64),
+    ("CAP_CLOSE_CLOSE", CLOSE_CLOSE as i64),
+    ("CAP_CLOSE_EXIT", CLOSE_EXIT as i64),
+    ("CAP_CLOSE_EXEC", CLOSE_EXEC as i64),
+    ("CAP_CLOSE_END", CLOSE_END as i64),
+    ("CAP_FILE_PREEXISTING", FILE_PREEXISTING as i64),
+    ("CAP_FILE_MMAP_WRITE", FILE_MMAP_WRITE as i64),
     ("CAP_DIR_OUT", DIR_OUT as i64),
     ("CAP_DIR_IN", DIR_IN as i64),
     ("CAP_NET_UPDATE", NET_UPDATE as i64),
@@ -273,7 +289,7 @@ abi_struct! {
 
 abi_struct! {
     /// `struct cap_exec`; tail: path, argv, envp.
-    pub struct Exec ("cap_exec", size 160) {
+    pub struct Exec ("cap_exec", size 168) {
         [0] hdr: Hdr,
         [80] euid: u32,
         [84] loginuid: u32,
@@ -286,8 +302,10 @@ abi_struct! {
         [112] pidns: u32,
         [116] mntns: u32,
         [120] netns: u32,
-        [124] _pad0: u32,
+        [124] ret: i32,
         [128] tty: [u8; 32],
+        [160] exe_len: u32,
+        [164] _pad0: u32,
     }
 }
 
@@ -302,7 +320,7 @@ abi_struct! {
 
 abi_struct! {
     /// `struct cap_file`; tail: path, path2, cwd.
-    pub struct File ("cap_file", size 152) {
+    pub struct File ("cap_file", size 176) {
         [0] hdr: Hdr,
         [80] op: u32,
         [84] fd: i32,
@@ -318,6 +336,11 @@ abi_struct! {
         [140] path_len: u32,
         [144] path2_len: u32,
         [148] cwd_len: u32,
+        [152] file_key: u64,
+        [160] length: u64,
+        [168] how: u16,
+        [170] fflags: u16,
+        [172] _pad0: u32,
     }
 }
 
@@ -434,6 +457,17 @@ pub const USER_HZ: u64 = 100;
 pub fn exec_id(boot_seed: u64, pid: u32, start_ns: u64) -> i64 {
     let ticks = start_ns / (1_000_000_000 / USER_HZ);
     let mut x = boot_seed ^ (u64::from(pid) << 40) ^ ticks.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x & (i64::MAX as u64)) as i64
+}
+
+/// The open file's key for the `file_id` column: its kernel address (`file_key`), mixed
+/// with the boot seed so no kernel address is written to disk, non-negative.
+#[inline]
+pub fn file_id(boot_seed: u64, file_key: u64) -> i64 {
+    let mut x = boot_seed.rotate_left(17) ^ file_key;
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^= x >> 31;

@@ -24,6 +24,7 @@ pub struct ProbeSpec {
     /// `bpf/<object>.bpf.c`.
     pub object: &'static str,
     /// Each program's section, as in its `SEC("...")`: `tp_btf/<tracepoint>`,
+    /// `tracepoint/<category>/<name>` (tracefs; the loader mounts it where it is not),
     /// `iter/<target>`, `cgroup_skb/<ingress|egress>` (on the cgroup v2 root),
     /// `cgroup/<sock_create|sock_release>` (same). A leading `?` marks a hook the probe can
     /// run without: where the kernel lacks it, that program is not loaded.
@@ -36,6 +37,9 @@ pub struct ProbeSpec {
     /// was there before it), and at every `--flow-interval` and at the end.
     pub at_start: &'static [&'static str],
     pub each_interval: &'static [&'static str],
+    /// Its `iter/` programs the recorder runs once when it stops, after the interval ones
+    /// (to write what is still open).
+    pub at_end: &'static [&'static str],
 }
 
 pub static PROBES: &[ProbeSpec] = &[
@@ -43,21 +47,30 @@ pub static PROBES: &[ProbeSpec] = &[
         probe: Probe::Exec,
         name: "exec",
         object: "exec_provenance",
-        hooks: &["tp_btf/sched_process_exec", "tp_btf/sched_process_exit"],
-        summary: "every exec with argv and envp, ids, namespaces and tty; every process exit",
+        hooks: &[
+            "tp_btf/sched_process_exec",
+            "tp_btf/sched_process_exit",
+            "?tracepoint/syscalls/sys_enter_execve",
+            "?tracepoint/syscalls/sys_exit_execve",
+            "?tracepoint/syscalls/sys_enter_execveat",
+            "?tracepoint/syscalls/sys_exit_execveat",
+        ],
+        summary: "every exec with argv and envp, the file that ran, ids, namespaces and tty; failed execs with the error; every process exit",
         options: &["--argv-max-bytes", "--envp"],
         at_start: &[],
         each_interval: &[],
+        at_end: &[],
     },
     ProbeSpec {
         probe: Probe::File,
         name: "file",
         object: "file_ops",
-        hooks: &["tp_btf/sys_exit"],
-        summary: "open, close (bytes and calls summed per open file), unlink, rename",
+        hooks: &["tp_btf/sys_exit", "tp_btf/sched_process_fork", "tp_btf/sched_process_exit", "iter/task_file"],
+        summary: "open, close (bytes and calls summed per open file through any of its descriptors, closed by close, exit or exec), unlink, rename, truncate",
         options: &["--exclude-path-prefix", "--file-rw-events"],
-        at_start: &[],
+        at_start: &["file_scan_start"],
         each_interval: &[],
+        at_end: &["file_scan_end"],
     },
     ProbeSpec {
         probe: Probe::Net,
@@ -79,6 +92,7 @@ pub static PROBES: &[ProbeSpec] = &[
         options: &["--flow-interval"],
         at_start: &["net_scan_owners", "net_scan_tcp"],
         each_interval: &["net_update_tcp", "net_update_udp"],
+        at_end: &[],
     },
     ProbeSpec {
         probe: Probe::Dns,
@@ -89,6 +103,7 @@ pub static PROBES: &[ProbeSpec] = &[
         options: &["--dns-port"],
         at_start: &[],
         each_interval: &[],
+        at_end: &[],
     },
     ProbeSpec {
         probe: Probe::Module,
@@ -99,6 +114,7 @@ pub static PROBES: &[ProbeSpec] = &[
         options: &[],
         at_start: &[],
         each_interval: &[],
+        at_end: &[],
     },
 ];
 

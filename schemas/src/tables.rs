@@ -21,7 +21,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use crate::probes::Probe;
 
 /// Version of the table schemas, stored in every segment's metadata.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Field metadata key holding a column's description.
 pub const DESCRIPTION_KEY: &str = "description";
 
@@ -34,7 +34,7 @@ pub const DESCRIPTION_KEY: &str = "description";
 ///   where `field` is its SQL name and the recorder's builder field, and `P` the probe whose
 ///   records fill it (`None` for the recorder's own `stats`).
 /// - A column is `name: Type => "description"`, or `name: Type | null => ..` when nullable.
-///   Types: `Ts`, `I32`, `I64`, `Bool`, `Str`, `StrList`, `I64List`, `Bin` (see [`Ty`]).
+///   Types: `Ts`, `I32`, `I64`, `Bool`, `Str`, `StrList`, `I64List`, `Bin`, `BinList` (see [`Ty`]).
 #[macro_export]
 macro_rules! with_tables {
     ($then:ident) => {
@@ -66,7 +66,7 @@ groups {
 }
 tables {
     exec: Exec = 0, probe Some(Probe::Exec),
-    "One row per exec (sched_process_exec), plus one per process already running when the recorder started (from_procfs)."
+    "One row per exec (sched_process_exec), one per failed execve or execveat (failed, with the path and argv asked for and the error), plus one per process already running when the recorder started (from_procfs)."
     [common: Common] {
         parent_exec_id: I64 => "exec_id of the parent process.",
         start_ktime_ns: I64 => "Process start time, CLOCK_BOOTTIME ns.",
@@ -84,6 +84,14 @@ tables {
         mntns: I64 => "Mount namespace inode number.",
         netns: I64 => "Network namespace inode number.",
         from_procfs: Bool => "Row written at recorder start for a process already running, read from /proc.",
+        exe_path: Str | null => "The executable file that ran, as the kernel resolved it: absolute, symlinks followed, what fexecve and execveat with a descriptor lead to (path is what was passed); for a script, its interpreter. from_procfs rows: /proc/PID/exe. Null for failed execs.",
+        failed: Bool => "The exec failed: the process kept running its old program; path and argv are what it asked for (argv: up to 64 strings), envp is not read.",
+        ret: I32 => "0, or for a failed exec -errno.",
+        error: Str | null => "A failed exec's errno name (ENOENT, EACCES, ENOEXEC, E2BIG, ...); null otherwise.",
+        path_raw: Bin | null => "path's exact bytes when they are not valid UTF-8 (path then shows U+FFFD for each invalid sequence); null when path is exact.",
+        exe_path_raw: Bin | null => "exe_path's exact bytes when they are not valid UTF-8; null otherwise.",
+        argv_raw: BinList | null => "Every argv string's exact bytes when any of them is not valid UTF-8 (argv then shows U+FFFD for each invalid sequence); null when argv is exact.",
+        envp_raw: BinList | null => "Every envp string's exact bytes (secrets redacted as in envp) when any of them is not valid UTF-8; null when envp is exact.",
     }
     exit: Exit = 1, probe Some(Probe::Exec),
     "One row per process exit (thread-group leader, sched_process_exit)."
@@ -94,22 +102,30 @@ tables {
         lifetime_ns: I64 => "Nanoseconds from process start to exit.",
     }
     file: File = 2, probe Some(Probe::File),
-    "File operations: open, close (with bytes and calls summed over the open file's life), unlink, rename, and per-call read/write when enabled."
+    "File operations. open: one row per open call (failed ones too), and at start one per regular file a process already held (preexisting). close: one row per open file when its last descriptor is gone (closed, the process exited, or closed on exec; dup'ed and inherited descriptors count toward the same file), with the bytes and calls summed over its life through any of its descriptors; one per file still open when the capture ended (closed_by = capture_end). unlink, rename, truncate: one row per call. read, write: one row per call, with --file-rw-events."
     [common: Common] {
-        op: Str => "open, close, unlink, rename, read or write.",
-        path: Str => "Path as the process gave it (rename: the old path; close: the absolute path the file was opened by, empty when unknown).",
-        abs_path: Str | null => "Absolute path: path itself when absolute, else resolved against the working directory; null when unknown.",
+        op: Str => "open, close, unlink, rename, truncate, read or write.",
+        path: Str => "Path as the process gave it (rename: the old path; close, read, write, ftruncate: the absolute path the file was opened by, empty when unknown; preexisting open: the absolute path).",
+        abs_path: Str | null => "Absolute path: path itself when absolute, else resolved against the working directory (or dirfd); null when unknown.",
         path2: Str | null => "rename: the new path; null for other operations.",
         flags: I64 => "open flags (O_*), unlinkat flags or renameat2 flags.",
         mode: I32 => "open mode bits.",
-        fd: I32 => "File descriptor concerned; -1 when none.",
-        ret: I64 => "Syscall result: fd, byte count or 0 on success, -errno on failure.",
-        bytes_read: I64 => "close: bytes read over the open file's life; read: bytes of this call.",
-        bytes_written: I64 => "close: bytes written over the open file's life; write: bytes of this call.",
+        fd: I32 => "File descriptor concerned (close: the last one to go); -1 when none.",
+        ret: I64 => "Syscall result: fd, byte count or 0 on success, -errno on failure (close rows not written by close(2): 0).",
+        bytes_read: I64 => "close: bytes read from the open file over its life (read, pread, readv, preadv, preadv2, and the reading side of sendfile, splice and copy_file_range); read: bytes of this call.",
+        bytes_written: I64 => "close: bytes written to the open file over its life (write, pwrite, writev, pwritev, pwritev2, and the writing side of sendfile, splice and copy_file_range); write: bytes of this call.",
         reads: I64 => "Number of read calls summed into bytes_read.",
         writes: I64 => "Number of write calls summed into bytes_written.",
         ino: I64 => "Inode number (0 when unknown).",
         dev: I64 => "Device number of the file system (0 when unknown).",
+        file_id: I64 | null => "The open file (the kernel's struct file, keyed per boot): an open row and its close row share it, as do read, write and ftruncate rows on it; null for unlink, rename and truncate by path.",
+        closed_by: Str | null => "close: what ended the file's last descriptor: close (close, close_range, or dup2 over it), exit (the process exited holding it), exec (closed on exec, O_CLOEXEC), capture_end (still open when the capture ended: the sums so far); null for other operations.",
+        preexisting: Bool => "The file was already open when the recorder started (its sums count from then).",
+        mmap_write: Bool => "close: the file was mapped shared and writable; writes through the mapping are not in bytes_written.",
+        length: I64 | null => "truncate: the length asked for; null for other operations.",
+        path_raw: Bin | null => "path's exact bytes when they are not valid UTF-8 (path then shows U+FFFD for each invalid sequence); null when path is exact.",
+        abs_path_raw: Bin | null => "abs_path's exact bytes when they are not valid UTF-8; null otherwise.",
+        path2_raw: Bin | null => "path2's exact bytes when they are not valid UTF-8; null otherwise.",
     }
     net: Net = 3, probe Some(Probe::Net),
     "TCP connections and UDP flows (per socket and peer): one row per flow at its end, interim rows while it stays open (every --flow-interval), and interim rows for connections already open when the recorder started (preexisting). The process columns are the socket's owner (see owner), not the task the kernel event ran in."
@@ -177,7 +193,7 @@ tables {
         dropped_backpressure: I64 => "Rows decoded but dropped because the segment writers fell behind.",
         dropped_write_error: I64 => "Rows lost because their segment could not be written (e.g. disk full).",
         malformed: I64 => "Records skipped as malformed (short, unknown kind, bad lengths, wrong ABI version).",
-        invalid_utf8: I64 => "Records kept whose strings held invalid UTF-8 (replaced by U+FFFD).",
+        invalid_utf8: I64 => "Records whose strings held invalid UTF-8 (shown with U+FFFD in the string columns, kept exactly in the *_raw columns of paths, argv and envp).",
         rows_written: I64 => "Rows written to segments in the interval.",
         bytes_written: I64 => "Bytes of segments published in the interval.",
         segments: I64 => "Segments published in the interval.",
@@ -314,6 +330,7 @@ pub enum Ty {
     StrList,
     I64List,
     Bin,
+    BinList,
 }
 
 impl Ty {
@@ -327,6 +344,7 @@ impl Ty {
             Ty::StrList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
             Ty::I64List => DataType::List(Arc::new(Field::new("item", DataType::Int64, false))),
             Ty::Bin => DataType::Binary,
+            Ty::BinList => DataType::List(Arc::new(Field::new("item", DataType::Binary, false))),
         }
     }
 
@@ -341,6 +359,7 @@ impl Ty {
             Ty::StrList => "LIST<VARCHAR>",
             Ty::I64List => "LIST<BIGINT>",
             Ty::Bin => "BLOB",
+            Ty::BinList => "LIST<BLOB>",
         }
     }
 }
