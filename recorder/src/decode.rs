@@ -112,7 +112,9 @@ impl Decoder {
             boot_seed,
             envp,
             name: dns_wire::Name::new(),
-            open_files: OpenFiles::new(),
+            open_files: OpenFiles::with_base(OpenFiles::run_base(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            )),
             scratch: Vec::new(),
         }
     }
@@ -228,12 +230,22 @@ impl Decoder {
                 let mut ok = append_common(&mut b.common, &hdr, seed);
                 b.op.append_value(op);
                 let abs = abs_parts(cwd, path);
+                let mut file_id = None;
                 if let (abi::FILE_OPEN, true, Some(abs)) = (f.op, f.ret >= 0 && f.file_key != 0, abs) {
-                    self.open_files.opened(f.file_key, abs);
+                    file_id = Some(self.open_files.opened(f.file_key, abs));
                 }
                 // A close is the open file's last row: its path leaves the table.
-                let closed =
-                    if f.op == abi::FILE_CLOSE && f.file_key != 0 { self.open_files.closed(f.file_key) } else { None };
+                let closed = if f.op == abi::FILE_CLOSE && f.file_key != 0 {
+                    self.open_files.closed(f.file_key).map(|(id, p)| {
+                        file_id = Some(id);
+                        p
+                    })
+                } else {
+                    None
+                };
+                if f.op != abi::FILE_OPEN && f.op != abi::FILE_CLOSE && f.file_key != 0 {
+                    file_id = self.open_files.id(f.file_key);
+                }
                 if f.file_key != 0 && path.is_empty() {
                     // Close, read, write and ftruncate records carry no path: they take the
                     // absolute path of the file's open record, when that was known.
@@ -299,7 +311,7 @@ impl Decoder {
                 b.writes.append_value(i64::from(f.writes));
                 b.ino.append_value(f.ino as i64);
                 b.dev.append_value(i64::from(f.dev));
-                b.file_id.append_option((f.file_key != 0).then(|| abi::file_id(seed, f.file_key)));
+                b.file_id.append_option(file_id);
                 b.closed_by.append_option(closed_by);
                 b.preexisting.append_value(f.fflags & abi::FILE_PREEXISTING != 0);
                 b.mmap_write.append_value(f.fflags & abi::FILE_MMAP_WRITE != 0);

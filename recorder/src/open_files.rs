@@ -14,10 +14,12 @@
 use std::collections::HashMap;
 
 pub struct OpenFiles {
-    /// Absolute path and the order it was opened in, by open-file key.
+    /// The order it was opened in (also its `file_id`, less the run's base) and its
+    /// absolute path, by open-file key.
     paths: HashMap<u64, (u64, Vec<u8>)>,
     free: Vec<Vec<u8>>,
     seq: u64,
+    base: i64,
 }
 
 /// The absolute path of `path` given relative to `dir`, as the pieces to concatenate:
@@ -37,13 +39,25 @@ impl OpenFiles {
     pub const CAPACITY: usize = 65536;
 
     pub fn new() -> OpenFiles {
-        OpenFiles { paths: HashMap::new(), free: Vec::new(), seq: 0 }
+        Self::with_base(0)
+    }
+
+    /// `base` starts this run's `file_id`s (see [`OpenFiles::run_base`]).
+    pub fn with_base(base: i64) -> OpenFiles {
+        OpenFiles { paths: HashMap::new(), free: Vec::new(), seq: 0, base }
+    }
+
+    /// A run's first `file_id`: its start in Unix seconds, shifted 24 bits, so runs that
+    /// start in different seconds do not share ids (unless one opens 16 M files per second
+    /// it runs), and ids within a run count up by one (they cost almost nothing on disk).
+    pub fn run_base(unix_secs: u64) -> i64 {
+        ((unix_secs & ((1 << 38) - 1)) << 24) as i64
     }
 
     /// Keeps the absolute path the open file `key` was opened by (see [`abs_parts`]).
     /// When the table is full (the kernel lost files from its own table, or their close
     /// records were lost), the older half is forgotten.
-    pub fn opened(&mut self, key: u64, abs: [&[u8]; 3]) {
+    pub fn opened(&mut self, key: u64, abs: [&[u8]; 3]) -> i64 {
         if self.paths.len() >= Self::CAPACITY && !self.paths.contains_key(&key) {
             self.forget_older_half();
         }
@@ -57,6 +71,12 @@ impl OpenFiles {
             // The kernel reused the struct file of a file whose close was not seen.
             self.free.push(old);
         }
+        self.base + self.seq as i64
+    }
+
+    /// The `file_id` of the open file `key`, if its open was seen.
+    pub fn id(&self, key: u64) -> Option<i64> {
+        self.paths.get(&key).map(|(seq, _)| self.base + *seq as i64)
     }
 
     /// The path of the open file `key`, still open.
@@ -64,10 +84,10 @@ impl OpenFiles {
         self.paths.get(&key).map(|(_, p)| p.as_slice())
     }
 
-    /// The path the open file `key` was opened by, if its open was seen; hand it back
-    /// with [`OpenFiles::recycle`] once used.
-    pub fn closed(&mut self, key: u64) -> Option<Vec<u8>> {
-        self.paths.remove(&key).map(|(_, p)| p)
+    /// The `file_id` and path of the open file `key`, if its open was seen; hand the
+    /// path back with [`OpenFiles::recycle`] once used.
+    pub fn closed(&mut self, key: u64) -> Option<(i64, Vec<u8>)> {
+        self.paths.remove(&key).map(|(seq, p)| (self.base + seq as i64, p))
     }
 
     pub fn recycle(&mut self, buf: Vec<u8>) {
@@ -109,9 +129,10 @@ mod tests {
         open(&mut t, 0xa8, b"/home/u", b"notes.txt");
         open(&mut t, 0xb0, b"/", b"tmp/x");
         assert_eq!(t.name(0xa8), Some(&b"/home/u/notes.txt"[..]));
-        assert_eq!(t.closed(0xa8).as_deref(), Some(&b"/home/u/notes.txt"[..]));
-        assert_eq!(t.closed(0xb0).as_deref(), Some(&b"/tmp/x"[..]));
-        assert_eq!(t.closed(0xa0).as_deref(), Some(&b"/etc/hosts"[..]));
+        assert_eq!(t.id(0xa8), Some(2), "ids count up from the base");
+        assert_eq!(t.closed(0xa8), Some((2, b"/home/u/notes.txt".to_vec())));
+        assert_eq!(t.closed(0xb0), Some((3, b"/tmp/x".to_vec())));
+        assert_eq!(t.closed(0xa0), Some((1, b"/etc/hosts".to_vec())));
         assert_eq!(t.closed(0xa0), None, "closed twice");
         assert!(t.paths.is_empty());
     }
@@ -121,8 +142,8 @@ mod tests {
         let mut t = OpenFiles::new();
         t.opened(5, [b"", b"", b"/a"]);
         t.opened(5, [b"", b"", b"/b"]);
-        let p = t.closed(5).unwrap();
-        assert_eq!(p, b"/b");
+        let (id, p) = t.closed(5).unwrap();
+        assert_eq!((id, p.as_slice()), (2, &b"/b"[..]), "the newer open's id");
         t.recycle(p);
         assert_eq!(t.free.len(), 2, "the replaced and the closed buffer are both kept");
         t.opened(6, [b"", b"", b"/c"]);

@@ -463,17 +463,6 @@ pub fn exec_id(boot_seed: u64, pid: u32, start_ns: u64) -> i64 {
     (x & (i64::MAX as u64)) as i64
 }
 
-/// The open file's key for the `file_id` column: its kernel address (`file_key`), mixed
-/// with the boot seed so no kernel address is written to disk, non-negative.
-#[inline]
-pub fn file_id(boot_seed: u64, file_key: u64) -> i64 {
-    let mut x = boot_seed.rotate_left(17) ^ file_key;
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    (x & (i64::MAX as u64)) as i64
-}
-
 /// Seed for [`exec_id`] from the boot id (`/proc/sys/kernel/random/boot_id`): FNV-1a.
 pub fn boot_seed(boot_id: &str) -> u64 {
     boot_id.trim().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))

@@ -118,7 +118,7 @@ tables {
         writes: I64 => "Number of write calls summed into bytes_written.",
         ino: I64 => "Inode number (0 when unknown).",
         dev: I64 => "Device number of the file system (0 when unknown).",
-        file_id: I64 | null => "The open file (the kernel's struct file, keyed per boot): an open row and its close row share it, as do read, write and ftruncate rows on it; null for unlink, rename and truncate by path.",
+        file_id: I64 | null => "The open file: its open row, its close row and the read, write and ftruncate rows on it share it (the recorder numbers opens in order, from the run's start time in Unix seconds shifted left 24 bits); null for unlink, rename, truncate by path, failed opens, and rows whose open was not seen.",
         closed_by: Str | null => "close: what ended the file's last descriptor: close (close, close_range, or dup2 over it), exit (the process exited holding it), exec (closed on exec, O_CLOEXEC), capture_end (still open when the capture ended: the sums so far); null for other operations.",
         preexisting: Bool => "The file was already open when the recorder started (its sums count from then).",
         mmap_write: Bool => "close: the file was mapped shared and writable; writes through the mapping are not in bytes_written.",
