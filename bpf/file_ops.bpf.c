@@ -12,7 +12,8 @@
  * loop here, which left no room for the probe's own work. Syscall numbers differ per
  * architecture (below); 32-bit (compat) syscalls on x86_64 are not recorded.
  * tp_btf/sched_process_fork and tp_btf/sched_process_exit follow descriptors across fork
- * and exit; iter/task_file lists the files open at start and at the end.
+ * and exit; iter/task_file lists the files open at start and at the end. The same
+ * sys_exit program writes the exec table's records of failed execs (exec.bpf.h).
  *
  * Open files: a file this probe saw opened (or found open at start) is tracked by its
  * struct file, the kernel's open file that every descriptor made from it shares:
@@ -41,6 +42,7 @@
 #include "common.bpf.h"
 #include "path.bpf.h"
 #include "syscall.bpf.h"
+#include "exec.bpf.h"
 
 /* Set by the loader in cap_cfg: file_rw_events (one row per read(2)/write(2) call as well,
  * --file-rw-events), nr_prefixes (entries of exclude_prefixes in use), and file_floor,
@@ -884,10 +886,13 @@ static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, bool lo
 			return record_gone(ARG0(regs), ARG1(regs), CAP_CLOSE_CLOSE, loop);
 		return 0;
 	case NR_execve:
+		if (ret == 0)
+			return record_gone(0, WALK_FDS_MAX, CAP_CLOSE_EXEC, loop);
+		return record_failed_exec((const char *)ARG0(regs), (const char *const *)ARG1(regs), ret);
 	case NR_execveat:
 		if (ret == 0)
 			return record_gone(0, WALK_FDS_MAX, CAP_CLOSE_EXEC, loop);
-		return 0;
+		return record_failed_exec((const char *)ARG1(regs), (const char *const *)ARG2(regs), ret);
 	case NR_mmap:
 		return record_mmap(ret, ARG2(regs), ARG3(regs), (__s32)ARG4(regs));
 	case NR_open:

@@ -96,15 +96,6 @@ has_btf_type() {
     [ -r /sys/kernel/btf/vmlinux ] && grep -aq "$1" /sys/kernel/btf/vmlinux
 }
 cgroup2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
-# A syscall tracepoint, in tracefs's events; where tracefs is not mounted (the recorder
-# mounts it), whether the kernel has syscall tracepoints at all is not known: assumed.
-has_tracepoint() {
-    local d
-    for d in /sys/kernel/tracing/events /sys/kernel/debug/tracing/events; do
-        [ -d "$d" ] && { [ -d "$d/$1" ]; return; }
-    done
-    grep -qw tracefs /proc/filesystems
-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 probe_list() {
     # One line per probe: NAME OBJECT HOOK... (a hook written ?name is optional).
@@ -114,7 +105,7 @@ probe_list() {
         /^[[:space:]]*hooks: &\[/ { inhooks = 1; hooks = "" }
         inhooks {
             line = $0
-            while (match(line, /"\??[a-z_]+(\/[a-z_0-9]+)+"/)) {
+            while (match(line, /"\??[a-z_]+\/[a-z_0-9]+"/)) {
                 hooks = hooks " " substr(line, RSTART + 1, RLENGTH - 2)
                 line = substr(line, RSTART + RLENGTH)
             }
@@ -134,7 +125,6 @@ while read -r name obj hooks; do
             tp_btf/*) has_btf_type "btf_trace_${h#tp_btf/}" && present=1 || present="" ;;
             iter/*) has_btf_type "bpf_iter_${h#iter/}" && present=1 || present="" ;;
             cgroup_skb/*|cgroup/*) [ -n "$cgroup2" ] && present=1 || present="" ;;
-            tracepoint/*) has_tracepoint "${h#tracepoint/}" && present=1 || present="" ;;
             *) present="" ;;
         esac
         if [ -n "$present" ]; then have="$have $h"

@@ -196,37 +196,9 @@ impl Hook {
             "tp_btf" => btf.type_by_name::<Typedef>(&format!("btf_trace_{name}")).is_some(),
             "iter" => btf.type_by_name::<Func>(&format!("bpf_iter_{name}")).is_some(),
             "cgroup_skb" | "cgroup" => cgroup2_root().is_some(),
-            "tracepoint" => tracefs_events().is_some_and(|d| d.join(name).is_dir()),
             _ => false,
         }
     }
-}
-
-/// The tracefs `events` directory, where `tracepoint/` hooks are listed and where libbpf
-/// reads their ids: /sys/kernel/tracing, else debugfs's tracing; tracefs is mounted at
-/// /sys/kernel/tracing (once, with a log line) where neither is there.
-pub fn tracefs_events() -> Option<std::path::PathBuf> {
-    static MOUNTED: std::sync::Once = std::sync::Once::new();
-    let find = || {
-        ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
-            .into_iter()
-            .map(std::path::PathBuf::from)
-            .find(|d| d.is_dir())
-    };
-    if let Some(d) = find() {
-        return Some(d);
-    }
-    MOUNTED.call_once(|| {
-        let (src, dir, fs) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
-        // SAFETY: NUL-terminated strings; no data argument.
-        let rc = unsafe { libc::mount(src.as_ptr(), dir.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
-        if rc == 0 {
-            log::info!("mounted tracefs at /sys/kernel/tracing (for the syscall tracepoints)");
-        } else {
-            log::info!("tracefs is not mounted and mounting it failed: {}", std::io::Error::last_os_error());
-        }
-    });
-    find()
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
@@ -405,7 +377,7 @@ fn configure(
         let name = m.name().to_string_lossy().into_owned();
         let sized = if let Some(i) = name.strip_prefix("ring").and_then(|i| i.parse::<u32>().ok()) {
             m.set_max_entries(if i < nr { cfg.ringbuf_bytes } else { page })
-        } else if name == "scratch" {
+        } else if name.ends_with("scratch") {
             m.set_max_entries(nr_cpus())
         } else if name.ends_with(".rodata.cap_cfg") || name == ".rodata.cap_cfg" {
             let v = m.initial_value_mut().ok_or_else(|| LoadError::Other {

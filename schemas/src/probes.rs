@@ -24,7 +24,6 @@ pub struct ProbeSpec {
     /// `bpf/<object>.bpf.c`.
     pub object: &'static str,
     /// Each program's section, as in its `SEC("...")`: `tp_btf/<tracepoint>`,
-    /// `tracepoint/<category>/<name>` (tracefs; the loader mounts it where it is not),
     /// `iter/<target>`, `cgroup_skb/<ingress|egress>` (on the cgroup v2 root),
     /// `cgroup/<sock_create|sock_release>` (same). A leading `?` marks a hook the probe can
     /// run without: where the kernel lacks it, that program is not loaded.
@@ -47,15 +46,8 @@ pub static PROBES: &[ProbeSpec] = &[
         probe: Probe::Exec,
         name: "exec",
         object: "exec_provenance",
-        hooks: &[
-            "tp_btf/sched_process_exec",
-            "tp_btf/sched_process_exit",
-            "?tracepoint/syscalls/sys_enter_execve",
-            "?tracepoint/syscalls/sys_exit_execve",
-            "?tracepoint/syscalls/sys_enter_execveat",
-            "?tracepoint/syscalls/sys_exit_execveat",
-        ],
-        summary: "every exec with argv and envp, the file that ran, ids, namespaces and tty; failed execs with the error; every process exit",
+        hooks: &["tp_btf/sched_process_exec", "tp_btf/sched_process_exit"],
+        summary: "every exec with argv and envp, the file that ran, ids, namespaces and tty; every process exit",
         options: &["--argv-max-bytes", "--envp"],
         at_start: &[],
         each_interval: &[],
@@ -66,7 +58,7 @@ pub static PROBES: &[ProbeSpec] = &[
         name: "file",
         object: "file_ops",
         hooks: &["tp_btf/sys_exit", "tp_btf/sched_process_fork", "tp_btf/sched_process_exit", "iter/task_file"],
-        summary: "open, close (bytes and calls summed per open file through any of its descriptors, closed by close, exit or exec), unlink, rename, truncate",
+        summary: "open, close (bytes and calls summed per open file through any of its descriptors, closed by close, exit or exec), unlink, rename, truncate; and the exec table's failed execs",
         options: &["--exclude-path-prefix", "--file-rw-events"],
         at_start: &["file_scan_start"],
         each_interval: &[],

@@ -66,7 +66,7 @@ groups {
 }
 tables {
     exec: Exec = 0, probe Some(Probe::Exec),
-    "One row per exec (sched_process_exec), one per failed execve or execveat (failed, with the path and argv asked for and the error), plus one per process already running when the recorder started (from_procfs)."
+    "One row per exec (sched_process_exec), one per failed execve or execveat (failed, with the path and argv asked for and the error; written by the file probe, which sees every syscall return), plus one per process already running when the recorder started (from_procfs)."
     [common: Common] {
         parent_exec_id: I64 => "exec_id of the parent process.",
         start_ktime_ns: I64 => "Process start time, CLOCK_BOOTTIME ns.",
