@@ -176,15 +176,8 @@ def main():
     os.mkdir(files)
     marker = "live-" + uuid.uuid4().hex[:12]
 
-    rec = subprocess.Popen(
-        [recorder, "--output-dir", cap, "--probes", "exec,file", "--argv-max-bytes", "128KiB",
-         "--flush-interval", "200ms", "--stats-interval", "1s", "-q"],
-        stderr=subprocess.PIPE, text=True)
-    line = rec.stderr.readline()
-    if "recording" not in line:
-        rec.kill()
-        raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
-    print(f"recorder pid {rec.pid}: {line.strip()}")
+    rec = start(recorder, ["--output-dir", cap, "--probes", "exec,file", "--argv-max-bytes", "128KiB",
+                           "--stats-interval", "1s"])
 
     # 0. Attached, the recorder holds no capability (this kernel lets a process use the BPF
     # maps it holds open without CAP_BPF).

@@ -29,7 +29,7 @@ import time
 
 import duckdb
 
-from livecheck import capq, check, check_no_drops, finish
+from livecheck import capq, check, check_no_drops, finish, start
 
 
 
@@ -190,14 +190,7 @@ def main():
                               stdout=subprocess.PIPE, text=True)
     hpid, hport, hsport = map(int, holder.stdout.readline().split())
 
-    rec = subprocess.Popen([recorder, "--output-dir", cap, "--probes", "net", "--flow-interval", "1s",
-                            "--flush-interval", "200ms", "--stats-interval", "1s", "-q"],
-                           stderr=subprocess.PIPE, text=True)
-    line = rec.stderr.readline()
-    if "recording" not in line:
-        rec.kill()
-        raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")
-    print(f"recorder pid {rec.pid}: {line.strip()}")
+    rec = start(recorder, ["--output-dir", cap, "--probes", "net", "--flow-interval", "1s", "--stats-interval", "1s"])
 
     v4 = exchange("4", "127.0.0.1", 100_000, 54_321)
     v6 = exchange("6", "::1", 20_000, 3_000)
