@@ -58,12 +58,28 @@ impl Retention {
         Retention::new(None, None)
     }
 
-    /// Registers the segments already under `dir` and removes stale temporary files.
+    /// Registers the segments already under `dir` and removes stale temporary files. A
+    /// table directory that is a symlink is refused (an error naming it): the scan and
+    /// retention would otherwise list, and delete, what lies wherever it points.
     pub fn scan(&self, dir: &Path) -> io::Result<ScanReport> {
         let mut found = Vec::new();
         let mut report = ScanReport::default();
         for table in Table::ALL {
-            walk(&dir.join(table.name()), 0, &mut found, &mut report)?;
+            let path = dir.join(table.name());
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "{} is a symbolic link: the recorder follows no link in its capture directory (remove it, or choose another --output-dir)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(_) => walk(&path, 0, &mut found, &mut report)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
         found.sort_by(|a, b| (a.published, &a.path).cmp(&(b.published, &b.path)));
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());

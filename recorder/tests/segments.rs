@@ -220,6 +220,24 @@ fn refuses_to_write_through_a_symlink() {
 }
 
 #[test]
+fn a_symlinked_table_directory_is_refused_at_start_and_nothing_behind_it_is_touched() {
+    // What issue 12 found: with `file` a link to elsewhere, the start-up scan and
+    // retention listed and deleted what was there.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let part = elsewhere.path().join("dt=2020-01-01/hr=00");
+    std::fs::create_dir_all(&part).unwrap();
+    std::fs::write(part.join("important.parquet"), b"x").unwrap();
+    std::fs::write(part.join(".w.parquet.tmp"), b"y").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("file")).unwrap();
+    let retention = Retention::new(Some(1), Some(std::time::Duration::from_secs(1)));
+    let err = retention.scan(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("file is a symbolic link"), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1);
+    assert!(part.join("important.parquet").exists() && part.join(".w.parquet.tmp").exists());
+}
+
+#[test]
 fn retention_keeps_total_size_and_deletes_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = WriterConfig::new(dir.path(), host());
