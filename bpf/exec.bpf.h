@@ -31,11 +31,6 @@ struct {
 	__type(value, struct exec_buf);
 } exec_scratch SEC(".maps");
 
-static __always_inline __u64 span(unsigned long start, unsigned long end)
-{
-	return end > start ? end - start : 0;
-}
-
 /* --argv-max-bytes, within what the buffer holds. */
 static __always_inline __u64 args_max(void)
 {

@@ -13,6 +13,11 @@
 #include "path.bpf.h"
 #include "exec.bpf.h"
 
+static __always_inline __u64 span(unsigned long start, unsigned long end)
+{
+	return end > start ? end - start : 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {

@@ -23,6 +23,7 @@ usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads op
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -98,14 +99,17 @@ def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
     elapsed = run_workers(a.storm, kind, n, workers, scratch)
     time.sleep(0.3)
     rec.send_signal(signal.SIGTERM)
-    rec.stderr.read()
+    tail = rec.stderr.read()
     _, status, ru = os.wait4(rec.pid, 0)
     cpu = ru.ru_utime + ru.ru_stime - cpu_at_start
     if recorder:
-        # Another build (--against): only its time counts; its segments may be of another
-        # schema than this capq reads.
+        # Another build (--against): its segments may be of a schema this capq does not
+        # read, so what it recorded is taken from its own last line ("stopped: N events,
+        # N rows in S segments (...), D dropped, M malformed"): all its rows and its drops.
         subprocess.run(["rm", "-rf", cap])
-        return elapsed, None, None, None, None
+        m = re.search(r"stopped: \d+ events, (\d+) rows .*?, (\d+) dropped, (\d+) malformed", tail)
+        assert m, f"--against {recorder}: no summary line in its output: {tail!r}"
+        return elapsed, int(m.group(1)), int(m.group(2)) + int(m.group(3)), None, None
     drops = capq(a.capq, cap, DROPS)[0]["d"]
     if floor != "off":
         subprocess.run(["rm", "-rf", cap])
@@ -142,6 +146,13 @@ def under_bpftrace(a, kind, n, workers, scratch):
         lines = sum(1 for line in f if comm in line or "/bin/true" in line)
     os.unlink(out.name)
     return elapsed, lines
+
+
+def against_cell(runs, base, generated):
+    """The --against build's slowdown; marked "!" when a run of it dropped or lost records
+    (fewer rows in all than the workload generated)."""
+    bad = any(drops or rows < generated for _, rows, drops, _, _ in runs)
+    return f"{min(r[0] for r in runs) / base:>7.2f}x" + ("!" if bad else " ")
 
 
 def main():
@@ -206,7 +217,7 @@ def main():
                            if m in runs else "-" for m in ("hook", "records"))
             print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
                   f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt_t / base:>8.2f}x {bt_lines:>9}"
-                  + (f" {min(r[0] for r in runs['against']) / base:>7.2f}x" if a.against else ""),
+                  + (f" {against_cell(runs['against'], base, generated)}" if a.against else ""),
                   flush=True)
     subprocess.run(["rm", "-rf", scratch])
 
