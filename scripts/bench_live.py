@@ -18,6 +18,7 @@ bpftrace's slowdown and lines. Times are the best of --rounds rounds, recorder C
 bytes per event their median.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec] [--rounds R]
+                    [--against OTHER_RECORDER] [--no-peers]
        (as root; the Python storm runs --opens/2 iterations per worker)
 """
 import argparse
@@ -57,6 +58,9 @@ PATTERN = {"open": "storm-", "tree": "tree-", "open-py": "pystorm-"}
 
 
 def run_workers(storm, kind, n, workers, scratch):
+    """Runs the workers; returns the slowest one's loop time and their CPU seconds in all
+    (user and system, start-up included: the time the probes add to their syscalls is
+    charged here, not the time they waited for a CPU)."""
     procs = []
     for _ in range(workers):
         if kind == "open-py":
@@ -64,8 +68,13 @@ def run_workers(storm, kind, n, workers, scratch):
         else:
             args = [storm, kind, str(n)] + ([scratch] if kind != "exec" else [])
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
-    times = [float(p.communicate()[0].strip()) for p in procs]
-    return max(times)
+    times, cpu = [], 0.0
+    for p in procs:
+        times.append(float(p.stdout.read().strip()))
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        cpu += ru.ru_utime + ru.ru_stime
+    return max(times), cpu
 
 
 def capq(capq_bin, cap, sql):
@@ -96,7 +105,7 @@ def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
     with open(f"/proc/{rec.pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu_at_start = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    elapsed = run_workers(a.storm, kind, n, workers, scratch)
+    elapsed, wcpu = run_workers(a.storm, kind, n, workers, scratch)
     time.sleep(0.3)
     rec.send_signal(signal.SIGTERM)
     tail = rec.stderr.read()
@@ -109,11 +118,11 @@ def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
         subprocess.run(["rm", "-rf", cap])
         m = re.search(r"stopped: \d+ events, (\d+) rows .*?, (\d+) dropped, (\d+) malformed", tail)
         assert m, f"--against {recorder}: no summary line in its output: {tail!r}"
-        return elapsed, int(m.group(1)), int(m.group(2)) + int(m.group(3)), None, None
+        return elapsed, int(m.group(1)), int(m.group(2)) + int(m.group(3)), cpu, None, wcpu
     drops = capq(a.capq, cap, DROPS)[0]["d"]
     if floor != "off":
         subprocess.run(["rm", "-rf", cap])
-        return elapsed, None, drops, None, None
+        return elapsed, None, drops, None, None, wcpu
     if kind != "exec":
         q = (f"SELECT count(*) AS n FROM file WHERE comm = '{COMM[kind]}' AND op IN ('open', 'close') "
              f"AND abs_path LIKE '%/{PATTERN[kind]}%'")
@@ -125,7 +134,7 @@ def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
     total_rows = capq(a.capq, cap, f"SELECT count(*) AS n FROM {table}")[0]["n"]
     size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(cap, table)) for f in fs if f.endswith(".parquet"))
     subprocess.run(["rm", "-rf", cap])
-    return elapsed, recorded, drops, cpu, size / max(total_rows, 1)
+    return elapsed, recorded, drops, cpu, size / max(total_rows, 1), wcpu
 
 
 def under_bpftrace(a, kind, n, workers, scratch):
@@ -137,7 +146,7 @@ def under_bpftrace(a, kind, n, workers, scratch):
         with open(out.name) as f:
             if "Attaching" in f.read(200):
                 break
-    elapsed = run_workers(a.storm, kind, n, workers, scratch)
+    elapsed, _ = run_workers(a.storm, kind, n, workers, scratch)
     time.sleep(0.3)
     bt.send_signal(signal.SIGINT)
     bt.wait()
@@ -151,8 +160,29 @@ def under_bpftrace(a, kind, n, workers, scratch):
 def against_cell(runs, base, generated):
     """The --against build's slowdown; marked "!" when a run of it dropped or lost records
     (fewer rows in all than the workload generated)."""
-    bad = any(drops or rows < generated for _, rows, drops, _, _ in runs)
+    bad = any(r[2] or r[1] < generated for r in runs)
     return f"{min(r[0] for r in runs) / base:>7.2f}x" + ("!" if bad else " ")
+
+
+def paired_cell(runs):
+    """This build against the --against build, round by round: the median over rounds of
+    (this build's time - the other's) / that round's untraced time, with the lowest and
+    highest such difference. A change that costs nothing centres on 0.00 however noisy
+    the machine; its spread says how far one round may be trusted."""
+    diffs = sorted((r[0] - o[0]) / b[0] for r, o, b in zip(runs["rec"], runs["against"], runs["base"]))
+    return f"{statistics.median(diffs):+6.2f}x [{diffs[0]:+.2f},{diffs[-1]:+.2f}]"
+
+
+def paired_cpu_cell(runs):
+    """As paired_cell, of the workers' CPU seconds over the untraced workers' CPU: what
+    the probes add to the workload's own syscalls, without the time it waited for a CPU."""
+    diffs = sorted((r[5] - o[5]) / b[1] for r, o, b in zip(runs["rec"], runs["against"], runs["base"]))
+    return f"{statistics.median(diffs):+6.3f}x [{diffs[0]:+.2f},{diffs[-1]:+.2f}]"
+
+
+def against_cpu(runs, generated):
+    """The --against build's recorder CPU seconds per million events (median)."""
+    return f"{statistics.median(r[3] for r in runs['against']) / generated * 1e6:>9.2f}"
 
 
 def main():
@@ -167,7 +197,12 @@ def main():
     p.add_argument("--rounds", type=int, default=3, help="runs of each variant; the best is shown")
     p.add_argument("--against", metavar="RECORDER",
                    help="another build of the recorder (say, before a change), run in the same rounds: "
-                        "its slowdown is shown in the last column")
+                        "its slowdown is shown in the column `against`, and in `paired` the median over "
+                        "rounds of this build's time less the other's, over that round's untraced time "
+                        "[lowest, highest]")
+    p.add_argument("--no-peers", action="store_true",
+                   help="skip the floors and bpftrace (columns hook, floor, bpftrace: -), for more rounds "
+                        "of untraced, this build and --against in the same time")
     a = p.parse_args()
     unknown = set(a.workloads.split(",")) - {"open", "open-py", "tree", "exec"}
     if a.rounds < 1:
@@ -177,7 +212,7 @@ def main():
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
     print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} {'base s':>7} "
           f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'hook':>7} {'floor':>7} {'bpftrace':>9} {'bt lines':>9}"
-          + (f" {'against':>8}" if a.against else ""))
+          + (f" {'against':>8} {'paired':>21} {'paired worker cpu':>22} {'its cpu':>9}" if a.against else ""))
     sizes = {"open": a.opens, "open-py": a.opens // 2, "tree": a.opens, "exec": a.execs}
     for kind in a.workloads.split(","):
         n = sizes[kind]
@@ -186,26 +221,28 @@ def main():
             # Each round runs every variant once, in turn; a variant's time is its best
             # round, as is the untraced time (so a slow round flatters no ratio). Every
             # recorder run counts: the fewest rows recorded and the most drops are shown.
+            # With --against, the two builds take turns to run first.
             runs = {}
-            for _ in range(a.rounds):
+            for i in range(a.rounds):
                 runs.setdefault("base", []).append(run_workers(a.storm, kind, n, workers, scratch))
-                runs.setdefault("rec", []).append(under_recorder(a, kind, n, workers, scratch))
-                if a.against:
-                    runs.setdefault("against", []).append(
-                        under_recorder(a, kind, n, workers, scratch, recorder=a.against))
-                if kind != "exec":
+                builds = [("rec", None)] + ([("against", a.against)] if a.against else [])
+                for name, recorder in builds[::-1] if i % 2 else builds:
+                    runs.setdefault(name, []).append(under_recorder(a, kind, n, workers, scratch, recorder=recorder))
+                if kind != "exec" and not a.no_peers:
                     for m in ("hook", "records"):
                         runs.setdefault(m, []).append(under_recorder(a, kind, n, workers, scratch, floor=m))
-                runs.setdefault("bt", []).append(under_bpftrace(a, kind, n, workers, scratch))
+                if not a.no_peers:
+                    runs.setdefault("bt", []).append(under_bpftrace(a, kind, n, workers, scratch))
+            paired = f"{paired_cell(runs):>21} {paired_cpu_cell(runs):>22}" if a.against else ""
             runs["base"].append(run_workers(a.storm, kind, n, workers, scratch))
-            base = min(runs["base"])
+            base = min(r[0] for r in runs["base"])
             rec_t = min(r[0] for r in runs["rec"])
             recorded = min(r[1] for r in runs["rec"])
             drops = max(r[2] for r in runs["rec"])
             cpu = statistics.median(r[3] for r in runs["rec"])
             bpe = statistics.median(r[4] for r in runs["rec"])
-            bt_t = min(r[0] for r in runs["bt"])
-            bt_lines = min(r[1] for r in runs["bt"])
+            bt = f"{min(r[0] for r in runs['bt']) / base:>8.2f}x" if "bt" in runs else f"{'-':>9}"
+            bt_lines = min(r[1] for r in runs["bt"]) if "bt" in runs else "-"
             # The tree storm also makes its 1000 files first, the Python storm its one file
             # (an open and a close each).
             made = {"tree": 2000, "open-py": 2}.get(kind, 0)
@@ -216,8 +253,9 @@ def main():
             hook, floor = (f"{min(r[0] for r in runs[m]) / base:.2f}x" + ("!" if any(r[2] for r in runs[m]) else "")
                            if m in runs else "-" for m in ("hook", "records"))
             print(f"{kind:<8} {workers:>7} {generated:>10} {recorded:>9} {drops:>6} {base:>7.3f} {rec_t / base:>8.2f}x "
-                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt_t / base:>8.2f}x {bt_lines:>9}"
-                  + (f" {against_cell(runs['against'], base, generated)}" if a.against else ""),
+                  f"{added:>9.0f} {cpu / generated * 1e6:>10.2f} {bpe:>8.1f} {hook:>7} {floor:>7} {bt} {bt_lines:>9}"
+                  + (f" {against_cell(runs['against'], base, generated)} {paired} {against_cpu(runs, generated)}"
+                     if a.against else ""),
                   flush=True)
     subprocess.run(["rm", "-rf", scratch])
 

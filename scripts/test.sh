@@ -6,7 +6,8 @@
 # 1. builds everything once in the release profile (tests, tools and benchmarks share it),
 # 2. runs the unit and integration tests (decoder, segments, capq's CLI),
 # 3. writes a synthetic capture and reads it with DuckDB, pyarrow, pandas and Polars
-#    from PyPI (installed into a virtualenv), checking they agree with capq;
+#    from PyPI (installed into a virtualenv), checking they agree with capq; drives capq's
+#    prompt on a pseudo-terminal (10,000 statements: answers, flat memory);
 # 4. with ENABLE_EBPF_BUILD=1 (as root; what CI runs): installs the eBPF build packages,
 #    builds the recorder with the with-ebpf-load feature, checks the BPF objects' BTF
 #    against the Rust ABI mirror, compiles the objects for arm64 too, and runs the live
@@ -51,6 +52,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$target/release/examples/synth_capture" "$tmp/capture" 30000 7
 "$venv/bin/python" scripts/check_readers.py "$tmp/capture" "$target/release/capq"
+"$venv/bin/python" scripts/test_repl.py "$target/release/capq" "$tmp/capture"
 
 if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     step "eBPF build packages and preflight"

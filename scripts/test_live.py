@@ -133,13 +133,39 @@ for _ in range({n}):
           [(r["op"], r["n"], r["named"]) for r in rows], [("close", n, n), ("open", n, n)])
 
 
-def bad_arguments(recorder):
-    """Bad arguments: one line naming the option and what it takes, a non-zero exit."""
+def bad_arguments(recorder, work):
+    """Bad arguments: one line naming the option and what it takes, a non-zero exit, and
+    nothing started (no thread, no directory)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
     for args, want in [(["--poll-interval", "0s"], "--poll-interval 0ns: must be at least 1ms"),
-                       (["--ringbuf-size", "3000"], "--ringbuf-size 2.9 KiB: must be a power of two between 4KiB and 1GiB")]:
+                       (["--ringbuf-size", "3000"], "--ringbuf-size 2.9 KiB: must be a power of two between 4KiB and 1GiB"),
+                       (["--writer-threads", "100000"], "error: invalid value '100000' for '--writer-threads <WRITER_THREADS>': 100000 is not in 1..=16 (--help lists the options)"),
+                       (["--pid", "0"], "error: invalid value '0' for '--pid <PID>': 0 is not in 1..=4294967295 (--help lists the options)"),
+                       (["--pid", str(gone.pid)], f"--pid {gone.pid}: no such process is running"),
+                       (["--comm", ""], '--comm "": a command name is 1 to 15 bytes')]:
         out = subprocess.run([recorder, "--output-dir", "/nonexistent/never-made", *args], capture_output=True, text=True)
         lines = out.stderr.strip().splitlines()
-        check(f"{args[0]} {args[1]}: one line, non-zero exit", (out.returncode != 0, len(lines), want in out.stderr), (True, 1, True))
+        check(f"{args[0]} {args[1]!r}: one line, non-zero exit", (out.returncode != 0, len(lines), want in out.stderr),
+              (True, 1, True))
+        if want not in out.stderr:
+            print(f"     stderr: {out.stderr.strip()}")
+    # A capture directory other users may write to is refused; a linked lock file too.
+    shared = os.path.join(work, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o777)
+    out = subprocess.run([recorder, "--output-dir", shared, "--duration", "1s"], capture_output=True, text=True)
+    check("a world-writable capture directory is refused in one line, left as it was",
+          (out.returncode, len(out.stderr.strip().splitlines()), f"output directory {shared}: writable by every user (mode 0777): refusing" in out.stderr,
+           oct(os.stat(shared).st_mode & 0o777), os.listdir(shared)),
+          (1, 1, True, "0o777", []))
+    os.chmod(shared, 0o750)
+    os.symlink("/tmp/elsewhere-lock", os.path.join(shared, ".capture.lock"))
+    out = subprocess.run([recorder, "--output-dir", shared, "--duration", "1s"], capture_output=True, text=True)
+    check("a symlinked .capture.lock is named in one line",
+          (out.returncode, len(out.stderr.strip().splitlines()), ".capture.lock is a symbolic link" in out.stderr,
+           os.path.exists("/tmp/elsewhere-lock")),
+          (1, 1, True, False))
 
 
 def module_probe_here(recorder, work):
@@ -199,6 +225,10 @@ def main():
     big = [f"{marker}-{i:05d}-" + "x" * 90 for i in range(1000)]  # 1000 args of 102 bytes
     env = {"PATH": "/usr/bin:/bin", "SECRET_TOKEN": "hunter2-" + marker, "LIVE_MARKER": marker}
     subprocess.run(["/bin/true", *big], env=env, check=True)
+    # ...and secrets in arguments: NAME=value, a password flag, a URL's password.
+    subprocess.run(["/usr/bin/env", f"MY_API_KEY=s3cr3t-{marker}", "DB_PASSWORD=hunter2", "/bin/true",
+                    "--password", "pw-flag", f"postgres://u:pa55@db/{marker}"],
+                   env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"postgres://app:pa55@db/{marker}"}, check=True)
 
     # 2. A shell pipeline: sh starts echo and cat; sh exits with 3.
     sh = subprocess.run(["/bin/sh", "-c", f"/bin/echo {marker} | /bin/cat >/dev/null; exit 3"])
@@ -242,6 +272,14 @@ print(os.getpid())
         check("not truncated", r["argv_truncated"], False)
         check("path", r["path"], "/bin/true")
         check("secret redacted", sorted(r["envp"]), sorted(["PATH=/usr/bin:/bin", "SECRET_TOKEN=<redacted>", f"LIVE_MARKER={marker}"]))
+
+    rows = capq(capq_bin, cap, f"SELECT comm, argv, envp FROM exec WHERE array_has(argv, 'postgres://u:<redacted>@db/{marker}') ORDER BY comm")
+    check("secrets in argv and URLs redacted (env's row and true's)",
+          [(r["comm"], r["argv"], r["envp"]) for r in rows],
+          [("env", ["/usr/bin/env", "MY_API_KEY=<redacted>", "DB_PASSWORD=<redacted>", "/bin/true", "--password", "<redacted>",
+                    f"postgres://u:<redacted>@db/{marker}"], ["PATH=/usr/bin:/bin", f"DATABASE_URL=postgres://app:<redacted>@db/{marker}"]),
+           ("true", ["/bin/true", "--password", "<redacted>", f"postgres://u:<redacted>@db/{marker}"],
+            ["PATH=/usr/bin:/bin", f"DATABASE_URL=postgres://app:<redacted>@db/{marker}", "MY_API_KEY=<redacted>", "DB_PASSWORD=<redacted>"])])
 
     # --- ancestry: echo and cat are children of the sh that ran them.
     rows = capq(capq_bin, cap, f"""
@@ -292,7 +330,7 @@ print(os.getpid())
     mode = {oct(os.stat(os.path.join(dp, f)).st_mode & 0o777) for dp, _, fs in os.walk(cap) for f in fs if f.endswith(".parquet")}
     check("segments are not world-readable", mode, {"0o640"})
 
-    bad_arguments(recorder)
+    bad_arguments(recorder, work)
     module_probe_here(recorder, work)
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)

@@ -1,10 +1,11 @@
 //! Finds a capture's segments, checks them, and registers every table with DataFusion.
 //!
 //! The listing is our own, not DataFusion's: hidden files (segments still being written
-//! are `.<name>.tmp`), files not ending in `.parquet` and symlinks are never read. Each
-//! segment's footer is read and its schema compared with the table's before DataFusion
-//! sees it, so a corrupt or truncated segment is skipped with a warning naming it and the
-//! query answers from the rest. `--since/--until` prune whole hour partitions by path and
+//! are `.<name>.tmp`), files not ending in `.parquet` and symlinks are never read, nor
+//! directories other than `dt=YYYY-MM-DD/hr=HH` partitions. Each segment's footer is read
+//! and its schema compared with the table's before DataFusion sees it, so a corrupt or
+//! truncated segment is skipped, and the query answers from the rest; what was skipped is
+//! kept per table, for the caller to name when a query reads that table. `--since/--until` prune whole hour partitions by path and
 //! whole segments by the first/last event times in their metadata; DataFusion then prunes
 //! row groups by the `ts` statistics.
 
@@ -45,42 +46,69 @@ impl Window {
 pub struct Report {
     pub segments: usize,
     pub pruned: usize,
-    /// Segments skipped, each with why (already printed as a warning).
-    pub skipped: Vec<(PathBuf, String)>,
+    /// What was skipped, each with its table and why: segments, and directories that are
+    /// not partitions.
+    pub skipped: Vec<(Table, PathBuf, String)>,
+}
+
+/// The hour (since the epoch) a `dt=YYYY-MM-DD` directory's day starts at.
+fn day_of(name: &str) -> Option<i64> {
+    let v = name.strip_prefix("dt=")?;
+    let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
+    // Only the canonical spelling (dt=2026-1-5 parses too, but is not a partition).
+    (d.format("%Y-%m-%d").to_string() == v)
+        .then(|| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() / 3600)
+}
+
+/// The hour of the day an `hr=HH` directory names.
+fn hour_of(name: &str) -> Option<i64> {
+    let v = name.strip_prefix("hr=")?;
+    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse::<i64>().ok()).flatten().filter(|h| *h < 24)
 }
 
 /// `DIR/<table>/dt=YYYY-MM-DD/hr=HH/*.parquet`, without following symlinks or reading
-/// hidden files. Returns each file with the hour (since the epoch) of its partition when
-/// the path names one.
-pub fn list_table(dir: &Path, table: Table) -> Vec<(PathBuf, Option<i64>)> {
-    fn walk(p: &Path, hour: Option<i64>, date: Option<i64>, out: &mut Vec<(PathBuf, Option<i64>)>) {
-        let Ok(rd) = std::fs::read_dir(p) else { return };
-        for e in rd.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') {
+/// hidden files. Returns each segment with the hour (since the epoch) of its partition,
+/// and the directories that were not partitions (skipped, with why).
+pub fn list_table(dir: &Path, table: Table) -> (Vec<(PathBuf, i64)>, Vec<(PathBuf, String)>) {
+    let entries = |p: &Path| -> Vec<(PathBuf, String, std::fs::FileType)> {
+        let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
+        let mut v: Vec<_> = rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let ft = e.file_type().ok()?;
+                (!name.starts_with('.')).then(|| (e.path(), name, ft))
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let (mut out, mut bad) = (Vec::new(), Vec::new());
+    let not_partition = |p: PathBuf, level: &str| (p, format!("not a partition directory (expected {level}): ignored"));
+    for (dt_path, dt_name, ft) in entries(&dir.join(table.name())) {
+        if !ft.is_dir() {
+            continue;
+        }
+        let Some(day) = day_of(&dt_name) else {
+            bad.push(not_partition(dt_path, "dt=YYYY-MM-DD"));
+            continue;
+        };
+        for (hr_path, hr_name, ft) in entries(&dt_path) {
+            if !ft.is_dir() {
                 continue;
             }
-            if ft.is_dir() {
-                let (mut d, mut h) = (date, hour);
-                if let Some(v) = name.strip_prefix("dt=") {
-                    d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                        .ok()
-                        .map(|x| x.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() / 3600);
-                } else if let Some(v) = name.strip_prefix("hr=") {
-                    h = v.parse::<i64>().ok().filter(|h| (0..24).contains(h)).and_then(|h| d.map(|d| d + h));
+            let Some(h) = hour_of(&hr_name) else {
+                bad.push(not_partition(hr_path, "hr=00 to hr=23"));
+                continue;
+            };
+            for (seg, name, ft) in entries(&hr_path) {
+                if ft.is_file() && name.ends_with(".parquet") {
+                    out.push((seg, day + h));
                 }
-                walk(&e.path(), h, d, out);
-            } else if ft.is_file() && name.ends_with(".parquet") {
-                out.push((e.path(), hour));
             }
         }
     }
-    let mut out = Vec::new();
-    walk(&dir.join(table.name()), None, None, &mut out);
-    out.sort();
-    out
+    (out, bad)
 }
 
 /// Reads a segment's footer: its first/last event times and whether its schema is the
@@ -113,12 +141,12 @@ pub async fn register_all(ctx: &SessionContext, dir: &Path, window: Window) -> d
     for table in Table::ALL {
         let schema = table.schema();
         let mut urls = Vec::new();
-        for (path, hour) in list_table(dir, table) {
-            if let Some(h) = hour {
-                if !window.overlaps(h * 3_600_000_000, (h + 1) * 3_600_000_000 - 1) {
-                    report.pruned += 1;
-                    continue;
-                }
+        let (segments, not_partitions) = list_table(dir, table);
+        report.skipped.extend(not_partitions.into_iter().map(|(p, why)| (table, p, why)));
+        for (path, h) in segments {
+            if !window.overlaps(h * 3_600_000_000, (h + 1) * 3_600_000_000 - 1) {
+                report.pruned += 1;
+                continue;
             }
             match check_segment(&path, &schema) {
                 Ok(Some((first, last))) if !window.overlaps(first, last) => report.pruned += 1,
@@ -127,10 +155,7 @@ pub async fn register_all(ctx: &SessionContext, dir: &Path, window: Window) -> d
                     urls.push(ListingTableUrl::parse(abs.to_string_lossy())?);
                     report.segments += 1;
                 }
-                Err(why) => {
-                    log::warn!("skipping {}: {why}", path.display());
-                    report.skipped.push((path, why));
-                }
+                Err(why) => report.skipped.push((table, path, why)),
             }
         }
         let provider: Arc<dyn datafusion::catalog::TableProvider> = if urls.is_empty() {

@@ -18,6 +18,7 @@ use clap::Parser;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
@@ -37,8 +38,10 @@ EXAMPLES:
   echo 'DESCRIBE file' | capq       # SQL from standard input
   capq                              # on a terminal: an interactive prompt with history
 
-Tables: exec, exit, file, net, dns, module, stats. Times are UTC.
-Exit status: 0 ok, 1 query error, 2 usage error, 3 answered but some segments were skipped.";
+Tables: exec, exit, file, net, dns, module, stats. Times are UTC. capq only reads them:
+COPY, INSERT, CREATE, DROP and SET need --allow-writes.
+Exit status: 0 ok, 1 query error, 2 usage error, 3 answered but some segments of the
+tables it read were skipped (each named in a warning).";
 
 /// SQL over a capture directory.
 #[derive(Debug, Parser)]
@@ -72,9 +75,59 @@ pub struct Cli {
     /// Only errors; no warnings about skipped segments.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Allow SQL that writes or reads outside the capture: COPY, INSERT, CREATE (EXTERNAL)
+    /// TABLE/VIEW, DROP and SET. Without it capq only reads the capture's tables.
+    #[arg(long)]
+    pub allow_writes: bool,
     /// The SQL to run (several statements separated by ';'). Without it: standard input,
     /// or an interactive prompt on a terminal.
     pub sql: Option<String>,
+}
+
+/// Stack of the threads that plan and run SQL: planning, optimizing and running an
+/// expression recurse once per level of nesting (`a + b + c` is `(a + b) + c`).
+pub const STACK_BYTES: usize = 1 << 30;
+/// The deepest statement capq plans, counted as [`depth_bound`] counts it. DataFusion's
+/// planning time grows with the square of the depth (each level displays and types the
+/// levels below it): 5,000 levels took 43 s here, 10,000 166 s, 20,000 over 10 minutes.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// An upper bound of how deep the deepest statement of a script nests: every level of
+/// an expression tree takes an operator, a keyword or a parenthesis of its own, so those
+/// are counted (names, literals and commas are not: a long IN list is flat).
+pub fn depth_bound(sql: &str) -> Result<usize, String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().map_err(|e| format!("SQL syntax error: {e}"))?;
+    let (mut deepest, mut n) = (0, 0);
+    for t in &tokens {
+        match t {
+            Token::SemiColon => n = 0,
+            Token::Whitespace(_)
+            | Token::Comma
+            | Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::Period
+            | Token::RParen
+            | Token::EOF => {}
+            // Names are leaves; keywords that join or wrap expressions are levels.
+            Token::Word(w) if w.keyword == Keyword::NoKeyword => {}
+            _ => n += 1,
+        }
+        deepest = deepest.max(n);
+    }
+    Ok(deepest)
+}
+
+fn check_depth(sql: &str) -> Result<(), Failure> {
+    let depth = depth_bound(sql).map_err(Failure::query)?;
+    if depth > MAX_DEPTH {
+        return Err(Failure::query(format!(
+            "a statement nests up to {depth} operators deep, more than capq plans ({MAX_DEPTH}): split it, or write long OR chains as IN (...)"
+        )));
+    }
+    Ok(())
 }
 
 /// How a run ended, for the exit code.
@@ -115,6 +168,13 @@ pub fn explain(e: &DataFusionError) -> String {
             return format!(
                 "unknown table '{name}': the tables are {} (capq --tables lists their columns)",
                 table_list()
+            );
+        }
+    }
+    for kind in ["DDL not supported: ", "DML not supported: ", "Statement not supported: "] {
+        if let Some(what) = one_line.split(kind).nth(1) {
+            return format!(
+                "capq only reads the capture's tables, and {what} would change or read something else: pass --allow-writes to run it"
             );
         }
     }
@@ -200,19 +260,76 @@ pub struct Sink {
     pub max_width: usize,
 }
 
+/// Creates (or truncates) an output file: new files are 0640, as the capture's are (an
+/// existing file keeps its mode).
+fn create_output(p: &std::path::Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(p)
+        .map_err(|e| Failure::usage(format!("cannot create output file {}: {e}", p.display())))
+}
+
 impl Sink {
     fn open(&self) -> Result<Box<dyn Write>, Failure> {
         match &self.output {
-            Some(p) => std::fs::File::create(p)
-                .map(|f| Box::new(io::BufWriter::new(f)) as Box<dyn Write>)
-                .map_err(|e| Failure::usage(format!("cannot create output file {}: {e}", p.display()))),
+            Some(p) => create_output(p).map(|f| Box::new(io::BufWriter::new(f)) as Box<dyn Write>),
             None => Ok(Box::new(io::BufWriter::new(io::stdout().lock()))),
         }
     }
 }
 
+/// The registered capture, what its registration skipped, and what a query may do.
+pub struct Session {
+    pub ctx: SessionContext,
+    skipped: Vec<(Table, PathBuf, String)>,
+    /// Tables whose skipped segments were named already (each is named once).
+    warned: std::sync::Mutex<Vec<Table>>,
+    /// A table read had skipped segments: the exit status is 3.
+    partial: std::sync::atomic::AtomicBool,
+    options: SQLOptions,
+}
+
+impl Session {
+    /// Names what was skipped of the tables a statement reads (once per table).
+    fn warn_for(&self, tables: &[Table]) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        for t in tables {
+            if warned.contains(t) {
+                continue;
+            }
+            warned.push(*t);
+            for (_, path, why) in self.skipped.iter().filter(|(st, _, _)| st == t) {
+                log::warn!("skipping {}: {why}", path.display());
+                self.partial.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Plans one statement: names what was skipped of the tables it reads, and refuses what
+/// capq does not allow.
+async fn plan(s: &Session, sql: &str) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
+    let state = s.ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    let tables: Vec<Table> = state
+        .resolve_table_references(&statement)?
+        .iter()
+        .filter_map(|r| Table::from_name(&r.table().to_ascii_lowercase()))
+        .collect();
+    s.warn_for(&tables);
+    let plan = state.statement_to_plan(statement).await?;
+    s.options.verify_plan(&plan)?;
+    s.ctx.execute_logical_plan(plan).await
+}
+
 /// Runs one statement and writes its result.
-pub async fn run_statement(ctx: &SessionContext, sql: &str, sink: &Sink) -> Result<(), Failure> {
+pub async fn run_statement(s: &Session, sql: &str, sink: &Sink) -> Result<(), Failure> {
+    check_depth(sql)?;
     let q = |e: DataFusionError| {
         if is_broken_pipe(&e) {
             Failure { message: String::new(), code: 0 }
@@ -226,7 +343,7 @@ pub async fn run_statement(ctx: &SessionContext, sql: &str, sink: &Sink) -> Resu
         let mut out = sink.open()?;
         return write_batches(&mut *out, sink, b.schema(), &[b]).map_err(q);
     }
-    let df = ctx.sql(sql).await.map_err(q)?;
+    let df = plan(s, sql).await.map_err(q)?;
     let schema: datafusion::arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
     match sink.format {
         Format::Table => {
@@ -239,8 +356,7 @@ pub async fn run_statement(ctx: &SessionContext, sql: &str, sink: &Sink) -> Resu
                 return Err(Failure::usage("--format parquet writes a file: add --output FILE"));
             };
             let mut stream = df.execute_stream().await.map_err(q)?;
-            let file = std::fs::File::create(path)
-                .map_err(|e| Failure::usage(format!("cannot create output file {}: {e}", path.display())))?;
+            let file = create_output(path)?;
             let mut w =
                 datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| q(e.into()))?;
             while let Some(b) = stream.next().await {
@@ -308,7 +424,8 @@ fn statements(sql: &str) -> Result<Vec<String>, Failure> {
     Ok(parsed.into_iter().map(|s| s.to_string()).collect())
 }
 
-async fn run_script(ctx: &SessionContext, sql: &str, sink: &Sink) -> Result<(), Failure> {
+async fn run_script(ctx: &Session, sql: &str, sink: &Sink) -> Result<(), Failure> {
+    check_depth(sql)?;
     let parts: Vec<&str> = sql.split(';').map(str::trim).filter(|s| !s.is_empty()).collect();
     // DESCRIBE is ours, not the SQL parser's: take scripts statement by statement when
     // they hold one, else let the parser split.
@@ -328,7 +445,7 @@ async fn run_script(ctx: &SessionContext, sql: &str, sink: &Sink) -> Result<(), 
     Ok(())
 }
 
-async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<(), Failure> {
+async fn repl(ctx: &Session, sink: &Sink) -> Result<(), Failure> {
     let mut rl =
         rustyline::DefaultEditor::new().map_err(|e| Failure::usage(format!("cannot start the prompt: {e}")))?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".capq_history"));
@@ -430,11 +547,21 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     let report = catalog::register_all(&ctx, &cli.dir, window).await.map_err(|e| Failure::query(explain(&e)))?;
+    let ctx = Session {
+        ctx,
+        skipped: report.skipped,
+        warned: Default::default(),
+        partial: Default::default(),
+        options: SQLOptions::new()
+            .with_allow_ddl(cli.allow_writes)
+            .with_allow_dml(cli.allow_writes)
+            .with_allow_statements(cli.allow_writes),
+    };
     log::debug!(
         "{} segments registered, {} pruned by time, {} skipped",
         report.segments,
         report.pruned,
-        report.skipped.len()
+        ctx.skipped.len()
     );
     let sink = Sink { format: cli.format, output: cli.output.clone(), max_width: cli.max_width.max(4) };
     match cli.sql {
@@ -451,5 +578,5 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             run_script(&ctx, &sql, &sink).await?;
         }
     }
-    Ok(if report.skipped.is_empty() { Outcome::Ok } else { Outcome::Partial })
+    Ok(if ctx.partial.load(std::sync::atomic::Ordering::Relaxed) { Outcome::Partial } else { Outcome::Ok })
 }

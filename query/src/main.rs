@@ -27,14 +27,23 @@ fn main() {
         })
         .init();
     let quiet = cli.quiet;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("capq: error: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let code = match runtime.block_on(capq::run(cli)) {
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(capq::STACK_BYTES).build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("capq: error: cannot start the runtime: {e}");
+                std::process::exit(1);
+            }
+        };
+    // Planning and running deep SQL recurses once per level of nesting: this thread and the
+    // runtime's get stacks sized for the deepest statement capq accepts (capq::MAX_DEPTH).
+    let ran = std::thread::Builder::new()
+        .name("capq".into())
+        .stack_size(capq::STACK_BYTES)
+        .spawn(move || runtime.block_on(capq::run(cli)))
+        .map_err(|e| capq::Failure { message: format!("cannot start a thread: {e}"), code: 1 })
+        .and_then(|t| t.join().unwrap_or_else(|_| Err(capq::Failure { message: "capq panicked".into(), code: 1 })));
+    let code = match ran {
         Ok(capq::Outcome::Ok) => 0,
         Ok(capq::Outcome::Partial) => {
             if !quiet {

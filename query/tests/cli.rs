@@ -195,7 +195,7 @@ fn describe_and_tables_show_descriptions() {
         ),
         "{out}"
     );
-    assert!(out.contains("\nargv,LIST<VARCHAR>,NO,\"Command-line arguments, one string each.\"\n"), "{out}");
+    assert!(out.contains("\nargv,LIST<VARCHAR>,NO,\"Command-line arguments, one string each; secrets redacted by default"), "{out}");
     let all = ok(d, &["--tables"]);
     for t in ["exec:", "exit:", "file:", "net:", "dns:", "module:", "stats:"] {
         assert!(all.contains(t), "{t}");
@@ -250,8 +250,87 @@ fn corrupt_segments_are_skipped_and_named_and_hidden_files_ignored() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "n\n8\n");
     let e = String::from_utf8(o.stderr).unwrap();
     assert!(e.contains(&format!("capq: warning: skipping {}: corrupt or truncated segment", bad.display())), "{e}");
+    // A query that does not read exec hears nothing of it.
+    assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n1000\n");
     std::fs::remove_file(&bad).unwrap();
     assert_eq!(csv(d, "SELECT count(*) AS n FROM exec"), "n\n8\n");
+}
+
+#[test]
+fn directories_that_are_not_partitions_are_named_and_skipped() {
+    let c = capture();
+    let d = c.path();
+    let seg = list_segments(d, Table::Exec)[0].clone();
+    let hour_dir = seg.parent().unwrap();
+    let bad_day = d.join("exec/dt=notadate/hr=10");
+    let bad_hour = hour_dir.parent().unwrap().join("hr=zz");
+    for dir in [&bad_day, &bad_hour] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(&seg, dir.join(seg.file_name().unwrap())).unwrap();
+    }
+    let o = capq(d, &["--format", "csv", "SELECT count(*) AS n FROM exec"]);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "n\n8\n"));
+    let e = String::from_utf8(o.stderr).unwrap();
+    for (dir, want) in [(bad_day.parent().unwrap(), "dt=YYYY-MM-DD"), (bad_hour.as_path(), "hr=00 to hr=23")] {
+        let line =
+            format!("capq: warning: skipping {}: not a partition directory (expected {want}): ignored", dir.display());
+        assert!(e.contains(&line), "{line} in {e}");
+    }
+    assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n1000\n");
+}
+
+#[test]
+fn read_only_unless_allowed() {
+    let c = capture();
+    let d = c.path();
+    let target = d.join("kept.parquet");
+    std::fs::write(&target, b"mine").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for sql in [
+        format!("COPY (SELECT 'x' AS a) TO '{}'", target.display()),
+        format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'", target.display()),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+        "INSERT INTO exec SELECT * FROM exec".to_string(),
+        format!("EXPLAIN COPY (SELECT 1) TO '{}'", target.display()),
+    ] {
+        let e = err(d, &[&sql], 1);
+        assert!(
+            e.starts_with("capq: error: capq only reads the capture's tables") && e.contains("--allow-writes"),
+            "{sql}: {e}"
+        );
+    }
+    let m = std::fs::metadata(&target).unwrap();
+    assert_eq!((std::fs::read(&target).unwrap(), m.permissions().mode() & 0o777), (b"mine".to_vec(), 0o600));
+    // Allowed, COPY writes.
+    let out = d.join("copied.csv");
+    ok(d, &["--allow-writes", "--format", "csv", &format!("COPY (SELECT 1 AS a) TO '{}'", out.display())]);
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("a\n1"));
+    // --output files are created 0640, an existing one keeps its mode.
+    let o = d.join("out.csv");
+    ok(d, &["--format", "csv", "--output", o.to_str().unwrap(), "SELECT 1 AS a"]);
+    assert_eq!(std::fs::metadata(&o).unwrap().permissions().mode() & 0o777, 0o640);
+    ok(d, &["--format", "csv", "--output", target.to_str().unwrap(), "SELECT 1 AS a"]);
+    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn deep_sql_plans_or_fails_in_one_line() {
+    let c = capture();
+    let d = c.path();
+    let sum = format!("SELECT {} AS n", vec!["1"; 5000].join("+"));
+    assert_eq!(csv(d, &sum), "n\n5000\n");
+    let ors: Vec<String> = (0..5000).map(|i| format!("pid = {i}")).collect();
+    let n = csv(d, &format!("SELECT count(*) AS n FROM exec WHERE {}", ors.join(" OR ")));
+    assert_eq!(n, csv(d, "SELECT count(*) AS n FROM exec WHERE pid < 5000"));
+    // SELECT and the + of MAX_DEPTH + 1 terms: one more than capq plans.
+    let deeper = format!("SELECT {}", vec!["1"; capq::MAX_DEPTH + 1].join("+"));
+    let e = err(d, &[&deeper], 1);
+    assert!(
+        e.starts_with(&format!("capq: error: a statement nests up to {} operators deep", capq::MAX_DEPTH + 1)),
+        "{e}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use capture_schemas::{Probe, Table};
 
-use crate::decode::{DecodeCounts, DecodeError, Decoder, EnvpMode};
+use crate::decode::{ArgvMode, DecodeCounts, DecodeError, Decoder, EnvpMode};
 use crate::host;
 use crate::stats::{Health, StatsEmitter};
 use crate::writer::{Backpressure, Sink};
@@ -23,6 +23,7 @@ pub struct BatchConfig {
     pub stats_interval: Duration,
     pub backpressure: Backpressure,
     pub envp: EnvpMode,
+    pub argv: ArgvMode,
     /// The probes running, one `stats` row each per interval.
     pub probes: Vec<Probe>,
     pub boot_seed: u64,
@@ -36,6 +37,7 @@ impl BatchConfig {
             stats_interval: Duration::from_secs(10),
             backpressure: Backpressure::Block,
             envp: EnvpMode::Redacted,
+            argv: ArgvMode::Redacted,
             probes: Probe::ALL.to_vec(),
             boot_seed,
         }
@@ -56,7 +58,7 @@ impl Batcher {
     pub fn new(cfg: BatchConfig, sink: Sink, health: Arc<Health>) -> Batcher {
         let now = Instant::now();
         Batcher {
-            decoder: Decoder::new(cfg.batch_rows, cfg.boot_seed, cfg.envp),
+            decoder: Decoder::new(cfg.batch_rows, cfg.boot_seed, cfg.envp).with_argv(cfg.argv),
             stats: StatsEmitter::new(&cfg.probes, now),
             cfg,
             sink,
@@ -96,7 +98,8 @@ impl Batcher {
         }
     }
 
-    /// Cuts every non-empty table and writes a final `stats` interval.
+    /// Cuts every non-empty table (the final `stats` interval comes after the writers
+    /// have published their last segments: [`Batcher::final_stats`]).
     pub fn flush(&mut self) {
         for t in Table::events() {
             if self.decoder.builders.len(t) > 0 {
@@ -104,7 +107,13 @@ impl Batcher {
             }
         }
         self.publish_counts();
-        self.emit_stats(Instant::now());
+    }
+
+    /// Lets go of the writers' queues, keeping what makes the last `stats` interval: call
+    /// it once every segment is published, so the rows count the last segments too.
+    pub fn into_final_stats(self) -> impl FnOnce() -> arrow_array::RecordBatch {
+        let Batcher { mut stats, health, .. } = self;
+        move || stats.emit(&health, Instant::now(), host::realtime_ns() / 1000)
     }
 
     fn emit_stats(&mut self, now: Instant) {

@@ -181,16 +181,51 @@ impl Column for ListBuilder<PrimitiveBuilder<Int64Type>> {
     }
 }
 
-impl Column for BinaryBuilder {
-    fn with_capacity(rows: usize) -> Self {
-        BinaryBuilder::with_capacity(rows, 0)
+/// A nullable `BLOB` column that is nearly always null (the `*_raw` columns: exact bytes
+/// kept only where text was not valid UTF-8): a null is a count, appended as one run when
+/// a value or the cut comes, where a null per row cost an offset and a validity bit.
+#[derive(Default)]
+pub struct SparseBin {
+    b: BinaryBuilder,
+    nulls: usize,
+}
+
+impl SparseBin {
+    #[inline]
+    pub fn append_null(&mut self) {
+        self.nulls += 1;
+    }
+
+    pub fn append_value(&mut self, v: impl AsRef<[u8]>) {
+        self.flush();
+        self.b.append_value(v);
+    }
+
+    #[inline]
+    pub fn append_option(&mut self, v: Option<impl AsRef<[u8]>>) {
+        match v {
+            Some(v) => self.append_value(v),
+            None => self.append_null(),
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.nulls > 0 {
+            self.b.append_nulls(std::mem::take(&mut self.nulls));
+        }
+    }
+}
+
+impl Column for SparseBin {
+    fn with_capacity(_rows: usize) -> Self {
+        SparseBin::default()
     }
     fn rows(&self) -> usize {
-        self.len()
+        self.b.len() + self.nulls
     }
     fn cut(&mut self) -> ArrayRef {
-        let (rows, bytes) = (self.len(), self.values_slice().len());
-        Arc::new(std::mem::replace(self, BinaryBuilder::with_capacity(rows, bytes)).finish())
+        self.flush();
+        Arc::new(self.b.finish())
     }
 }
 
@@ -286,7 +321,7 @@ macro_rules! builder_ty {
     (Str $($null:ident)?) => { StringBuilder };
     (StrList $($null:ident)?) => { ListBuilder<StringBuilder> };
     (I64List $($null:ident)?) => { ListBuilder<PrimitiveBuilder<Int64Type>> };
-    (Bin $($null:ident)?) => { BinaryBuilder };
+    (Bin $($null:ident)?) => { SparseBin };
     (BinList $($null:ident)?) => { ListBuilder<BinaryBuilder> };
 }
 

@@ -5,7 +5,7 @@
 //! processes already running → drop every capability → read until SIGINT, SIGTERM or
 //! `--duration` → flush every segment → exit 0.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -13,7 +13,7 @@ use capture_schemas::Probe;
 use clap::Parser;
 
 use crate::batcher::BatchConfig;
-use crate::decode::EnvpMode;
+use crate::decode::{ArgvMode, EnvpMode};
 use crate::host::{boottime_ns, HostInfo};
 use crate::loader::{self, FileFloor, LoadConfig, LoadError};
 use crate::pipeline::Pipeline;
@@ -42,7 +42,15 @@ EXAMPLES:
 
 Privileges: root, or the binary with capabilities:
   sudo setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_ptrace,cap_sys_resource,cap_sys_nice+ep capture_linux_rotating
-Logging: RUST_LOG=debug shows each load step and libbpf's messages.";
+Logging: RUST_LOG=debug shows each load step and libbpf's messages.
+Exit status: 0 stopped (SIGINT, SIGTERM, --duration) with every segment written, 1 error,
+2 usage error, 3 stopped but some segments could not be written (disk full...: their rows
+are lost; the last lines say how many).";
+
+/// The recorder stopped, but this many segments could not be written: exit status 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} segments could not be written (see the errors above): their rows are lost")]
+pub struct SegmentsLost(pub u64);
 
 /// Records kernel telemetry (eBPF) into rotating Parquet segments.
 #[derive(Debug, Parser)]
@@ -83,8 +91,8 @@ pub struct Cli {
     /// Delete segments older than this.
     #[arg(long, value_parser = parse_duration)]
     pub max_age: Option<Duration>,
-    /// Only this process id (filtered in the kernel).
-    #[arg(long)]
+    /// Only this process id (filtered in the kernel); it must be running at start.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub pid: Option<u32>,
     /// Only these command names (repeatable; filtered in the kernel).
     #[arg(long)]
@@ -92,9 +100,14 @@ pub struct Cli {
     /// file: do not record paths under these prefixes (repeatable; at most 8 of 64 bytes).
     #[arg(long, default_values = ["/proc", "/sys"])]
     pub exclude_path_prefix: Vec<String>,
-    /// exec: environment values: full, redacted (secret-looking names), or none.
+    /// exec: environment values: full, redacted (values of secret-looking names and
+    /// passwords in URLs), or none.
     #[arg(long, value_enum, default_value_t = EnvpMode::Redacted)]
     pub envp: EnvpMode,
+    /// exec: arguments: full, or redacted (NAME=value with a secret-looking NAME, the
+    /// value after a password flag such as --password, passwords in URLs).
+    #[arg(long, value_enum, default_value_t = ArgvMode::Redacted)]
+    pub argv: ArgvMode,
     /// exec: bytes of argv, and of envp, read per exec (32KiB to 128KiB).
     #[arg(long, value_parser = parse_size, default_value = "32KiB")]
     pub argv_max_bytes: u64,
@@ -129,9 +142,9 @@ pub struct Cli {
     /// Cut a batch at least this often.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub flush_interval: Duration,
-    /// Segment writer threads.
-    #[arg(long, default_value_t = 1)]
-    pub writer_threads: usize,
+    /// Segment writer threads (1 to 16: one table's segments are written by one thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub writer_threads: u16,
     /// Memory for batches waiting for each writer thread (their Arrow size): a burst the
     /// writers cannot keep up with waits here instead of filling the ring buffers. Past it,
     /// --backpressure applies.
@@ -201,6 +214,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let wanted = probes_of(&cli.probes)?;
+    if let Some(pid) = cli.pid {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("--pid {pid}: no such process is running (it must be running when the recorder starts; --comm NAME follows a program by name)");
+        }
+    }
+    if let Some(c) = cli.comm.iter().find(|c| c.is_empty() || c.contains('\0')) {
+        bail!("--comm {c:?}: a command name is 1 to 15 bytes with no NUL (as in /proc/PID/comm)");
+    }
     if cli.flow_interval < Duration::from_secs(1) {
         bail!("--flow-interval {:?}: must be at least 1s", cli.flow_interval);
     }
@@ -225,6 +246,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             loader::PREFIX_MAX
         );
     }
+    // The capture directory's checks before any probe loads: a refusal is its one line.
+    crate::writer::prepare_dir(&cli.output_dir)
+        .with_context(|| format!("output directory {}", cli.output_dir.display()))?;
+    crate::retention::check_lock_path(&cli.output_dir)?;
     loader::init_logging();
     let host = HostInfo::current();
     let mut wc = WriterConfig::new(&cli.output_dir, host.clone());
@@ -233,7 +258,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     wc.max_segment_age = cli.max_segment_age;
     wc.max_segment_rows = cli.max_segment_rows;
     let writers = WritersConfig {
-        threads: cli.writer_threads.max(1),
+        threads: usize::from(cli.writer_threads),
         queue_bytes: cli.writer_queue,
         max_total_bytes: cli.max_total_bytes,
         max_age: cli.max_age,
@@ -278,6 +303,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     batch.stats_interval = cli.stats_interval;
     batch.backpressure = cli.backpressure;
     batch.envp = cli.envp;
+    batch.argv = cli.argv;
     batch.probes = running.clone();
     let mut pipeline = Pipeline::start(wc, &writers, batch)
         .with_context(|| format!("capture directory {}", cli.output_dir.display()))?;
@@ -360,7 +386,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     if summary.write_errors > 0 {
-        bail!("{} segments could not be written (see the errors above)", summary.write_errors);
+        return Err(SegmentsLost(summary.write_errors).into());
     }
     Ok(())
 }

@@ -42,45 +42,26 @@ pub enum DecodeError {
 pub enum EnvpMode {
     /// Every variable as captured.
     Full,
-    /// Values of variables whose names look like secrets are replaced by [`REDACTED`].
+    /// Values of variables whose names look like secrets, and passwords in URLs, are
+    /// replaced by [`REDACTED`].
     #[default]
     Redacted,
     /// No environment at all (`envc` still says how many there were).
     None,
 }
 
-/// The value written in place of a redacted environment value.
-pub const REDACTED: &str = "<redacted>";
+pub use crate::redact::REDACTED;
+use crate::redact::{Redactor, Rules};
 
-/// A variable is redacted when its name contains one of these (ASCII case-insensitive)...
-pub const SECRET_NAME_PARTS: &[&str] = &[
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "PASSPHRASE",
-    "KEY",
-    "CREDENTIAL",
-    "PRIVATE",
-    "COOKIE",
-    "SESSION",
-    "AUTH",
-    "SIGNATURE",
-    "CERT",
-    "PWD",
-];
-/// ...or starts with one of these.
-pub const SECRET_NAME_PREFIXES: &[&str] = &["AWS_", "AZURE_", "GCP_", "GOOGLE_", "GH_", "GITHUB_", "NPM_", "VAULT_"];
-/// Names that contain a part above but are well-known harmless variables.
-pub const NOT_SECRET_NAMES: &[&str] = &["PWD", "OLDPWD", "SSH_AUTH_SOCK", "XAUTHORITY", "KEYTIMEOUT"];
-
-/// Whether an environment variable of this name gets its value redacted.
-pub fn is_secret_name(name: &[u8]) -> bool {
-    if NOT_SECRET_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())) {
-        return false;
-    }
-    SECRET_NAME_PREFIXES.iter().any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
-        || SECRET_NAME_PARTS.iter().any(|p| name.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes())))
+/// What happens to secrets in the `exec` table's argv (see `redact.rs` for the rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ArgvMode {
+    /// Every argument as captured.
+    Full,
+    /// `NAME=value` with a secret-looking NAME, the argument after a password flag, and
+    /// passwords in URLs are replaced by [`REDACTED`].
+    #[default]
+    Redacted,
 }
 
 /// Cumulative counts of one probe's records.
@@ -97,6 +78,7 @@ pub struct Decoder {
     counts: [DecodeCounts; Probe::COUNT],
     boot_seed: u64,
     envp: EnvpMode,
+    argv: ArgvMode,
     name: dns_wire::Name,
     open_files: OpenFiles,
     /// Bytes assembled for a `*_raw` column (reused: no allocation per event).
@@ -111,12 +93,19 @@ impl Decoder {
             counts: [DecodeCounts::default(); Probe::COUNT],
             boot_seed,
             envp,
+            argv: ArgvMode::Redacted,
             name: dns_wire::Name::new(),
             open_files: OpenFiles::with_base(OpenFiles::run_base(
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             )),
             scratch: Vec::new(),
         }
+    }
+
+    /// argv as captured (`Full`) or with its secrets redacted (`Redacted`, the default).
+    pub fn with_argv(mut self, argv: ArgvMode) -> Decoder {
+        self.argv = argv;
+        self
     }
 
     pub fn counts(&self, probe: Probe) -> DecodeCounts {
@@ -173,8 +162,14 @@ impl Decoder {
                 b.euid.append_value(i64::from(e.euid));
                 b.loginuid.append_option((e.loginuid != u32::MAX).then_some(i64::from(e.loginuid)));
                 ok &= append_exact(&mut b.path, &mut b.path_raw, path);
-                ok &= append_list(&mut b.argv, &mut b.argv_raw, argv, EnvpMode::Full);
-                ok &= append_list(&mut b.envp, &mut b.envp_raw, envp, self.envp);
+                let argv_rules = if self.argv == ArgvMode::Full { Rules::OFF } else { Rules::ARGV };
+                ok &= append_list(&mut b.argv, &mut b.argv_raw, argv, Some(argv_rules), &mut self.scratch);
+                let envp_rules = match self.envp {
+                    EnvpMode::Full => Some(Rules::OFF),
+                    EnvpMode::Redacted => Some(Rules::ENVP),
+                    EnvpMode::None => None,
+                };
+                ok &= append_list(&mut b.envp, &mut b.envp_raw, envp, envp_rules, &mut self.scratch);
                 b.argc.append_value(e.argc as i32);
                 b.envc.append_value(e.envc as i32);
                 b.argv_truncated.append_value(e.flags & abi::EXEC_ARGV_TRUNCATED != 0);
@@ -243,22 +238,36 @@ impl Decoder {
                 } else {
                     None
                 };
-                if f.op != abi::FILE_OPEN && f.op != abi::FILE_CLOSE && f.file_key != 0 {
-                    file_id = self.open_files.id(f.file_key);
+                // Reads, writes and the rest: the open file's id and path, in one lookup.
+                let known = match f.op {
+                    abi::FILE_OPEN | abi::FILE_CLOSE => None,
+                    _ if f.file_key == 0 => None,
+                    _ => self.open_files.get(f.file_key),
+                };
+                if let Some((id, _)) = known {
+                    file_id = Some(id);
                 }
                 if f.file_key != 0 && path.is_empty() {
                     // Close, read, write and ftruncate records carry no path: they take the
                     // absolute path of the file's open record, when that was known.
                     let named = match &closed {
                         Some(p) => Some(p.as_slice()),
-                        None if f.op != abi::FILE_CLOSE => self.open_files.name(f.file_key),
-                        None => None,
+                        None => known.map(|(_, p)| p),
                     };
                     match named {
-                        Some(p) => {
-                            ok &= append_exact(&mut b.path, &mut b.path_raw, p);
-                            append_exact(&mut b.abs_path, &mut b.abs_path_raw, p);
-                        }
+                        // The same bytes in both columns: validated once.
+                        Some(p) => match std::str::from_utf8(p) {
+                            Ok(text) => {
+                                b.path.append_value(text);
+                                b.path_raw.append_null();
+                                b.abs_path.append_value(text);
+                                b.abs_path_raw.append_null();
+                            }
+                            Err(_) => {
+                                ok &= append_exact(&mut b.path, &mut b.path_raw, p);
+                                append_exact(&mut b.abs_path, &mut b.abs_path_raw, p);
+                            }
+                        },
                         None => {
                             b.path.append_value("");
                             b.path_raw.append_null();
@@ -485,48 +494,39 @@ fn append_common(c: &mut Common, h: &Hdr, seed: u64) -> bool {
     ok
 }
 
-/// Appends NUL-separated strings as one list value; with `EnvpMode::Redacted`, the values
-/// of secret-looking names are replaced. When any string is not valid UTF-8, `raw` gets
-/// every string's exact bytes (redacted alike); else a null.
+/// Appends NUL-separated strings as one list value, with the secrets `rules` find
+/// redacted (`None`: an empty list). When any string is not valid UTF-8, `raw` gets every
+/// string's exact bytes (redacted alike); else a null. `scratch` holds a redacted string.
 fn append_list(
     list: &mut ListBuilder<StringBuilder>,
     raw: &mut ListBuilder<BinaryBuilder>,
     bytes: &[u8],
-    mode: EnvpMode,
+    rules: Option<Rules>,
+    scratch: &mut Vec<u8>,
 ) -> bool {
     let mut ok = true;
     // A final NUL ends the last string; without it the last string was cut short.
     let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-    let redact = |item: &[u8]| match item.iter().position(|&b| b == b'=') {
-        Some(i) if mode == EnvpMode::Redacted && is_secret_name(&item[..i]) => Some(i),
-        _ => None,
+    let Some(rules) = rules.filter(|_| !bytes.is_empty()) else {
+        list.append(true);
+        raw.append(false);
+        return true;
     };
-    if mode != EnvpMode::None && !bytes.is_empty() {
-        let values = list.values();
-        for item in body.split(|&b| b == 0) {
-            match redact(item) {
-                Some(i) => {
-                    ok &= write_lossy(values, &item[..=i]);
-                    values.append_value(REDACTED);
-                }
-                None => ok &= append_lossy(values, item),
-            }
-        }
+    let values = list.values();
+    let mut r = Redactor::new(rules);
+    for item in body.split(|&b| b == 0) {
+        let item = if r.redact(item, scratch) { scratch.as_slice() } else { item };
+        ok &= append_lossy(values, item);
     }
     list.append(true);
     if ok {
         raw.append(false);
     } else {
         let values = raw.values();
+        let mut r = Redactor::new(rules);
         for item in body.split(|&b| b == 0) {
-            match redact(item) {
-                Some(i) => {
-                    // Written into the value in place (std::io::Write), then finished.
-                    let _ = std::io::Write::write_all(values, &item[..=i]);
-                    values.append_value(REDACTED);
-                }
-                None => values.append_value(item),
-            }
+            let item = if r.redact(item, scratch) { scratch.as_slice() } else { item };
+            values.append_value(item);
         }
         raw.append(true);
     }
@@ -612,20 +612,5 @@ impl<'a> Endpoint<'a> {
         b.dport.append_value(i32::from(e.dport));
         b.netns.append_value(i64::from(e.netns));
         community_id::append(&mut b.community_id, e);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_names() {
-        for s in ["GITHUB_TOKEN", "api_key", "DB_PASSWORD", "AWS_REGION", "MY_SECRET_THING", "Cookie"] {
-            assert!(is_secret_name(s.as_bytes()), "{s}");
-        }
-        for s in ["PATH", "HOME", "PWD", "LANG", "SSH_AUTH_SOCK", "TERM"] {
-            assert!(!is_secret_name(s.as_bytes()), "{s}");
-        }
     }
 }

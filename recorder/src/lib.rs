@@ -11,6 +11,7 @@ pub mod builders;
 pub mod capture;
 pub mod community_id;
 pub mod decode;
+pub mod dir;
 pub mod dns_wire;
 pub mod host;
 pub mod kernel;
@@ -23,6 +24,7 @@ pub mod privs;
 pub mod procfs;
 #[cfg(feature = "with-ebpf-load")]
 pub mod reader;
+pub mod redact;
 pub mod retention;
 #[cfg(feature = "with-ebpf-load")]
 pub mod ring;

@@ -53,12 +53,13 @@ impl Pipeline {
         &self.writers
     }
 
-    /// Flushes every table, publishes every open segment and stops the writers.
+    /// Flushes every table, publishes every open segment and stops the writers; then
+    /// writes the last `stats` interval, which counts those segments.
     pub fn finish(mut self) -> Summary {
         self.batcher.flush();
         let Pipeline { batcher, writers, health } = self;
-        drop(batcher);
-        let write_errors = writers.finish();
+        // The batcher's queues close here: the writers see the end of their input.
+        let write_errors = writers.finish(batcher.into_final_stats());
         Summary { totals: health.total(), write_errors }
     }
 }

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use capture_schemas::Table;
 
+use crate::dir::Dir;
+
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
@@ -60,23 +62,15 @@ impl Retention {
 
     /// Registers the segments already under `dir` and removes stale temporary files. A
     /// table directory that is a symlink is refused (an error naming it): the scan and
-    /// retention would otherwise list, and delete, what lies wherever it points.
+    /// retention would otherwise list, and delete, what lies wherever it points. Below the
+    /// table directories, links are skipped, never followed (see `dir.rs`).
     pub fn scan(&self, dir: &Path) -> io::Result<ScanReport> {
         let mut found = Vec::new();
         let mut report = ScanReport::default();
+        let root = Dir::open(dir)?;
         for table in Table::ALL {
-            let path = dir.join(table.name());
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "{} is a symbolic link: the recorder follows no link in its capture directory (remove it, or choose another --output-dir)",
-                            path.display()
-                        ),
-                    ));
-                }
-                Ok(_) => walk(&path, 0, &mut found, &mut report)?,
+            match root.sub(table.name()) {
+                Ok(t) => walk(&t, 0, &mut found, &mut report)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -126,18 +120,10 @@ impl Retention {
             }
             let s = st.segments.pop_front().expect("front exists");
             st.total -= s.size;
-            match std::fs::remove_file(&s.path) {
+            match delete(&s.path) {
                 Ok(()) => {
                     st.deleted += 1;
                     log::debug!("retention: deleted {}", s.path.display());
-                    // Drop partition directories that became empty (fails harmlessly if not).
-                    if let Some(hr) = s.path.parent() {
-                        if std::fs::remove_dir(hr).is_ok() {
-                            if let Some(dt) = hr.parent() {
-                                let _ = std::fs::remove_dir(dt);
-                            }
-                        }
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => log::warn!("retention: cannot delete {}: {e}", s.path.display()),
@@ -146,37 +132,63 @@ impl Retention {
     }
 }
 
-/// Collects `*.parquet` segments under a table directory (`dt=*/hr=*`), skipping symlinks
-/// and removing hidden `.*.parquet.tmp` leftovers.
-fn walk(dir: &Path, depth: usize, out: &mut Vec<Segment>, report: &mut ScanReport) -> io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+/// Deletes `ROOT/table/dt=/hr=/name` through descriptors opened one name at a time without
+/// following links, then the partition directories it leaves empty.
+fn delete(path: &Path) -> io::Result<()> {
+    let names: Vec<&str> = path.iter().rev().take(4).filter_map(|c| c.to_str()).collect();
+    let (Some(root), [name, hr, dt, table]) = (path.ancestors().nth(4), names.as_slice()) else {
+        return Err(io::Error::other("not a segment path (ROOT/table/dt=/hr=/name)"));
     };
-    for entry in entries {
-        let entry = entry?;
-        let ft = entry.file_type()?; // lstat: symlinks are reported as such, never followed
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
+    let t = Dir::open(root)?.sub(table)?;
+    let d = t.sub(dt)?;
+    d.sub(hr)?.unlink(name)?;
+    // Fails harmlessly when not empty.
+    if d.rmdir(hr).is_ok() {
+        let _ = t.rmdir(dt);
+    }
+    Ok(())
+}
+
+/// Collects `*.parquet` segments under a table directory (`dt=*/hr=*`), skipping links
+/// and removing hidden `.*.parquet.tmp` leftovers.
+fn walk(dir: &Dir, depth: usize, out: &mut Vec<Segment>, report: &mut ScanReport) -> io::Result<()> {
+    for (name, ft) in dir.entries()? {
+        let Some(name) = name.to_str() else { continue };
         if ft.is_dir() && depth < 2 {
-            walk(&entry.path(), depth + 1, out, report)?;
+            match dir.sub(name) {
+                Ok(sub) => walk(&sub, depth + 1, out, report)?,
+                // Replaced by something else since it was listed: not ours to read.
+                Err(e) => log::warn!("skipping {}: {e}", dir.path().join(name).display()),
+            }
         } else if ft.is_file() && depth == 2 {
             if name.starts_with('.') && name.ends_with(".parquet.tmp") {
-                if std::fs::remove_file(entry.path()).is_ok() {
+                if dir.unlink(name).is_ok() {
                     report.stale_temp_removed += 1;
                 }
             } else if !name.starts_with('.') && name.ends_with(".parquet") {
-                let m = entry.metadata()?;
-                out.push(Segment {
-                    path: entry.path(),
-                    size: m.len(),
-                    published: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                });
+                let (size, published) = dir.stat(name)?;
+                out.push(Segment { path: dir.path().join(name), size, published });
             }
         }
     }
     Ok(())
+}
+
+/// Refuses a `.capture.lock` that is a symbolic link, before anything else starts (the
+/// lock itself is opened with `O_NOFOLLOW` too).
+pub fn check_lock_path(dir: &Path) -> io::Result<()> {
+    let path = dir.join(".capture.lock");
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => Err(lock_is_link(&path)),
+        _ => Ok(()),
+    }
+}
+
+fn lock_is_link(path: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{} is a symbolic link: the recorder follows no link in its capture directory (remove it)",
+        path.display()
+    ))
 }
 
 /// Takes an exclusive lock on `dir/.capture.lock` so two recorders never share a
@@ -189,7 +201,11 @@ pub fn lock_dir(dir: &Path) -> io::Result<File> {
         .write(true)
         .mode(0o640)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)?;
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => lock_is_link(&path),
+            _ => io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+        })?;
     // SAFETY: `f` is an open file descriptor for the duration of the call.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = io::Error::last_os_error();

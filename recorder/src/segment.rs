@@ -6,11 +6,8 @@
 //! bytes buffered, on age, on rows, and when the hour partition changes; a file is opened
 //! only when its first batch arrives, so there are no empty segments.
 
-use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +21,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::dir::Dir;
 use crate::host::HostInfo;
 use crate::retention::Retention;
 use crate::stats::{Health, Snapshot};
@@ -117,8 +115,10 @@ const STATS_COLUMNS: [&str; 4] = ["ts", "ktime_ns", "pid", "exec_id"];
 /// Bounds of a segment's rows and the counters when it was opened.
 struct Open {
     writer: ArrowWriter<File>,
+    /// The temporary file's name in `dir`, and its path (for messages).
+    tmp_name: String,
     tmp: PathBuf,
-    dir: PathBuf,
+    dir: Dir,
     opened: Instant,
     hour: i64,
     rows: u64,
@@ -169,43 +169,15 @@ pub fn partition_of(hour: i64) -> (String, String) {
     (t.format("dt=%Y-%m-%d").to_string(), t.format("hr=%H").to_string())
 }
 
-/// Creates `root/parts...` one component at a time (mode 0750), refusing to pass through a
-/// symlink: the recorder only follows links it made, and it makes none.
-pub fn ensure_dir(root: &Path, parts: &[&str]) -> io::Result<PathBuf> {
-    let mut p = root.to_path_buf();
+/// Opens `root/parts...` one component at a time from a descriptor of `root`, making
+/// what is missing (mode 0750) and refusing to pass through a symlink: the recorder only
+/// follows links it made, and it makes none (see `dir.rs`).
+pub fn ensure_dir(root: &Path, parts: &[&str]) -> io::Result<Dir> {
+    let mut d = Dir::open(root)?;
     for part in parts {
-        p.push(part);
-        match std::fs::DirBuilder::new().mode(0o750).create(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let m = std::fs::symlink_metadata(&p)?;
-                if !m.is_dir() {
-                    let what = if m.file_type().is_symlink() { "a symlink" } else { "not a directory" };
-                    return Err(io::Error::other(format!("{} is {what}; refusing to write there", p.display())));
-                }
-            }
-            Err(e) => return Err(e),
-        }
+        d = d.sub_or_create(part)?;
     }
-    Ok(p)
-}
-
-/// Renames without ever replacing an existing file (`renameat2(RENAME_NOREPLACE)`).
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    let from = CString::new(from.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let to = CString::new(to.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let rc =
-        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    Ok(d)
 }
 
 /// Characters other than `[A-Za-z0-9._-]` in a host name become `_` in file names.
@@ -323,27 +295,23 @@ impl SegmentWriter {
             rows_lost: rows,
         })?;
         self.seq += 1;
-        let tmp = dir.join(format!(".{}-{}-{}.parquet.tmp", self.table.name(), std::process::id(), self.seq));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(|source| WriteError {
-                what: "creating segment",
-                path: tmp.clone(),
-                hint: hint_for(&source),
-                source,
-                rows_lost: rows,
-            })?;
+        let tmp_name = format!(".{}-{}-{}.parquet.tmp", self.table.name(), std::process::id(), self.seq);
+        let tmp = dir.path().join(&tmp_name);
+        let file = dir.create_new(&tmp_name, 0o640).map_err(|source| WriteError {
+            what: "creating segment",
+            path: tmp.clone(),
+            hint: hint_for(&source),
+            source,
+            rows_lost: rows,
+        })?;
         let writer = ArrowWriter::try_new(file, self.table.schema(), Some(self.props.clone())).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = dir.unlink(&tmp_name);
             let source = pq_io(e);
             WriteError { what: "starting segment", path: tmp.clone(), hint: hint_for(&source), source, rows_lost: rows }
         })?;
         self.open = Some(Open {
             writer,
+            tmp_name,
             tmp,
             dir,
             opened: Instant::now(),
@@ -363,7 +331,7 @@ impl SegmentWriter {
         let rows_lost = o.rows + more;
         let path = o.tmp.clone();
         drop(o.writer);
-        let _ = std::fs::remove_file(&o.tmp);
+        let _ = o.dir.unlink(&o.tmp_name);
         self.health.table(self.table).dropped_write_error.fetch_add(rows_lost, std::sync::atomic::Ordering::Relaxed);
         WriteError { what, path, hint: hint_for(&source), source, rows_lost }
     }
@@ -402,14 +370,14 @@ impl SegmentWriter {
         let file = match o.writer.into_inner() {
             Ok(f) => f,
             Err(e) => {
-                let _ = std::fs::remove_file(&o.tmp);
+                let _ = o.dir.unlink(&o.tmp_name);
                 return Err(self.lost("finishing segment", o.tmp, pq_io(e), rows));
             }
         };
         let size = match file.sync_all().and_then(|()| file.metadata()) {
             Ok(m) => m.len(),
             Err(e) => {
-                let _ = std::fs::remove_file(&o.tmp);
+                let _ = o.dir.unlink(&o.tmp_name);
                 return Err(self.lost("syncing segment", o.tmp, e, rows));
             }
         };
@@ -419,19 +387,19 @@ impl SegmentWriter {
         let mut attempt = 0;
         let path = loop {
             let name = format!("{}-{}-{}-{:06}.parquet", self.table.name(), start, self.host, self.seq + attempt);
-            let path = o.dir.join(name);
-            match rename_noreplace(&o.tmp, &path) {
+            let path = o.dir.path().join(&name);
+            match o.dir.rename_noreplace(&o.tmp_name, &name) {
                 Ok(()) => break path,
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < 1000 => attempt += 1,
                 Err(e) => {
-                    let _ = std::fs::remove_file(&o.tmp);
+                    let _ = o.dir.unlink(&o.tmp_name);
                     return Err(self.lost("publishing segment", path, e, rows));
                 }
             }
         };
         self.seq += attempt;
-        if let Err(e) = fsync_dir(&o.dir) {
-            log::warn!("syncing directory {}: {e}", o.dir.display());
+        if let Err(e) = o.dir.sync() {
+            log::warn!("syncing directory {}: {e}", o.dir.path().display());
         }
         let c = self.health.table(self.table);
         c.segments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use arrow_array::builder::{BinaryBuilder, StringBuilder};
+use arrow_array::builder::StringBuilder;
+
+use crate::builders::SparseBin;
 
 /// Appends `bytes` as one string value. Invalid UTF-8 is replaced by U+FFFD chunk by chunk,
 /// straight into the builder; returns `false` when a replacement was needed.
@@ -21,7 +23,7 @@ pub fn append_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
 /// null); else with U+FFFD for each invalid sequence, and the exact bytes in `raw`.
 /// Returns whether they were valid.
 #[inline]
-pub fn append_exact(s: &mut StringBuilder, raw: &mut BinaryBuilder, bytes: &[u8]) -> bool {
+pub fn append_exact(s: &mut StringBuilder, raw: &mut SparseBin, bytes: &[u8]) -> bool {
     let ok = append_lossy(s, bytes);
     if ok {
         raw.append_null();
@@ -34,6 +36,11 @@ pub fn append_exact(s: &mut StringBuilder, raw: &mut BinaryBuilder, bytes: &[u8]
 /// Writes `bytes` into the builder's current value (finished later by `append_value`).
 #[inline]
 pub fn write_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
+    // Valid text, nearly always: one validation pass (Utf8Chunks is slower at it).
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        let _ = b.write_str(s);
+        return true;
+    }
     let mut valid = true;
     for chunk in bytes.utf8_chunks() {
         let _ = b.write_str(chunk.valid());

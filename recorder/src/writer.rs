@@ -153,6 +153,8 @@ pub struct Writers {
     sink: Sink,
     handles: Vec<JoinHandle<u64>>,
     retention: Arc<Retention>,
+    cfg: Arc<WriterConfig>,
+    health: Arc<Health>,
     scan: ScanReport,
     _lock: File,
 }
@@ -236,15 +238,21 @@ fn run(
     errors
 }
 
-/// Creates the capture directory (mode 0750) if needed; it must not be a symlink.
+/// Creates the capture directory (mode 0750) if needed; it must not be a symlink, nor
+/// writable by other users (they could swap what the recorder writes and deletes).
 pub fn prepare_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(m) if m.file_type().is_symlink() => Err(io::Error::other(format!(
-            "{} is a symlink; the recorder does not follow links it did not make: pass the real directory",
-            dir.display()
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o022 != 0 => Err(io::Error::other(format!(
+            "writable by {} (mode {:04o}): refusing to record there; chmod go-w it, or choose a directory of your own",
+            if m.permissions().mode() & 0o002 != 0 { "every user" } else { "its group" },
+            m.permissions().mode() & 0o7777
         ))),
-        Ok(_) => Err(io::Error::other(format!("{} exists and is not a directory", dir.display()))),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err(io::Error::other(
+            "a symlink; the recorder does not follow links it did not make: pass the real directory",
+        )),
+        Ok(_) => Err(io::Error::other("exists and is not a directory")),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir)
@@ -277,7 +285,7 @@ impl Writers {
             );
             queues.push(Queue { tx, budget });
         }
-        Ok(Writers { sink: Sink { queues }, handles, retention, scan, _lock: lock })
+        Ok(Writers { sink: Sink { queues }, handles, retention, cfg, health, scan, _lock: lock })
     }
 
     pub fn sink(&self) -> Sink {
@@ -292,11 +300,22 @@ impl Writers {
         &self.retention
     }
 
-    /// Closes the channels, lets every thread publish its open segments, and waits.
-    /// Returns the number of write errors.
-    pub fn finish(self) -> u64 {
-        drop(self.sink);
-        self.handles.into_iter().map(|h| h.join().unwrap_or(1)).sum()
+    /// Closes the channels, lets every thread publish its open segments, and waits; then
+    /// writes `last` (the final `stats` rows, made once those segments are counted) as a
+    /// segment of its own. Returns the number of write errors.
+    pub fn finish(self, last: impl FnOnce() -> RecordBatch) -> u64 {
+        let Writers { sink, handles, retention, cfg, health, .. } = self;
+        drop(sink);
+        let mut errors: u64 = handles.into_iter().map(|h| h.join().unwrap_or(1)).sum();
+        let rows = last();
+        if rows.num_rows() > 0 {
+            let mut w = SegmentWriter::new(Table::Stats, cfg, health, retention);
+            if let Err(e) = w.write(rows).and_then(|_| w.publish()) {
+                errors += 1;
+                log::error!("stats segment lost at shutdown, {} rows: {e}", e.rows_lost);
+            }
+        }
+        errors
     }
 }
 

@@ -1,7 +1,7 @@
 //! Decoder round trips for every record kind, and malformed records counted, not panicking.
 
 use agent_linux::abi::{self, Pod};
-use agent_linux::decode::{DecodeError, Decoder, EnvpMode, REDACTED};
+use agent_linux::decode::{ArgvMode, DecodeError, Decoder, EnvpMode, REDACTED};
 use agent_linux::synth::{self, Answer, Task};
 use agent_linux::{Probe, Table};
 use arrow_array::cast::AsArray;
@@ -69,15 +69,15 @@ fn exec_round_trip_with_redaction() {
     let mut e = abi::Exec { hdr: task().hdr(abi::KIND_EXEC, 9_000_000_123), ..Default::default() };
     e.euid = 0;
     e.loginuid = 1000;
-    e.argc = 3;
+    e.argc = 7;
     e.envc = 3;
     e.flags = abi::EXEC_ENVP_TRUNCATED;
     e.pidns = 11;
     e.mntns = 12;
     e.netns = 13;
     e.tty[..5].copy_from_slice(b"pts/3");
-    let argv = synth::nul_join(&["python3", "-c", ""]);
-    let envp = synth::nul_join(&["HOME=/root", "API_TOKEN=hunter2", "PATH=/bin"]);
+    let argv = synth::nul_join(&["python3", "-c", "", "--password", "pw1", "DB_PASSWORD=pw2", "https://u:pw3@h/x"]);
+    let envp = synth::nul_join(&["HOME=/root", "API_TOKEN=hunter2", "DATABASE_URL=postgres://u:pw4@h/db"]);
     let mut rec = Vec::new();
     synth::exec_record(&mut rec, e, b"/usr/bin/python3", &argv, &envp, b"/usr/bin/python3.11");
 
@@ -90,22 +90,36 @@ fn exec_round_trip_with_redaction() {
     assert_eq!(i64s(&b, "euid"), vec![Some(0)]);
     assert_eq!(i64s(&b, "loginuid"), vec![Some(1000)]);
     assert_eq!(strs(&b, "path"), vec![Some("/usr/bin/python3".into())]);
-    assert_eq!(lists(&b, "argv"), vec![vec!["python3", "-c", ""]]);
+    let r = REDACTED;
+    assert_eq!(
+        lists(&b, "argv"),
+        vec![vec![
+            "python3".to_string(),
+            "-c".into(),
+            "".into(),
+            "--password".into(),
+            r.into(),
+            format!("DB_PASSWORD={r}"),
+            format!("https://u:{r}@h/x")
+        ]]
+    );
     assert_eq!(
         lists(&b, "envp"),
-        vec![vec!["HOME=/root".to_string(), format!("API_TOKEN={REDACTED}"), "PATH=/bin".into()]]
+        vec![vec!["HOME=/root".to_string(), format!("API_TOKEN={r}"), format!("DATABASE_URL=postgres://u:{r}@h/db")]]
     );
-    assert_eq!(i32s(&b, "argc"), vec![Some(3)]);
+    assert_eq!(i32s(&b, "argc"), vec![Some(7)]);
     assert_eq!(bools(&b, "argv_truncated"), vec![Some(false)]);
     assert_eq!(bools(&b, "envp_truncated"), vec![Some(true)]);
     assert_eq!(strs(&b, "tty"), vec![Some("pts/3".into())]);
     assert_eq!(i64s(&b, "netns"), vec![Some(13)]);
     assert_eq!(bools(&b, "from_procfs"), vec![Some(false)]);
 
-    // The same record with full and no environment.
-    let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::Full);
+    // The same record with full arguments, full and no environment.
+    let mut d = Decoder::new(16, SEED, EnvpMode::Full).with_argv(ArgvMode::Full);
+    d.decode(Probe::Exec, &rec).unwrap();
     let b = d.builders.finish(Table::Exec, OFFSET).unwrap();
-    assert_eq!(lists(&b, "envp")[0][1], "API_TOKEN=hunter2");
+    assert_eq!(lists(&b, "envp")[0][1..], ["API_TOKEN=hunter2", "DATABASE_URL=postgres://u:pw4@h/db"]);
+    assert_eq!(lists(&b, "argv")[0][4..], ["pw1", "DB_PASSWORD=pw2", "https://u:pw3@h/x"]);
     let (mut d, _) = decode_one(Probe::Exec, &rec, EnvpMode::None);
     let b = d.builders.finish(Table::Exec, OFFSET).unwrap();
     assert!(lists(&b, "envp")[0].is_empty());

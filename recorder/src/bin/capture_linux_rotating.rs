@@ -3,7 +3,17 @@
 use clap::Parser;
 
 fn main() {
-    let cli = agent_linux::capture::Cli::parse();
+    let cli = match agent_linux::capture::Cli::try_parse() {
+        Ok(cli) => cli,
+        // A bad argument is one line, like every other error (clap adds a usage hint).
+        Err(e) if e.use_stderr() => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            eprintln!("capture_linux_rotating: error: {first} (--help lists the options)");
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -24,6 +34,7 @@ fn main() {
         .init();
     if let Err(e) = agent_linux::capture::run(cli) {
         eprintln!("capture_linux_rotating: error: {e:#}");
-        std::process::exit(1);
+        let lost = e.downcast_ref::<agent_linux::capture::SegmentsLost>().is_some();
+        std::process::exit(if lost { 3 } else { 1 });
     }
 }
