@@ -168,6 +168,77 @@ def bad_arguments(recorder, work):
           (1, 1, True, False))
 
 
+def links_and_a_full_disk(recorder, work):
+    """Issue 12's hostile cases, live. A table directory that is a link to elsewhere stops
+    the recorder at start, in one line, with nothing behind the link touched (it used to
+    delete it all, retention and stale temporary files alike); a link planted as a
+    partition or a segment name under a real table directory is never followed, listed
+    or deleted through. A disk that fills up loses the segments it could not hold, and
+    SIGTERM then exits 3, saying so."""
+    cap, elsewhere = os.path.join(work, "cap-links"), os.path.join(work, "elsewhere")
+    part = os.path.join(elsewhere, "dt=2020-01-01", "hr=00")
+    os.makedirs(part)
+    os.makedirs(cap, mode=0o750)
+    for name in ("important.parquet", ".w.parquet.tmp"):
+        with open(os.path.join(part, name), "w") as f:
+            f.write("keep")
+        os.utime(os.path.join(part, name), (1577836800, 1577836800))  # 2020-01-01
+    os.symlink(elsewhere, os.path.join(cap, "file"))
+    before = sorted(os.listdir(part))
+    for limit in (["--max-age", "7d"], ["--max-total-bytes", "1KiB"], []):
+        out = subprocess.run([recorder, "-o", cap, "--probes", "exec", "--duration", "2s", *limit],
+                             capture_output=True, text=True)
+        check(f"a linked table directory {limit}: exit 1, one line, nothing behind it touched",
+              (out.returncode, len(out.stderr.strip().splitlines()), "file is a symbolic link" in out.stderr,
+               sorted(os.listdir(part))),
+              (1, 1, True, before))
+    # Links below a real table directory: a partition, an hour, a segment name.
+    os.unlink(os.path.join(cap, "file"))
+    exec_dir = os.path.join(cap, "exec")
+    os.makedirs(os.path.join(exec_dir, "dt=2020-01-02"))
+    os.symlink(elsewhere + "/dt=2020-01-01", os.path.join(exec_dir, "dt=2020-01-01"))
+    os.symlink(part, os.path.join(exec_dir, "dt=2020-01-02", "hr=00"))
+    os.makedirs(os.path.join(exec_dir, "dt=2020-01-02", "hr=01"))
+    os.symlink(os.path.join(part, "important.parquet"),
+               os.path.join(exec_dir, "dt=2020-01-02", "hr=01", "exec-x.parquet"))
+    os.symlink(os.path.join(part, ".w.parquet.tmp"),
+               os.path.join(exec_dir, "dt=2020-01-02", "hr=01", ".exec-1-1.parquet.tmp"))
+    out = subprocess.run([recorder, "-o", cap, "--probes", "exec", "--duration", "2s", "--max-age", "7d",
+                          "--max-total-bytes", "1KiB"], capture_output=True, text=True)
+    with open(os.path.join(part, "important.parquet")) as f:
+        kept = f.read()
+    check("links below a table directory: never followed, listed or deleted through",
+          (out.returncode, sorted(os.listdir(part)), kept), (0, before, "keep"))
+
+    # A 256 KiB disk: the file table's segment cannot be written; SIGTERM exits 3.
+    small = os.path.join(work, "small")
+    os.mkdir(small)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0750", "tmpfs", small]).returncode != 0:
+        print("skip a full disk: cannot mount a tmpfs")
+        return
+    try:
+        rec = start(recorder, ["--output-dir", small, "--probes", "file"])
+        subprocess.run([sys.executable, "-c", f"""
+import os
+d = {os.path.join(work, 'files')!r}
+for i in range(30000):  # names no dictionary shrinks: about 1.5 MB of segment
+    p = os.path.join(d, "full-" + os.urandom(16).hex())
+    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.unlink(p)
+"""], check=True)
+        time.sleep(0.5)
+        rec.send_signal(signal.SIGTERM)
+        tail = rec.stderr.read()
+        code = rec.wait(timeout=60)
+        last = tail.strip().splitlines()[-1] if tail.strip() else ""
+        check("a full disk: SIGTERM exits 3, the last line says segments were lost",
+              (code, "segments could not be written" in last and "their rows are lost" in last), (3, True))
+        hidden = [f for dp, _, fs in os.walk(small) for f in fs if f.startswith(".") and f != ".capture.lock"]
+        check("a full disk: no temporary file left", hidden, [])
+    finally:
+        subprocess.run(["umount", small])
+
+
 def module_probe_here(recorder, work):
     """Every probe by default. Where this kernel has no module support (no /proc/modules,
     so no module tracepoints), the module probe says so in one line and the others run;
@@ -331,6 +402,7 @@ print(os.getpid())
     check("segments are not world-readable", mode, {"0o640"})
 
     bad_arguments(recorder, work)
+    links_and_a_full_disk(recorder, work)
     module_probe_here(recorder, work)
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)
