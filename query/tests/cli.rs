@@ -195,7 +195,10 @@ fn describe_and_tables_show_descriptions() {
         ),
         "{out}"
     );
-    assert!(out.contains("\nargv,LIST<VARCHAR>,NO,\"Command-line arguments, one string each; secrets redacted by default"), "{out}");
+    assert!(
+        out.contains("\nargv,LIST<VARCHAR>,NO,\"Command-line arguments, one string each; secrets redacted by default"),
+        "{out}"
+    );
     let all = ok(d, &["--tables"]);
     for t in ["exec:", "exit:", "file:", "net:", "dns:", "module:", "stats:"] {
         assert!(all.contains(t), "{t}");
@@ -322,15 +325,18 @@ fn deep_sql_plans_or_fails_in_one_line() {
     let sum = format!("SELECT {} AS n", vec!["1"; 5000].join("+"));
     assert_eq!(csv(d, &sum), "n\n5000\n");
     let ors: Vec<String> = (0..5000).map(|i| format!("pid = {i}")).collect();
-    let n = csv(d, &format!("SELECT count(*) AS n FROM exec WHERE {}", ors.join(" OR ")));
-    assert_eq!(n, csv(d, "SELECT count(*) AS n FROM exec WHERE pid < 5000"));
-    // SELECT and the + of MAX_DEPTH + 1 terms: one more than capq plans.
+    // Through capq() so a failure prints one line, not the statement.
+    let o = capq(d, &["--format", "csv", &format!("SELECT count(*) AS n FROM exec WHERE {}", ors.join(" OR "))]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "the 5,000-term OR chain: {}", e.lines().next().unwrap_or_default());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), csv(d, "SELECT count(*) AS n FROM exec WHERE pid < 5000"));
+    // MAX_DEPTH + 1 terms: MAX_DEPTH levels of + over the leaves, one more than capq plans.
     let deeper = format!("SELECT {}", vec!["1"; capq::MAX_DEPTH + 1].join("+"));
-    let e = err(d, &[&deeper], 1);
-    assert!(
-        e.starts_with(&format!("capq: error: a statement nests up to {} operators deep", capq::MAX_DEPTH + 1)),
-        "{e}"
-    );
+    let o = capq(d, &[&deeper]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    let want =
+        format!("capq: error: a statement's expressions nest {} deep, more than capq plans", capq::MAX_DEPTH + 1);
+    assert!(o.status.code() == Some(1) && e.lines().count() == 1 && e.starts_with(&want), "{e}");
 }
 
 #[test]
