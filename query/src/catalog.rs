@@ -49,6 +49,8 @@ pub struct Report {
     /// What was skipped, each with its table and why: segments, and directories that are
     /// not partitions.
     pub skipped: Vec<(Table, PathBuf, String)>,
+    /// The segments each table was registered over.
+    pub used: Vec<(Table, Vec<PathBuf>)>,
 }
 
 /// The hour (since the epoch) a `dt=YYYY-MM-DD` directory's day starts at.
@@ -140,7 +142,7 @@ pub async fn register_all(ctx: &SessionContext, dir: &Path, window: Window) -> d
     let mut report = Report::default();
     for table in Table::ALL {
         let schema = table.schema();
-        let mut urls = Vec::new();
+        let mut used = Vec::new();
         let (segments, not_partitions) = list_table(dir, table);
         report.skipped.extend(not_partitions.into_iter().map(|(p, why)| (table, p, why)));
         for (path, h) in segments {
@@ -150,38 +152,66 @@ pub async fn register_all(ctx: &SessionContext, dir: &Path, window: Window) -> d
             }
             match check_segment(&path, &schema) {
                 Ok(Some((first, last))) if !window.overlaps(first, last) => report.pruned += 1,
-                Ok(_) => {
-                    let abs = std::path::absolute(&path).unwrap_or(path.clone());
-                    urls.push(ListingTableUrl::parse(abs.to_string_lossy())?);
-                    report.segments += 1;
-                }
+                Ok(_) => used.push(std::path::absolute(&path).unwrap_or(path.clone())),
                 Err(why) => report.skipped.push((table, path, why)),
             }
         }
-        let provider: Arc<dyn datafusion::catalog::TableProvider> = if urls.is_empty() {
-            Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
-        } else {
-            let options = ListingOptions::new(Arc::new(ParquetFormat::new().with_enable_pruning(true)))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(schema.clone());
-            Arc::new(ListingTable::try_new(config)?)
-        };
-        let provider = if window.is_open() {
-            provider
-        } else {
-            let ts = |us: i64| lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())));
-            let mut df = ctx.read_table(provider)?;
-            if let Some(s) = window.since {
-                df = df.filter(col("ts").gt_eq(ts(s)))?;
-            }
-            if let Some(u) = window.until {
-                df = df.filter(col("ts").lt(ts(u)))?;
-            }
-            df.into_view()
-        };
-        ctx.register_table(table.name(), provider)?;
+        report.segments += used.len();
+        register(ctx, table, &used, window)?;
+        report.used.push((table, used));
     }
     Ok(report)
+}
+
+/// Registers `table` in `ctx` (replacing it) over `segments`, filtered to `window`.
+pub fn register(
+    ctx: &SessionContext,
+    table: Table,
+    segments: &[PathBuf],
+    window: Window,
+) -> datafusion::error::Result<()> {
+    let schema = table.schema();
+    let urls = segments
+        .iter()
+        .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let provider: Arc<dyn datafusion::catalog::TableProvider> = if urls.is_empty() {
+        Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
+    } else {
+        let options = ListingOptions::new(Arc::new(ParquetFormat::new().with_enable_pruning(true)))
+            .with_file_extension(".parquet");
+        let config =
+            ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
+        Arc::new(ListingTable::try_new(config)?)
+    };
+    let provider = if window.is_open() {
+        provider
+    } else {
+        let ts = |us: i64| lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())));
+        let mut df = ctx.read_table(provider)?;
+        if let Some(s) = window.since {
+            df = df.filter(col("ts").gt_eq(ts(s)))?;
+        }
+        if let Some(u) = window.until {
+            df = df.filter(col("ts").lt(ts(u)))?;
+        }
+        df.into_view()
+    };
+    ctx.deregister_table(table.name())?;
+    ctx.register_table(table.name(), provider)?;
+    Ok(())
+}
+
+/// Reads every page of a segment (what a query would decode), for the segments a failed
+/// query read: `Err` says why one cannot be read.
+pub fn read_whole(path: &Path) -> Result<(), String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| format!("corrupt segment: {e}"))?;
+    for batch in reader {
+        batch.map_err(|e| format!("corrupt data in segment: {e}"))?;
+    }
+    Ok(())
 }

@@ -289,6 +289,9 @@ impl Sink {
 pub struct Session {
     pub ctx: SessionContext,
     skipped: Vec<(Table, PathBuf, String)>,
+    /// The segments each table is registered over, and the time window.
+    used: std::sync::Mutex<Vec<(Table, Vec<PathBuf>)>>,
+    window: Window,
     /// Tables whose skipped segments were named already (each is named once).
     warned: std::sync::Mutex<Vec<Table>>,
     /// A table read had skipped segments: the exit status is 3.
@@ -297,6 +300,30 @@ pub struct Session {
 }
 
 impl Session {
+    /// Reads whole every segment of `tables` (a query over them failed while reading): each
+    /// that cannot be read is named in a warning and the table registered again without
+    /// it. Returns them, as "PATH: why".
+    fn drop_unreadable(&self, tables: &[Table]) -> datafusion::error::Result<Vec<String>> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bad = Vec::new();
+        for (table, segments) in used.iter_mut().filter(|(t, _)| tables.contains(t)) {
+            let before = segments.len();
+            segments.retain(|p| match catalog::read_whole(p) {
+                Ok(()) => true,
+                Err(why) => {
+                    log::warn!("skipping {}: {why}", p.display());
+                    bad.push(format!("{}: {why}", p.display()));
+                    false
+                }
+            });
+            if segments.len() != before {
+                catalog::register(&self.ctx, *table, segments, self.window)?;
+                self.partial.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(bad)
+    }
+
     /// Names what was skipped of the tables a statement reads (once per table).
     fn warn_for(&self, tables: &[Table]) {
         let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
@@ -315,7 +342,7 @@ impl Session {
 
 /// Plans one statement: names what was skipped of the tables it reads, and refuses what
 /// capq does not allow.
-async fn plan(s: &Session, sql: &str) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
+async fn plan(s: &Session, sql: &str) -> datafusion::error::Result<(datafusion::dataframe::DataFrame, Vec<Table>)> {
     let state = s.ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let statement = state.sql_to_statement(sql, &dialect)?;
@@ -327,12 +354,76 @@ async fn plan(s: &Session, sql: &str) -> datafusion::error::Result<datafusion::d
     s.warn_for(&tables);
     let plan = state.statement_to_plan(statement).await?;
     s.options.verify_plan(&plan)?;
-    s.ctx.execute_logical_plan(plan).await
+    Ok((s.ctx.execute_logical_plan(plan).await?, tables))
 }
 
-/// Runs one statement and writes its result.
-pub async fn run_statement(s: &Session, sql: &str, sink: &Sink) -> Result<(), Failure> {
-    check_depth(sql)?;
+/// CSV and JSON results are held back up to this size: a query that fails before then
+/// (a segment whose data is corrupt behind an intact footer) has printed nothing, and runs
+/// again without the bad segment. Past it, rows are written as they come.
+pub const HOLD_BYTES: usize = 64 << 20;
+
+/// Output held in memory until it passes [`HOLD_BYTES`] or the query ends.
+struct Spool<'a> {
+    sink: &'a Sink,
+    held: Vec<u8>,
+    out: Option<Box<dyn Write>>,
+    /// A failure opening the output, kept for the caller (io::Error loses the exit code).
+    open_error: Option<Failure>,
+}
+
+impl<'a> Spool<'a> {
+    fn new(sink: &'a Sink) -> Spool<'a> {
+        Spool { sink, held: Vec::new(), out: None, open_error: None }
+    }
+
+    fn release(&mut self) -> io::Result<&mut Box<dyn Write>> {
+        if self.out.is_none() {
+            match self.sink.open() {
+                Ok(mut o) => {
+                    o.write_all(&std::mem::take(&mut self.held))?;
+                    self.out = Some(o);
+                }
+                Err(f) => {
+                    let msg = f.message.clone();
+                    self.open_error = Some(f);
+                    return Err(io::Error::other(msg));
+                }
+            }
+        }
+        Ok(self.out.as_mut().expect("opened above"))
+    }
+
+    /// Whether anything reached the output.
+    fn emitted(&self) -> bool {
+        self.out.is_some()
+    }
+}
+
+impl Write for Spool<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.out.is_none() && self.held.len() + data.len() <= HOLD_BYTES {
+            self.held.extend_from_slice(data);
+            return Ok(data.len());
+        }
+        self.release()?.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            Some(o) => o.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How running a planned statement failed: whether any of its output was written.
+struct RunError {
+    error: Failure,
+    emitted: bool,
+}
+
+/// Runs a planned statement into the sink.
+async fn emit(df: datafusion::dataframe::DataFrame, sink: &Sink) -> Result<(), RunError> {
     let q = |e: DataFusionError| {
         if is_broken_pipe(&e) {
             Failure { message: String::new(), code: 0 }
@@ -340,53 +431,91 @@ pub async fn run_statement(s: &Session, sql: &str, sink: &Sink) -> Result<(), Fa
             Failure::query(explain(&e))
         }
     };
+    let early = |error: Failure| RunError { error, emitted: false };
+    let schema: datafusion::arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    match sink.format {
+        Format::Table => {
+            let batches = df.collect().await.map_err(|e| early(q(e)))?;
+            let mut out = sink.open().map_err(early)?;
+            write_batches(&mut *out, sink, schema, &batches).map_err(|e| RunError { error: q(e), emitted: true })
+        }
+        Format::Parquet => {
+            // The file is written again from the start when the query runs again.
+            let Some(path) = &sink.output else {
+                return Err(early(Failure::usage("--format parquet writes a file: add --output FILE")));
+            };
+            let mut stream = df.execute_stream().await.map_err(|e| early(q(e)))?;
+            let file = create_output(path).map_err(early)?;
+            let mut w =
+                datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| early(q(e.into())))?;
+            while let Some(b) = stream.next().await {
+                w.write(&b.map_err(|e| early(q(e)))?).map_err(|e| early(q(e.into())))?;
+            }
+            w.close().map_err(|e| early(q(e.into())))?;
+            Ok(())
+        }
+        Format::Csv | Format::Json => {
+            let mut stream = df.execute_stream().await.map_err(|e| early(q(e)))?;
+            let mut spool = Spool::new(sink);
+            let result = async {
+                let mut w = if sink.format == Format::Csv {
+                    output::StreamWriter::csv(&mut spool)
+                } else {
+                    output::StreamWriter::json(&mut spool)
+                };
+                let mut wrote = false;
+                while let Some(b) = stream.next().await {
+                    w.write(&b?)?;
+                    wrote = true;
+                }
+                if !wrote && sink.format == Format::Csv {
+                    // No rows: still write the header.
+                    w.write(&RecordBatch::new_empty(schema))?;
+                }
+                w.finish()
+            }
+            .await;
+            let emitted = spool.emitted();
+            if let Some(f) = spool.open_error.take() {
+                return Err(RunError { error: f, emitted });
+            }
+            result
+                .and_then(|()| spool.release().and_then(|o| o.flush()).map_err(DataFusionError::IoError))
+                .map_err(|e| RunError { error: q(e), emitted })
+        }
+    }
+}
+
+/// Runs one statement and writes its result. When it fails while reading, the segments
+/// of the tables it reads are read whole: those that cannot be are named, left out, and
+/// the statement runs again (when nothing was written yet; else it fails naming them).
+pub async fn run_statement(s: &Session, sql: &str, sink: &Sink) -> Result<(), Failure> {
+    check_depth(sql)?;
     if let Some(t) = describe_target(sql) {
         let table = t.map_err(Failure::query)?;
         let b = describe_batch(table);
         let mut out = sink.open()?;
-        return write_batches(&mut *out, sink, b.schema(), &[b]).map_err(q);
+        return write_batches(&mut *out, sink, b.schema(), &[b]).map_err(|e| Failure::query(explain(&e)));
     }
-    let df = plan(s, sql).await.map_err(q)?;
-    let schema: datafusion::arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    match sink.format {
-        Format::Table => {
-            let batches = df.collect().await.map_err(q)?;
-            let mut out = sink.open()?;
-            write_batches(&mut *out, sink, schema, &batches).map_err(q)
+    let mut retried = false;
+    loop {
+        let (df, tables) = plan(s, sql).await.map_err(|e| Failure::query(explain(&e)))?;
+        let Err(RunError { error, emitted }) = emit(df, sink).await else { return Ok(()) };
+        if error.code == 0 || retried {
+            return Err(error);
         }
-        Format::Parquet => {
-            let Some(path) = &sink.output else {
-                return Err(Failure::usage("--format parquet writes a file: add --output FILE"));
-            };
-            let mut stream = df.execute_stream().await.map_err(q)?;
-            let file = create_output(path)?;
-            let mut w =
-                datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| q(e.into()))?;
-            while let Some(b) = stream.next().await {
-                w.write(&b.map_err(q)?).map_err(|e| q(e.into()))?;
-            }
-            w.close().map_err(|e| q(e.into()))?;
-            Ok(())
+        let bad = s.drop_unreadable(&tables).map_err(|e| Failure::query(explain(&e)))?;
+        if bad.is_empty() {
+            return Err(error);
         }
-        Format::Csv | Format::Json => {
-            let mut stream = df.execute_stream().await.map_err(q)?;
-            let mut out = sink.open()?;
-            let mut w = if sink.format == Format::Csv {
-                output::StreamWriter::csv(&mut *out)
-            } else {
-                output::StreamWriter::json(&mut *out)
-            };
-            let mut wrote = false;
-            while let Some(b) = stream.next().await {
-                w.write(&b.map_err(q)?).map_err(q)?;
-                wrote = true;
-            }
-            if !wrote && sink.format == Format::Csv {
-                // No rows: still write the header.
-                w.write(&RecordBatch::new_empty(schema)).map_err(q)?;
-            }
-            w.finish().map_err(q)
+        if emitted {
+            return Err(Failure::query(format!(
+                "{}: the output above is incomplete (results past {} MiB are written as they come); that segment is left out of the next statements",
+                bad.join("; "),
+                HOLD_BYTES >> 20
+            )));
         }
+        retried = true;
     }
 }
 
@@ -552,6 +681,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     let ctx = Session {
         ctx,
         skipped: report.skipped,
+        used: std::sync::Mutex::new(report.used),
+        window,
         warned: Default::default(),
         partial: Default::default(),
         options: SQLOptions::new()

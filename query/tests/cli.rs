@@ -260,6 +260,42 @@ fn corrupt_segments_are_skipped_and_named_and_hidden_files_ignored() {
 }
 
 #[test]
+fn a_segment_corrupt_behind_its_footer_is_named_and_skipped_before_anything_is_printed() {
+    let c = capture();
+    let d = c.path();
+    let seg = list_segments(d, Table::File)[0].clone();
+    let want = ok(d, &["--format", "json", "SELECT * FROM file ORDER BY ktime_ns"]);
+    // A copy whose footer is intact and whose middle is 256 bytes of 0xff (what issue 12
+    // did): the catalog's footer check passes it, reading its pages fails.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 256].fill(0xff);
+    let bad = seg.with_file_name("file-corrupt.parquet");
+    std::fs::write(&bad, &bytes).unwrap();
+    for format in ["json", "csv", "table"] {
+        let o = capq(d, &["--format", format, "SELECT * FROM file ORDER BY ktime_ns"]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{format}: {e}");
+        // Named by reading it whole, after the query failed: not by the footer check.
+        assert!(
+            e.starts_with(&format!("capq: warning: skipping {}: corrupt data in segment", bad.display())),
+            "{format}: {e}"
+        );
+        assert_eq!(e.lines().count(), 2, "the segment, then the verdict: {e}");
+        if format == "json" {
+            assert_eq!(String::from_utf8_lossy(&o.stdout), want, "the answer from the rest, printed once");
+        }
+    }
+    // Into a Parquet file: written again from the start.
+    let out = d.join("out.parquet");
+    let o = capq(d, &["--format", "parquet", "--output", out.to_str().unwrap(), "SELECT * FROM file"]);
+    assert_eq!(o.status.code(), Some(3));
+    let r = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(r.metadata().file_metadata().num_rows(), 1000);
+}
+
+#[test]
 fn directories_that_are_not_partitions_are_named_and_skipped() {
     let c = capture();
     let d = c.path();
