@@ -313,6 +313,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         log::warn!("could not renice the reader by {} ({e}): give it CAP_SYS_NICE, or pass --nice 0", cli.nice);
     }
     let scan = pipeline.writers().scan_report();
+    if scan.stale_temp_removed > 0 {
+        // Not recoverable yet: they hold row groups but no footer (issue 12, item 3).
+        log::warn!(
+            "removed {} unfinished segments left by a recorder that did not stop cleanly (killed, or the machine lost power): their rows are lost",
+            scan.stale_temp_removed
+        );
+    }
     if scan.segments > 0 {
         log::info!(
             "{} existing segments ({}) under {}",
