@@ -203,6 +203,16 @@ struct {
 	__type(value, struct file_buf);
 } scratch SEC(".maps");
 
+/* Close records are assembled apart from `scratch`: track() can find a close this probe
+ * missed, and write its record, while an open record is being assembled there (it used
+ * to be overwritten: the open lost, the close written twice). One slot per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256); /* the loader sets the number of possible CPUs */
+	__type(key, __u32);
+	__type(value, struct cap_file);
+} close_scratch SEC(".maps");
+
 static __always_inline __u64 fd_key_of(__u32 tgid, __s32 fd)
 {
 	return ((__u64)tgid << 32) | (__u32)fd;
@@ -335,27 +345,29 @@ static __always_inline struct file_state *tracked(__u64 fkey)
 static __always_inline void emit_close(struct file_state *st, __u64 fkey, __s32 fd, __u16 how, __s64 ret,
 				       struct task_struct *task)
 {
-	struct file_buf *b = buf();
-	if (!b)
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct cap_file *f = bpf_map_lookup_elem(&close_scratch, &cpu);
+	if (!f)
 		return;
 	if (task) {
-		fill_hdr_task(&b->f.hdr, CAP_KIND_FILE, task);
-		begin_hdr(&b->f, CAP_FILE_CLOSE);
+		fill_hdr_task(&f->hdr, CAP_KIND_FILE, task);
+		begin_hdr(f, CAP_FILE_CLOSE);
 	} else {
-		begin(&b->f, CAP_FILE_CLOSE);
+		begin(f, CAP_FILE_CLOSE);
 	}
-	b->f.fd = fd;
-	b->f.ret = ret;
-	b->f.bytes_read = st->bytes_read;
-	b->f.bytes_written = st->bytes_written;
-	b->f.reads = st->reads;
-	b->f.writes = st->writes;
-	b->f.ino = st->ino;
-	b->f.dev = st->dev;
-	b->f.file_key = fkey;
-	b->f.how = how;
-	b->f.fflags = st->fflags;
-	finish(b);
+	f->fd = fd;
+	f->ret = ret;
+	f->bytes_read = st->bytes_read;
+	f->bytes_written = st->bytes_written;
+	f->reads = st->reads;
+	f->writes = st->writes;
+	f->ino = st->ino;
+	f->dev = st->dev;
+	f->file_key = fkey;
+	f->how = how;
+	f->fflags = st->fflags;
+	f->hdr.len = sizeof(*f);
+	submit(f, sizeof(*f));
 }
 
 /* The descriptor `key` (tgid << 32 | fd) is gone: its file loses one holder, and the last
@@ -420,9 +432,15 @@ static __always_inline void track(__u64 key, struct file *file, struct file_stat
 {
 	__u64 fkey = (__u64)file;
 	struct file_state *old = bpf_map_lookup_elem(&files, &fkey);
-	if (old)
+	if (old) {
+		/* A new open at the address of a file still tracked: the kernel freed that one
+		 * and reused its struct file, so its last close went unseen (a process sharing
+		 * the descriptor table closed it, CLONE_FILES). Its row, with its sums, first
+		 * (its descriptor is not known here). */
+		if (old->nfds)
+			emit_close(old, fkey, -1, CAP_CLOSE_CLOSE, 0, 0);
 		*old = *st;
-	else if (bpf_map_update_elem(&files, &fkey, st, BPF_ANY)) {
+	} else if (bpf_map_update_elem(&files, &fkey, st, BPF_ANY)) {
 		count_drop(CAP_DROP_FILTER_MAP);
 		return;
 	}

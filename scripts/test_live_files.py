@@ -120,6 +120,24 @@ for i in range(2):
 os.close(log)
 for pid in kids:
     os.waitpid(pid, 0)
+# A child that shares the descriptor table (clone(CLONE_FILES) without threads) closes a
+# file: the probe keys descriptors by process, so it learns of that close only when this
+# process opens another file at the same number. Both rows must be whole: the first
+# file's close (11 bytes) and the second file's open and close (22).
+if os.uname().machine == "x86_64":
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"{w}/shared-first", O, 0o600)
+    os.write(fd, b"f" * 11)
+    pid = libc.syscall(56, 0x400 | 17, 0, 0, 0, 0)  # SYS_clone: CLONE_FILES | SIGCHLD
+    if pid == 0:
+        os.close(fd)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    fd2 = os.open(f"{w}/shared-second", O, 0o600)
+    assert fd2 == fd, (fd, fd2)
+    os.write(fd2, b"s" * 22)
+    os.close(fd2)
 # Exit without close: 4,444 bytes.
 pid = os.fork()
 if pid == 0:
@@ -258,6 +276,8 @@ sys.stdin.readline()
         "log": [(0, 3010, 0, 4, "close")],
         "log2": [(0, 1000, 0, 2, "exit")],
         "leaked": [(0, 4444, 0, 1, "exit")],
+        "shared-first": [(0, 11, 0, 1, "close")],
+        "shared-second": [(0, 22, 0, 1, "close")],
         "cloexec": [(0, 77, 0, 1, "exec")],
         "inherited": [(0, 8, 0, 2, "exit")],
         # a: written here first, then read by cat; b: written by tee; both close their files.

@@ -13,14 +13,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use capture_schemas::layout::{check_footer, day_of, hour_of};
 use capture_schemas::Table;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, lit};
-use datafusion::parquet::arrow::parquet_to_arrow_schema;
-use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
@@ -51,21 +50,6 @@ pub struct Report {
     pub skipped: Vec<(Table, PathBuf, String)>,
     /// The segments each table was registered over.
     pub used: Vec<(Table, Vec<PathBuf>)>,
-}
-
-/// The hour (since the epoch) a `dt=YYYY-MM-DD` directory's day starts at.
-fn day_of(name: &str) -> Option<i64> {
-    let v = name.strip_prefix("dt=")?;
-    let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
-    // Only the canonical spelling (dt=2026-1-5 parses too, but is not a partition).
-    (d.format("%Y-%m-%d").to_string() == v)
-        .then(|| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() / 3600)
-}
-
-/// The hour of the day an `hr=HH` directory names.
-fn hour_of(name: &str) -> Option<i64> {
-    let v = name.strip_prefix("hr=")?;
-    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse::<i64>().ok()).flatten().filter(|h| *h < 24)
 }
 
 /// `DIR/<table>/dt=YYYY-MM-DD/hr=HH/*.parquet`, without following symlinks or reading
@@ -114,26 +98,10 @@ pub fn list_table(dir: &Path, table: Table) -> (Vec<(PathBuf, i64)>, Vec<(PathBu
 }
 
 /// Reads a segment's footer: its first/last event times and whether its schema is the
-/// table's. `Err` says why the segment cannot be used.
+/// table's (`capture_schemas::layout`). `Err` says why the segment cannot be used.
 fn check_segment(path: &Path, want: &SchemaRef) -> Result<Option<(i64, i64)>, String> {
     let f = File::open(path).map_err(|e| e.to_string())?;
-    let r = SerializedFileReader::new(f).map_err(|e| format!("corrupt or truncated segment: {e}"))?;
-    let meta = r.metadata().file_metadata();
-    let kv = meta.key_value_metadata();
-    let schema = parquet_to_arrow_schema(meta.schema_descr(), kv).map_err(|e| format!("unreadable schema: {e}"))?;
-    let same = schema.fields().len() == want.fields().len()
-        && schema
-            .fields()
-            .iter()
-            .zip(want.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-    if !same {
-        return Err("its columns differ from this capq's schema (written by another schema version?)".into());
-    }
-    let get = |k: &str| {
-        kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref()?.parse::<i64>().ok())
-    };
-    Ok(get("capture.first_ts_us").zip(get("capture.last_ts_us")))
+    check_footer(f, want)
 }
 
 /// Registers every table of the capture in `ctx`: its usable segments, or an empty table

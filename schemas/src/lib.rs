@@ -2,6 +2,7 @@
 //! `bpf/events.h` ([`abi`]), the probes ([`probes`]) and every table ([`tables`]).
 
 pub mod abi;
+pub mod layout;
 pub mod probes;
 pub mod tables;
 

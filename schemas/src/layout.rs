@@ -1,0 +1,85 @@
+//! The capture directory's layout, as readers check it: partition directory names
+//! (`dt=YYYY-MM-DD/hr=HH`) and a segment's footer. capq reads through these; the
+//! `catalog` fuzz target (recorder/fuzz) feeds them arbitrary names and bytes.
+
+use arrow_schema::Schema;
+use parquet::arrow::parquet_to_arrow_schema;
+use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
+
+/// The hour (since the epoch) a `dt=YYYY-MM-DD` directory's day starts at; `None` for
+/// anything else (only the canonical spelling: `dt=2026-1-5` parses, but is not one).
+pub fn day_of(name: &str) -> Option<i64> {
+    let v = name.strip_prefix("dt=")?;
+    if v.len() != 10 || v.as_bytes()[4] != b'-' || v.as_bytes()[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        let s = v.get(r)?;
+        s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse::<i64>().ok()).flatten()
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 24)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The hour of the day an `hr=HH` directory names (`hr=00` to `hr=23`).
+pub fn hour_of(name: &str) -> Option<i64> {
+    let v = name.strip_prefix("hr=")?;
+    if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<i64>().ok().filter(|h| *h < 24)
+}
+
+/// Reads a segment's footer: whether its columns are `want`'s (names and types, in
+/// order), and its first/last event times from its metadata. `Err` says, in a few words,
+/// why it cannot be used.
+pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<Option<(i64, i64)>, String> {
+    let r = SerializedFileReader::new(data).map_err(|e| format!("corrupt or truncated segment: {e}"))?;
+    let meta = r.metadata().file_metadata();
+    let kv = meta.key_value_metadata();
+    let schema = parquet_to_arrow_schema(meta.schema_descr(), kv).map_err(|e| format!("unreadable schema: {e}"))?;
+    let same = schema.fields().len() == want.fields().len()
+        && schema.fields().iter().zip(want.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        return Err("its columns differ from this capq's schema (written by another schema version?)".into());
+    }
+    let get = |k: &str| {
+        kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref()?.parse::<i64>().ok())
+    };
+    Ok(get("capture.first_ts_us").zip(get("capture.last_ts_us")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names() {
+        assert_eq!(day_of("dt=1970-01-01"), Some(0));
+        assert_eq!(day_of("dt=2026-01-15"), Some(20_468 * 24));
+        assert_eq!(day_of("dt=2024-02-29"), Some(19_782 * 24));
+        for bad in ["dt=2023-02-29", "dt=2026-1-5", "dt=notadate", "dt=2026-13-01", "dt=+026-01-01", "dt=2026-01-1x", "x"] {
+            assert_eq!(day_of(bad), None, "{bad}");
+        }
+        assert_eq!((hour_of("hr=00"), hour_of("hr=23")), (Some(0), Some(23)));
+        for bad in ["hr=24", "hr=zz", "hr=1", "hr=+1", "hr=001"] {
+            assert_eq!(hour_of(bad), None, "{bad}");
+        }
+    }
+}
