@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() {
+    capture_schemas::layout::install_panic_hook();
     let cli = capq::Cli::parse();
     let level = if cli.quiet {
         "error"

@@ -253,6 +253,22 @@ fn corrupt_segments_are_skipped_and_named_and_hidden_files_ignored() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "n\n8\n");
     let e = String::from_utf8(o.stderr).unwrap();
     assert!(e.contains(&format!("capq: warning: skipping {}: corrupt or truncated segment", bad.display())), "{e}");
+    // A footer whose embedded Arrow schema makes arrow-ipc panic (found by fuzzing): one
+    // warning, no panic message.
+    let odd = seg.with_file_name("exec-malformed-schema.parquet");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/tests/data/malformed-arrow-schema.parquet"), &odd)
+        .unwrap();
+    let o = capq(d, &["--format", "csv", "SELECT count(*) AS n FROM exec"]);
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "n\n8\n"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "capq: warning: skipping {}: unreadable schema: its embedded Arrow schema is malformed",
+            odd.display()
+        )) && !e.contains("panicked"),
+        "{e}"
+    );
+    std::fs::remove_file(&odd).unwrap();
     // A query that does not read exec hears nothing of it.
     assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n1000\n");
     std::fs::remove_file(&bad).unwrap();

@@ -2,9 +2,38 @@
 //! (`dt=YYYY-MM-DD/hr=HH`) and a segment's footer. capq reads through these; the
 //! `catalog` fuzz target (recorder/fuzz) feeds them arbitrary names and bytes.
 
+use std::cell::Cell;
+
 use arrow_schema::Schema;
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
+
+thread_local! {
+    /// Set while a reader that may panic on bad input runs under `catch_unwind`.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err` without a word on stderr (with
+/// [`install_panic_hook`] installed): arrow-ipc 59 panics on some malformed schemas (an
+/// `Int` of bit width 0 in a segment's embedded Arrow schema, found by the `catalog` fuzz
+/// target) where it should return an error.
+pub fn quietly<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> std::thread::Result<T> {
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(f);
+    QUIET.with(|q| q.set(false));
+    r
+}
+
+/// Keeps the panic hook in place (it prints, and a fuzzer's aborts) except for panics
+/// [`quietly`] catches. Call once, at start.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !QUIET.with(|q| q.get()) {
+            previous(info)
+        }
+    }));
+}
 
 /// The hour (since the epoch) a `dt=YYYY-MM-DD` directory's day starts at; `None` for
 /// anything else (only the canonical spelling: `dt=2026-1-5` parses, but is not one).
@@ -53,9 +82,15 @@ pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<
     let r = SerializedFileReader::new(data).map_err(|e| format!("corrupt or truncated segment: {e}"))?;
     let meta = r.metadata().file_metadata();
     let kv = meta.key_value_metadata();
-    let schema = parquet_to_arrow_schema(meta.schema_descr(), kv).map_err(|e| format!("unreadable schema: {e}"))?;
+    let schema = quietly(|| parquet_to_arrow_schema(meta.schema_descr(), kv))
+        .map_err(|_| "unreadable schema: its embedded Arrow schema is malformed".to_string())?
+        .map_err(|e| format!("unreadable schema: {e}"))?;
     let same = schema.fields().len() == want.fields().len()
-        && schema.fields().iter().zip(want.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        && schema
+            .fields()
+            .iter()
+            .zip(want.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
     if !same {
         return Err("its columns differ from this capq's schema (written by another schema version?)".into());
     }
@@ -74,7 +109,9 @@ mod tests {
         assert_eq!(day_of("dt=1970-01-01"), Some(0));
         assert_eq!(day_of("dt=2026-01-15"), Some(20_468 * 24));
         assert_eq!(day_of("dt=2024-02-29"), Some(19_782 * 24));
-        for bad in ["dt=2023-02-29", "dt=2026-1-5", "dt=notadate", "dt=2026-13-01", "dt=+026-01-01", "dt=2026-01-1x", "x"] {
+        for bad in
+            ["dt=2023-02-29", "dt=2026-1-5", "dt=notadate", "dt=2026-13-01", "dt=+026-01-01", "dt=2026-01-1x", "x"]
+        {
             assert_eq!(day_of(bad), None, "{bad}");
         }
         assert_eq!((hour_of("hr=00"), hour_of("hr=23")), (Some(0), Some(23)));

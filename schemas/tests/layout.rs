@@ -1,0 +1,15 @@
+//! Segment footers that once made the reader panic: a verdict instead.
+
+use capture_schemas::layout::{check_footer, install_panic_hook};
+use capture_schemas::Table;
+
+#[test]
+fn a_malformed_embedded_arrow_schema_is_a_verdict_not_a_panic() {
+    install_panic_hook();
+    // Found by the `catalog` fuzz target (a stats segment, mutated): its ARROW:schema
+    // metadata declares an Int of bit width 0, on which arrow-ipc 59 panics.
+    let bytes =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/malformed-arrow-schema.parquet")).unwrap();
+    let got = check_footer(bytes::Bytes::from(bytes), &Table::Stats.schema());
+    assert_eq!(got, Err("unreadable schema: its embedded Arrow schema is malformed".to_string()));
+}
