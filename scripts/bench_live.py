@@ -164,19 +164,14 @@ def against_cell(runs, base, generated):
     return f"{min(r[0] for r in runs) / base:>7.2f}x" + ("!" if bad else " ")
 
 
-def paired_cell(runs):
+def paired_cell(runs, measure=0, base=0):
     """This build against the --against build, round by round: the median over rounds of
-    (this build's time - the other's) / that round's untraced time, with the lowest and
+    (this build's figure - the other's) / that round's untraced figure, with the lowest and
     highest such difference. A change that costs nothing centres on 0.00 however noisy
-    the machine; its spread says how far one round may be trusted."""
-    diffs = sorted((r[0] - o[0]) / b[0] for r, o, b in zip(runs["rec"], runs["against"], runs["base"]))
-    return f"{statistics.median(diffs):+6.2f}x [{diffs[0]:+.2f},{diffs[-1]:+.2f}]"
-
-
-def paired_cpu_cell(runs):
-    """As paired_cell, of the workers' CPU seconds over the untraced workers' CPU: what
-    the probes add to the workload's own syscalls, without the time it waited for a CPU."""
-    diffs = sorted((r[5] - o[5]) / b[1] for r, o, b in zip(runs["rec"], runs["against"], runs["base"]))
+    the machine; its spread says how far one round may be trusted. Figures: the loop time
+    (measure 0, base 0), or the workers' CPU seconds (measure 5, base 1: what the probes
+    add to the workload's own syscalls, without the time it waited for a CPU)."""
+    diffs = sorted((r[measure] - o[measure]) / b[base] for r, o, b in zip(runs["rec"], runs["against"], runs["base"]))
     return f"{statistics.median(diffs):+6.3f}x [{diffs[0]:+.2f},{diffs[-1]:+.2f}]"
 
 
@@ -233,7 +228,7 @@ def main():
                         runs.setdefault(m, []).append(under_recorder(a, kind, n, workers, scratch, floor=m))
                 if not a.no_peers:
                     runs.setdefault("bt", []).append(under_bpftrace(a, kind, n, workers, scratch))
-            paired = f"{paired_cell(runs):>21} {paired_cpu_cell(runs):>22}" if a.against else ""
+            paired = f"{paired_cell(runs):>21} {paired_cell(runs, 5, 1):>22}" if a.against else ""
             runs["base"].append(run_workers(a.storm, kind, n, workers, scratch))
             base = min(r[0] for r in runs["base"])
             rec_t = min(r[0] for r in runs["rec"])

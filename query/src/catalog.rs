@@ -69,24 +69,22 @@ pub fn list_table(dir: &Path, table: Table) -> (Vec<(PathBuf, i64)>, Vec<(PathBu
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    let (mut out, mut bad) = (Vec::new(), Vec::new());
-    let not_partition = |p: PathBuf, level: &str| (p, format!("not a partition directory (expected {level}): ignored"));
-    for (dt_path, dt_name, ft) in entries(&dir.join(table.name())) {
-        if !ft.is_dir() {
-            continue;
-        }
-        let Some(day) = day_of(&dt_name) else {
-            bad.push(not_partition(dt_path, "dt=YYYY-MM-DD"));
-            continue;
-        };
-        for (hr_path, hr_name, ft) in entries(&dt_path) {
-            if !ft.is_dir() {
-                continue;
+    let mut bad = Vec::new();
+    // The directories under `p` whose names `parse` takes, with its value; the others are
+    // named in `bad` as not partitions of the `level` expected there.
+    let mut partitions = |p: &Path, parse: fn(&str) -> Option<i64>, level: &str| -> Vec<(PathBuf, i64)> {
+        let mut good = Vec::new();
+        for (path, name, _) in entries(p).into_iter().filter(|(_, _, ft)| ft.is_dir()) {
+            match parse(&name) {
+                Some(v) => good.push((path, v)),
+                None => bad.push((path, format!("not a partition directory (expected {level}): ignored"))),
             }
-            let Some(h) = hour_of(&hr_name) else {
-                bad.push(not_partition(hr_path, "hr=00 to hr=23"));
-                continue;
-            };
+        }
+        good
+    };
+    let mut out = Vec::new();
+    for (dt_path, day) in partitions(&dir.join(table.name()), day_of, "dt=YYYY-MM-DD") {
+        for (hr_path, h) in partitions(&dt_path, hour_of, "hr=00 to hr=23") {
             for (seg, name, ft) in entries(&hr_path) {
                 if ft.is_file() && name.ends_with(".parquet") {
                     out.push((seg, day + h));
