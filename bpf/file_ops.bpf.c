@@ -159,6 +159,15 @@ struct {
  * kernel to hand the same struct file to a later open, which reuses it in place: a
  * lookup instead of an insert and a delete). LRU, so closed entries age out; an open one
  * lost to it when the table is full loses its sums (CAP_FDS_MAX files open at once). */
+/* A file state claimed by the start-up scan (kernel-side only, never in a record): an
+ * open in flight while the scan ran (its descriptor installed, its sys_exit not yet run)
+ * is found by both; the scan's row stands for it, marked preexisting. */
+#define SCAN_CLAIM 0x8000
+#define SCAN_GRACE_NS 2000000000ULL
+
+/* When the start-up scan began (0 before). */
+__u64 scan_ns = 0;
+
 struct file_state {
 	__u64 bytes_read;
 	__u64 bytes_written;
@@ -167,7 +176,7 @@ struct file_state {
 	__u64 ino;
 	__u32 dev;
 	__u32 nfds;
-	__u16 fflags; /* CAP_FILE_PREEXISTING | CAP_FILE_MMAP_WRITE */
+	__u16 fflags; /* CAP_FILE_PREEXISTING | CAP_FILE_MMAP_WRITE | SCAN_CLAIM */
 	__u16 _pad0;
 	__u32 _pad1;
 };
@@ -365,7 +374,7 @@ static __always_inline void emit_close(struct file_state *st, __u64 fkey, __s32 
 	f->dev = st->dev;
 	f->file_key = fkey;
 	f->how = how;
-	f->fflags = st->fflags;
+	f->fflags = st->fflags & ~SCAN_CLAIM;
 	f->hdr.len = sizeof(*f);
 	submit(f, sizeof(*f));
 }
@@ -427,23 +436,10 @@ static __always_inline void file_ids(struct file *file, struct file_state *st)
 	}
 }
 
-/* Starts tracking `file`, open at descriptor `key`; returns its state as written. */
-static __always_inline void track(__u64 key, struct file *file, struct file_state *st)
+/* The descriptor `key` now refers to the newly tracked `fkey` (a file it referred to
+ * before lost a close this probe missed). */
+static __always_inline void set_fd(__u64 key, __u64 fkey)
 {
-	__u64 fkey = (__u64)file;
-	struct file_state *old = bpf_map_lookup_elem(&files, &fkey);
-	if (old) {
-		/* A new open at the address of a file still tracked: the kernel freed that one
-		 * and reused its struct file, so its last close went unseen (a process sharing
-		 * the descriptor table closed it, CLONE_FILES). Its row, with its sums, first
-		 * (its descriptor is not known here). */
-		if (old->nfds)
-			emit_close(old, fkey, -1, CAP_CLOSE_CLOSE, 0, 0);
-		*old = *st;
-	} else if (bpf_map_update_elem(&files, &fkey, st, BPF_ANY)) {
-		count_drop(CAP_DROP_FILTER_MAP);
-		return;
-	}
 	__u64 *prev = bpf_map_lookup_elem(&fds, &key);
 	if (prev) {
 		if (*prev && *prev != fkey)
@@ -452,6 +448,39 @@ static __always_inline void track(__u64 key, struct file *file, struct file_stat
 	} else if (bpf_map_update_elem(&fds, &key, &fkey, BPF_ANY)) {
 		count_drop(CAP_DROP_FILTER_MAP);
 	}
+}
+
+/* Starts tracking `file`, open at descriptor `key`; returns 1 when the start-up scan
+ * already wrote this open's row (the caller writes none). */
+static __always_inline int track(__u64 key, struct file *file, struct file_state *st)
+{
+	__u64 fkey = (__u64)file;
+	struct file_state *old = bpf_map_lookup_elem(&files, &fkey);
+	if (!old) {
+		if (!bpf_map_update_elem(&files, &fkey, st, BPF_NOEXIST))
+			goto fds;
+		/* Claimed between the lookup and the insert: by the scan, or the map is full. */
+		old = bpf_map_lookup_elem(&files, &fkey);
+		if (!old) {
+			count_drop(CAP_DROP_FILTER_MAP);
+			return 0;
+		}
+	}
+	if ((old->fflags & SCAN_CLAIM) && old->ino == st->ino && old->dev == st->dev &&
+	    bpf_ktime_get_ns() - scan_ns < SCAN_GRACE_NS) {
+		old->fflags &= ~SCAN_CLAIM;
+		return 1;
+	}
+	/* A new open at the address of a file still tracked: the kernel freed that one and
+	 * reused its struct file, so its last close went unseen (a process sharing the
+	 * descriptor table closed it, CLONE_FILES). Its row, with its sums, first (its
+	 * descriptor is not known here). */
+	if (old->nfds)
+		emit_close(old, fkey, -1, CAP_CLOSE_CLOSE, 0, 0);
+	*old = *st;
+fds:
+	set_fd(key, fkey);
+	return 0;
 }
 
 static __always_inline int record_open(long ret, __s32 dfd, const char *path, __u64 flags, __u32 mode)
@@ -478,8 +507,8 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 		b->f.ino = st.ino;
 		b->f.dev = st.dev;
 		b->f.file_key = (__u64)file;
-		if (file)
-			track(fd_key(ret), file, &st);
+		if (file && track(fd_key(ret), file, &st))
+			return 0;
 	}
 	finish(b);
 	return 0;
@@ -969,6 +998,8 @@ int file_scan_start(struct bpf_iter__task_file *ctx)
 		return 0;
 	__u64 fkey = (__u64)file;
 	__u64 key = fd_key_of(BPF_CORE_READ(task, tgid), ctx->fd);
+	if (!scan_ns)
+		scan_ns = bpf_ktime_get_ns();
 	if (tracked(fkey)) {
 		add_fd(key, fkey);
 		return 0;
@@ -979,9 +1010,16 @@ int file_scan_start(struct bpf_iter__task_file *ctx)
 	__u32 len = put_path(b, 0, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
 	if (excluded(b, len))
 		return 0;
-	struct file_state st = { .nfds = 1, .fflags = CAP_FILE_PREEXISTING };
+	struct file_state st = { .nfds = 1, .fflags = CAP_FILE_PREEXISTING | SCAN_CLAIM };
 	file_ids(file, &st);
-	track(key, file, &st);
+	/* Claimed only if nobody has: an open in flight on another CPU that tracked it first
+	 * (its state left there, even once closed) wrote its own row. */
+	if (bpf_map_update_elem(&files, &fkey, &st, BPF_NOEXIST)) {
+		if (tracked(fkey))
+			add_fd(key, fkey);
+		return 0;
+	}
+	set_fd(key, fkey);
 	fill_hdr_task(&b->f.hdr, CAP_KIND_FILE, task);
 	begin_hdr(&b->f, CAP_FILE_OPEN);
 	b->f.fd = ctx->fd;

@@ -78,6 +78,7 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     "$venv/bin/python" scripts/test_live_files.py "$target/release/capture_linux_rotating" "$target/release/capq"
     "$venv/bin/python" scripts/test_live_net.py "$target/release/capture_linux_rotating" "$target/release/capq"
     "$venv/bin/python" scripts/test_live_dns.py "$target/release/capture_linux_rotating" "$target/release/capq"
+    "$venv/bin/python" scripts/test_live_crash.py "$target/release/capture_linux_rotating" "$target/release/capq"
 
     step "other kernels: Debian's 6.1 and 5.10 under qemu, the same binaries, exact rows"
     scripts/test-kernels.sh "$target/release/capture_linux_rotating" "$target/release/capq"

@@ -14,7 +14,7 @@ use agent_linux::batcher::BatchConfig;
 use agent_linux::decode::{Decoder, EnvpMode};
 use agent_linux::host::HostInfo;
 use agent_linux::pipeline::Pipeline;
-use agent_linux::segment::{Compression, WriterConfig};
+use agent_linux::segment::{Compression, JournalMode, WriterConfig};
 use agent_linux::synth::Synth;
 use agent_linux::writer::{list_segments, WritersConfig};
 use agent_linux::{Probe, Table};
@@ -27,6 +27,9 @@ struct Args {
     events: u64,
     #[arg(long, value_enum, default_value_t = Compression::Zstd)]
     compression: Compression,
+    /// The crash journal (`--journal off` is the pipeline without it).
+    #[arg(long, value_enum, default_value_t = JournalMode::Plain)]
+    journal: JournalMode,
     #[arg(long, value_delimiter = ',', default_value = "file,exec,exit,net,dns,module")]
     tables: Vec<String>,
     /// Rows per batch handed to the writers.
@@ -46,13 +49,28 @@ fn cpu_seconds() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Bytes this process has handed to write(2) so far (`wchar` of /proc/self/io).
+fn bytes_written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 fn main() {
     let args = Args::parse();
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = args.out.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     println!(
-        "{:<7} {:>9} {:>8} {:>12} {:>8} {:>14} {:>12} {:>11} {:>9}",
-        "table", "events", "wall s", "events/s", "cpu s", "events/cpu-s", "decode-only/s", "bytes/event", "segments"
+        "{:<7} {:>9} {:>8} {:>12} {:>8} {:>14} {:>12} {:>11} {:>9} {:>13}",
+        "table",
+        "events",
+        "wall s",
+        "events/s",
+        "cpu s",
+        "events/cpu-s",
+        "decode-only/s",
+        "bytes/event",
+        "segments",
+        "written/event"
     );
     for name in &args.tables {
         let (kind, probe, table, scale) = match name.as_str() {
@@ -98,10 +116,12 @@ fn main() {
         let dir = root.join(name);
         let mut wc = WriterConfig::new(&dir, host.clone());
         wc.compression = args.compression;
+        wc.journal = args.journal;
         let mut bc = BatchConfig::new(host.boot_seed);
         bc.probes = vec![probe];
         bc.batch_rows = args.batch_rows;
         let cpu0 = cpu_seconds();
+        let w0 = bytes_written();
         let t0 = Instant::now();
         let mut p = Pipeline::start(wc, &WritersConfig::default(), bc).expect("pipeline");
         for &(a, b) in &offsets {
@@ -110,11 +130,12 @@ fn main() {
         let summary = p.finish();
         let wall = t0.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu0;
+        let written = bytes_written() - w0;
         let segs = list_segments(&dir, table);
         let bytes: u64 = segs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
         assert_eq!(summary.totals.rows_written, n);
         println!(
-            "{:<7} {:>9} {:>8.2} {:>12.0} {:>8.2} {:>14.0} {:>12.0} {:>11.2} {:>9}",
+            "{:<7} {:>9} {:>8.2} {:>12.0} {:>8.2} {:>14.0} {:>12.0} {:>11.2} {:>9} {:>13.2}",
             name,
             n,
             wall,
@@ -123,7 +144,8 @@ fn main() {
             n as f64 / cpu,
             decode_rate,
             bytes as f64 / n as f64,
-            segs.len()
+            segs.len(),
+            written as f64 / n as f64
         );
     }
 }

@@ -18,7 +18,7 @@ use crate::host::{boottime_ns, HostInfo};
 use crate::loader::{self, FileFloor, LoadConfig, LoadError};
 use crate::pipeline::Pipeline;
 use crate::reader::{self, ReadOptions};
-use crate::segment::{Compression, WriterConfig};
+use crate::segment::{Compression, JournalMode, WriterConfig};
 use crate::units::{human_bytes, parse_duration, parse_size};
 use crate::writer::{Backpressure, WritersConfig};
 use crate::{privs, procfs};
@@ -85,6 +85,10 @@ pub struct Cli {
     /// Rotate a segment after this many rows.
     #[arg(long, default_value_t = 10_000_000)]
     pub max_segment_rows: u64,
+    /// Rows per Parquet row group (1024 to 1048576). Larger groups compress better and
+    /// scan faster; each open segment holds its group being filled in memory.
+    #[arg(long, default_value_t = 128 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1 << 20))]
+    pub row_group_rows: u32,
     /// Delete the oldest segments when the capture holds more than this.
     #[arg(long, value_parser = parse_size)]
     pub max_total_bytes: Option<u64>,
@@ -139,9 +143,15 @@ pub struct Cli {
     /// Rows per batch handed to the writers.
     #[arg(long, default_value_t = 16 * 1024)]
     pub batch_rows: usize,
-    /// Cut a batch at least this often.
+    /// Cut a batch at least this often. With the journal, this bounds what a SIGKILL
+    /// loses: events older than this are on disk.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub flush_interval: Duration,
+    /// The crash journal beside each open segment: every batch is appended to it as it
+    /// arrives and synced every 250 ms, and the next start publishes what a SIGKILL or a
+    /// power cut left. `off` loses each table's open segment (up to --max-segment-age).
+    #[arg(long, value_enum, default_value_t = JournalMode::Plain)]
+    pub journal: JournalMode,
     /// Segment writer threads (1 to 16: one table's segments are written by one thread).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub writer_threads: u16,
@@ -254,9 +264,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let host = HostInfo::current();
     let mut wc = WriterConfig::new(&cli.output_dir, host.clone());
     wc.compression = cli.compression;
+    wc.journal = cli.journal;
     wc.max_segment_bytes = cli.max_segment_bytes;
     wc.max_segment_age = cli.max_segment_age;
     wc.max_segment_rows = cli.max_segment_rows;
+    wc.row_group_rows = cli.row_group_rows as usize;
     let writers = WritersConfig {
         threads: usize::from(cli.writer_threads),
         queue_bytes: cli.writer_queue,
@@ -314,9 +326,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let scan = pipeline.writers().scan_report();
     if scan.stale_temp_removed > 0 {
-        // Not recoverable yet: they hold row groups but no footer (issue 12, item 3).
+        // Those with a journal are recovered by the writers (`journal.rs`).
         log::warn!(
-            "removed {} unfinished segments left by a recorder that did not stop cleanly (killed, or the machine lost power): their rows are lost",
+            "removed {} unfinished segments without a crash journal, left by a recorder that did not stop cleanly (with --journal off, or killed as it opened them): their rows are lost",
             scan.stale_temp_removed
         );
     }

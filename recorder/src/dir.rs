@@ -104,6 +104,26 @@ impl Dir {
         check(unsafe { libc::renameat2(fd, f.as_ptr(), fd, t.as_ptr(), libc::RENAME_NOREPLACE) }).map(drop)
     }
 
+    /// Renames `from` over `to` in this directory (for the recorder's own hidden files; a
+    /// link named `to` is replaced itself, never followed).
+    pub fn rename_replace(&self, from: &str, to: &str) -> io::Result<()> {
+        let (f, t) = (cstr(from)?, cstr(to)?);
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: valid descriptors and NUL-terminated names.
+        check(unsafe { libc::renameat(fd, f.as_ptr(), fd, t.as_ptr()) }).map(drop)
+    }
+
+    /// Opens the regular file `name` for reading, not through a link.
+    pub fn open_read(&self, name: &str) -> io::Result<File> {
+        let c = cstr(name)?;
+        // O_NONBLOCK: a FIFO planted under that name cannot make the open wait.
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: a valid directory descriptor and NUL-terminated name.
+        let fd = check(unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) })?;
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// Removes the file `name` (a link named so is removed itself, never what it points to).
     pub fn unlink(&self, name: &str) -> io::Result<()> {
         let c = cstr(name)?;

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod dir;
 pub mod dns_wire;
 pub mod host;
+pub mod journal;
 pub mod kernel;
 #[cfg(feature = "with-ebpf-load")]
 pub mod loader;

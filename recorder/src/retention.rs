@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use capture_schemas::Table;
 
 use crate::dir::Dir;
+use crate::journal::journal_name;
 
 #[derive(Debug)]
 struct Segment {
@@ -162,6 +163,11 @@ fn walk(dir: &Dir, depth: usize, out: &mut Vec<Segment>, report: &mut ScanReport
             }
         } else if ft.is_file() && depth == 2 {
             if name.starts_with('.') && name.ends_with(".parquet.tmp") {
+                // One with a journal is kept for recovery (see `journal.rs`).
+                let stem = &name[1..name.len() - ".parquet.tmp".len()];
+                if dir.stat(&journal_name(stem)).is_ok() {
+                    continue;
+                }
                 if dir.unlink(name).is_ok() {
                     report.stale_temp_removed += 1;
                 }

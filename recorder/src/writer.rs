@@ -189,6 +189,7 @@ fn run(
     cfg: Arc<WriterConfig>,
     health: Arc<Health>,
     retention: Arc<Retention>,
+    mine: impl Fn(Table) -> bool,
 ) -> u64 {
     // However this thread ends (a panic included), senders waiting for room stop waiting.
     struct CloseOnExit<'a>(&'a Budget);
@@ -198,6 +199,11 @@ fn run(
         }
     }
     let _close = CloseOnExit(budget);
+    match crate::journal::recover(&cfg, &retention, &mine) {
+        Ok(r) if r.segments > 0 || r.unreadable > 0 || r.kept > 0 => log::debug!("recovery: {r:?}"),
+        Ok(_) => {}
+        Err(e) => log::error!("recovering segments left by a crash under {}: {e}", cfg.dir.display()),
+    }
     let mut writers: Vec<SegmentWriter> =
         Table::ALL.iter().map(|&t| SegmentWriter::new(t, cfg.clone(), health.clone(), retention.clone())).collect();
     let mut logs: Vec<ErrorLog> = Table::ALL.iter().map(|_| ErrorLog { last: None, suppressed: 0 }).collect();
@@ -274,14 +280,16 @@ impl Writers {
         let cfg = Arc::new(cfg);
         let mut queues = Vec::new();
         let mut handles = Vec::new();
-        for i in 0..wc.threads.max(1) {
+        let n = wc.threads.max(1);
+        for i in 0..n {
             let (tx, rx) = unbounded();
             let budget = Arc::new(Budget::new(wc.queue_bytes));
             let (cfg, health, retention, b) = (cfg.clone(), health.clone(), retention.clone(), budget.clone());
+            let mine = move |t: Table| t.index() % n == i;
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("segment-writer-{i}"))
-                    .spawn(move || run(rx, &b, cfg, health, retention))?,
+                    .spawn(move || run(rx, &b, cfg, health, retention, mine))?,
             );
             queues.push(Queue { tx, budget });
         }

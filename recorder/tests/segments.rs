@@ -1,6 +1,8 @@
 //! Segments on disk: rotation by rows, size, age and hour; retention; atomic publish;
 //! metadata; permissions; symlinks; the directory lock; back-pressure; a full disk.
 
+mod common;
+use common::{file_batch, host, walk};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_linux::batcher::{BatchConfig, Batcher};
-use agent_linux::decode::{Decoder, EnvpMode};
-use agent_linux::host::HostInfo;
 use agent_linux::pipeline::Pipeline;
 use agent_linux::retention::Retention;
 use agent_linux::segment::{SegmentWriter, WriterConfig};
@@ -17,27 +17,10 @@ use agent_linux::stats::Health;
 use agent_linux::synth::Synth;
 use agent_linux::writer::{list_segments, Backpressure, Sink, WritersConfig};
 use agent_linux::{abi, Probe, Table};
-use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
-
-fn host() -> HostInfo {
-    HostInfo::fixed("test-host", "00000000-0000-0000-0000-000000000001")
-}
-
-/// `n` file rows decoded from synthetic records, with `ts` at `offset_ns` + ktime.
-fn file_batch(synth: &mut Synth, n: usize, offset_ns: i64) -> RecordBatch {
-    let mut d = Decoder::new(n, 1, EnvpMode::Redacted);
-    let mut rec = Vec::new();
-    for _ in 0..n {
-        rec.clear();
-        synth.file(&mut rec);
-        d.decode(Probe::File, &rec).unwrap();
-    }
-    d.builders.finish(Table::File, offset_ns).unwrap()
-}
 
 /// An offset that puts synthetic ktimes (about 3.7e12 ns) at the start of an hour.
 fn offset_at_hour_start() -> i64 {
@@ -487,16 +470,4 @@ fn full_disk_loses_only_the_open_segment_and_leaves_no_temp_files() {
         }
     }
     assert_eq!(temps, 0);
-}
-
-fn walk(p: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }

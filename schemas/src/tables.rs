@@ -120,7 +120,7 @@ tables {
         dev: I64 => "Device number of the file system (0 when unknown).",
         file_id: I64 | null => "The open file: its open row, its close row and the read, write and ftruncate rows on it share it (the recorder numbers opens in order, from the run's start time in Unix seconds shifted left 24 bits); null for unlink, rename, truncate by path, failed opens, and rows whose open was not seen.",
         closed_by: Str | null => "close: what ended the file's last descriptor: close (close, close_range, or dup2 over it), exit (the process exited holding it), exec (closed on exec, O_CLOEXEC), capture_end (still open when the capture ended: the sums so far); null for other operations.",
-        preexisting: Bool => "The file was already open when the recorder started (its sums count from then).",
+        preexisting: Bool => "The file was already open when the recorder started (its sums count from then), or was being opened as the start-up scan found it (the open's descriptor installed, its system call not yet returned): one row either way, never two.",
         mmap_write: Bool => "close: the file was mapped shared and writable; writes through the mapping are not in bytes_written.",
         length: I64 | null => "truncate: the length asked for; null for other operations.",
         path_raw: Bin | null => "path's exact bytes when they are not valid UTF-8 (path then shows U+FFFD for each invalid sequence); null when path is exact.",
