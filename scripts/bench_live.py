@@ -15,7 +15,10 @@ floors of the file probe (CAPTURE_BENCH_FILE_FLOOR): `hook`, its program returni
 and `records` (column `floor`), one record per open and per close with the time, the
 process and the fd and nothing else, the least this recorder's pipeline does; and
 bpftrace's slowdown and lines. Times are the best of --rounds rounds, recorder CPU and
-bytes per event their median.
+bytes per event their median. bpftrace gets no ratio (`missed!`, and a line at the end)
+when it printed fewer lines than the workload made events: without tracefs mounted (this
+script mounts it when it can) its tracepoints attach nothing, and a tracer that records
+nothing is not a peer.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec] [--rounds R]
                     [--against OTHER_RECORDER] [--no-peers]
@@ -180,6 +183,17 @@ def against_cpu(runs, generated):
     return f"{statistics.median(r[3] for r in runs['against']) / generated * 1e6:>9.2f}"
 
 
+def ensure_tracefs():
+    """bpftrace's tracepoint probes attach nothing, silently, without tracefs mounted."""
+    if os.path.ismount("/sys/kernel/tracing"):
+        return
+    r = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True, text=True)
+    if r.returncode == 0:
+        print("mounted tracefs at /sys/kernel/tracing (bpftrace's tracepoints need it)")
+    else:
+        print(f"could not mount tracefs ({r.stderr.strip()}): bpftrace will record nothing and get no ratio")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("recorder")
@@ -204,7 +218,10 @@ def main():
         p.error("--rounds must be at least 1")
     if unknown:
         p.error(f"unknown workload {', '.join(sorted(unknown))}: choose from open, open-py, tree, exec")
+    if not a.no_peers:
+        ensure_tracefs()
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
+    refused = []
     print(f"{'workload':<8} {'workers':>7} {'generated':>10} {'recorded':>9} {'drops':>6} {'base s':>7} "
           f"{'slowdown':>9} {'ns/event':>9} {'cpu s/M ev':>10} {'B/event':>8} {'hook':>7} {'floor':>7} {'bpftrace':>9} {'bt lines':>9}"
           + (f" {'against':>8} {'paired':>21} {'paired worker cpu':>22} {'its cpu':>9}" if a.against else ""))
@@ -236,8 +253,16 @@ def main():
             drops = max(r[2] for r in runs["rec"])
             cpu = statistics.median(r[3] for r in runs["rec"])
             bpe = statistics.median(r[4] for r in runs["rec"])
-            bt = f"{min(r[0] for r in runs['bt']) / base:>8.2f}x" if "bt" in runs else f"{'-':>9}"
             bt_lines = min(r[1] for r in runs["bt"]) if "bt" in runs else "-"
+            # A peer that printed fewer lines than there were events did not do the work
+            # it is compared for (tracefs missing, a probe that did not attach): no ratio.
+            if "bt" not in runs:
+                bt = f"{'-':>9}"
+            elif bt_lines < n * workers * per_iter:
+                bt = f"{'missed!':>9}"
+                refused.append(f"bpftrace, {kind} x{workers}: {bt_lines} lines for {n * workers * per_iter} events")
+            else:
+                bt = f"{min(r[0] for r in runs['bt']) / base:>8.2f}x"
             # The tree storm also makes its 1000 files first, the Python storm its one file
             # (an open and a close each).
             made = {"tree": 2000, "open-py": 2}.get(kind, 0)
@@ -253,6 +278,8 @@ def main():
                      if a.against else ""),
                   flush=True)
     subprocess.run(["rm", "-rf", scratch])
+    for r in refused:
+        print(f"no ratio for {r} (it did not record every event)")
 
 
 if __name__ == "__main__":

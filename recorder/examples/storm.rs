@@ -1,6 +1,9 @@
 //! Workload for the live benchmark: an open/close storm or an exec storm.
 //!
 //! storm open N DIR   N times: open DIR/storm-<pid>.dat (create), write 64 bytes, close
+//! storm paced RATE SECS DIR   like open, at RATE iterations a second for SECS seconds
+//!                    (paced every millisecond; behind, it catches up at full speed); prints
+//!                    the iterations done and the elapsed seconds
 //! storm tree N DIR   N times: open one of 1000 files of 4 KiB in DIR/tree-<pid>/, read
 //!                    it to the end, close (what `grep -r` does); the files are made first
 //! storm exec N       N times: fork and exec /bin/true, wait for it
@@ -63,7 +66,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = || -> ! {
         eprintln!(
-            "usage: storm open N DIR | storm tree N DIR | storm exec N | storm tcp N | storm bulk N | storm dns N PORT"
+            "usage: storm open N DIR | storm paced RATE SECS DIR | storm tree N DIR | storm exec N | storm tcp N | storm bulk N | storm dns N PORT"
         );
         std::process::exit(2)
     };
@@ -100,6 +103,37 @@ fn main() {
                 }
             }
             let _ = std::fs::remove_file(path.to_str().unwrap_or_default());
+        }
+        Some("paced") => {
+            let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
+            let dir = args.get(4).unwrap_or_else(|| usage());
+            let path = CString::new(format!("{dir}/storm-{}.dat", std::process::id())).expect("no NUL in path");
+            let buf = [7u8; 64];
+            let mut done = 0u64;
+            loop {
+                let t = t0.elapsed().as_secs_f64();
+                if t >= secs {
+                    break;
+                }
+                let due = (n as f64 * t) as u64;
+                while done < due {
+                    // SAFETY: valid NUL-terminated path and buffer; the fd is closed below.
+                    unsafe {
+                        let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
+                        if fd < 0 {
+                            eprintln!("storm: open: {}", std::io::Error::last_os_error());
+                            std::process::exit(1);
+                        }
+                        libc::write(fd, buf.as_ptr().cast(), buf.len());
+                        libc::close(fd);
+                    }
+                    done += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let _ = std::fs::remove_file(path.to_str().unwrap_or_default());
+            println!("{done} {:.6}", t0.elapsed().as_secs_f64());
+            return;
         }
         Some("tree") => {
             let (dir, files) = tree.as_ref().expect("made above");

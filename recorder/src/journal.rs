@@ -25,12 +25,14 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_schema::{Schema, SchemaRef};
+use capture_schemas::layout::quietly;
 use capture_schemas::Table;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::metadata::{
@@ -75,8 +77,6 @@ pub struct Journal {
     name: String,
     writer: StreamWriter<BufWriter<File>>,
     dirty: bool,
-    /// Bytes written to this journal (for the stats of what journaling costs).
-    pub bytes: u64,
 }
 
 pub fn journal_name(stem: &str) -> String {
@@ -132,7 +132,7 @@ impl Journal {
         let opts = IpcWriteOptions::default().try_with_compression(codec).map_err(io::Error::other)?;
         let writer = StreamWriter::try_new_with_options(BufWriter::with_capacity(1 << 20, file), &js, opts)
             .map_err(io::Error::other)?;
-        let mut j = Journal { name, writer, dirty: true, bytes: 0 };
+        let mut j = Journal { name, writer, dirty: true };
         if let Some(t) = tail.filter(|t| t.num_rows() > 0) {
             j.append(t)?;
         } else {
@@ -197,21 +197,8 @@ pub fn read_leftover(dir: &Dir, stem: &str, table: Table) -> io::Result<Leftover
         let schema = schema.clone();
         move |b: RecordBatch| RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(io::Error::other)
     };
-    let mut tail_broken = false;
-    let from_journal = journal.map_while(move |b| {
-        if tail_broken {
-            return None;
-        }
-        match b {
-            Ok(b) => Some(b),
-            // A torn last message: the crash came while it was written.
-            Err(_) => {
-                tail_broken = true;
-                None
-            }
-        }
-    });
-    let journal_rows = from_journal.map(rebind);
+    // Up to a torn last message: the crash came while it was written.
+    let journal_rows = journal.map_while(Result::ok).map(rebind);
     if base == 0 {
         return Ok(Leftover { batches: Box::new(journal_rows), file_rows: 0 });
     }
@@ -334,7 +321,13 @@ fn recover_partition(
         }
         let from = stem.strip_prefix(table.name()).and_then(|s| s.strip_prefix('-')).unwrap_or(stem);
         let at = dir.path().join(temp_name(stem));
-        match recover_one(dir, stem, from, table, cfg, retention) {
+        // Reading back bytes a crash (or a disk) left: arrow-ipc and parquet may panic on
+        // malformed input where they should fail (`capture_schemas::layout::quietly`).
+        let attempt = quietly(AssertUnwindSafe(|| recover_one(dir, stem, from, table, cfg, retention)));
+        let outcome = attempt.unwrap_or_else(|_| {
+            Err(Failure::Unreadable(io::Error::new(io::ErrorKind::InvalidData, "malformed (the reader panicked)")))
+        });
+        match outcome {
             Ok(done) => {
                 if let Some(e) = &done.unread {
                     log::warn!("{}: {} rows recovered, the rest is unreadable: {e}", at.display(), done.rows);

@@ -211,3 +211,18 @@ fn a_published_segment_leaves_no_journal() {
     assert!(hidden(dir.path()).is_empty());
     assert_eq!(recover_all(&cfg), Recovered::default());
 }
+
+#[test]
+fn a_journal_that_makes_the_ipc_reader_panic_is_unreadable_not_fatal() {
+    // The schema message of the `catalog` fuzz find (an Int of bit width 0): arrow-ipc 59
+    // panics decoding it where it should fail.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), JournalMode::Plain);
+    write_and_crash(&cfg, &[1200], 15);
+    let journal = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".journal")).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/malformed-schema.journal"), &journal).unwrap();
+    capture_schemas::layout::install_panic_hook();
+    let r = recover_all(&cfg);
+    assert_eq!((r.segments, r.unreadable), (0, 1));
+    assert!(hidden(dir.path()).is_empty());
+}

@@ -3,6 +3,9 @@
 use clap::Parser;
 
 fn main() {
+    // Panics that recovery catches (malformed leftovers of a crash) stay quiet; any other
+    // prints as usual.
+    capture_schemas::layout::install_panic_hook();
     let cli = match agent_linux::capture::Cli::try_parse() {
         Ok(cli) => cli,
         // A bad argument is one line, like every other error (clap adds a usage hint).
