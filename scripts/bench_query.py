@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Query benchmark: capq against DuckDB and Polars on the same segments, in one run.
+
+    scripts/bench-query.sh [--events 30000000] [--rounds 3] [--dir DIR]
+
+A standard set of questions an analyst asks of a capture (group-bys on low- and
+high-cardinality strings, a distinct count, a join on exec_id, time buckets, list
+functions on argv, point filters on pid and on path), each as a whole process (start,
+read the footers, plan, run, print to /dev/null), best of --rounds, engines taking turns.
+DuckDB reads the tree with `read_parquet(..., hive_partitioning=true)`, Polars with
+`scan_parquet(..., hive_partitioning=True)` and its SQL context; both run in a fresh
+Python (about 0.1 s of which is starting Python and importing the module: the `python`
+row says how much); their query alone is timed inside the process too, and the ratios are
+against that (capq's time is its whole process: the stricter comparison). Prints one row
+per query: seconds per engine, capq / DuckDB and capq / Polars, and their geometric
+means.
+
+usage: bench_query.py CAPQ CAPTURE_DIR [--rounds 3] [--only NAME,...]
+"""
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+
+# name: (capq / DataFusion SQL, DuckDB SQL, Polars SQL or None). The tables are the
+# capture's; the DuckDB and Polars runs define them as views over the same files.
+QUERIES = {
+    "op count (low card.)": (
+        "SELECT op, count(*) AS n, sum(bytes_read) AS r, sum(bytes_written) AS w FROM file GROUP BY op ORDER BY op",
+    ) * 3,
+    "path top 10 (high card.)": (
+        "SELECT path, count(*) AS c FROM file GROUP BY path ORDER BY c DESC, path LIMIT 10",
+    ) * 3,
+    "distinct paths per comm": (
+        "SELECT comm, count(DISTINCT path) AS paths, max(bytes_read) AS m FROM file GROUP BY comm "
+        "ORDER BY paths DESC, comm LIMIT 10",
+    ) * 3,
+    "join exec on exec_id": (
+        "SELECT e.comm, count(*) AS n FROM file f JOIN exec e ON f.exec_id = e.exec_id "
+        "GROUP BY e.comm ORDER BY n DESC, e.comm LIMIT 10",
+    ) * 3,
+    "minute buckets": (
+        "SELECT date_trunc('minute', ts) AS m, count(*) AS n FROM file GROUP BY m ORDER BY m",
+    ) * 3,
+    "argv list functions": (
+        "SELECT array_length(argv) AS argc, count(*) AS n FROM exec WHERE array_has(argv, '-c') OR array_length(argv) > 3 "
+        "GROUP BY 1 ORDER BY 1",
+        "SELECT len(argv) AS argc, count(*) AS n FROM exec WHERE list_contains(argv, '-c') OR len(argv) > 3 "
+        "GROUP BY 1 ORDER BY 1",
+        None,
+    ),
+    "point filter pid": ("SELECT count(*) AS n, sum(bytes_written) AS w FROM file WHERE pid = {pid}",) * 3,
+    "point filter path": ("SELECT count(*) AS n FROM file WHERE path = '{path}'",) * 3,
+}
+
+DUCK = """
+import sys, time, duckdb
+d, sql = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+for t in ("file", "exec"):
+    duckdb.sql(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{d}/{t}/*/*/*.parquet', hive_partitioning=true)")
+if sql:
+    duckdb.sql(sql).fetchall()
+print(time.perf_counter() - t0)
+"""
+
+POLARS = """
+import sys, time, polars as pl
+d, sql = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+ctx = pl.SQLContext({t: pl.scan_parquet(f"{d}/{t}/*/*/*.parquet", hive_partitioning=True) for t in ("file", "exec")})
+if sql:
+    ctx.execute(sql).collect()
+print(time.perf_counter() - t0)
+"""
+
+
+def timed(cmd, inner=False):
+    """Wall seconds of the whole process; with `inner`, the seconds it printed last (the
+    query alone, timed inside the Python process)."""
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE if inner else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if r.returncode not in (0, 3):
+        raise SystemExit(f"{cmd[0]} failed ({r.returncode}): {r.stderr.strip()[:500]}")
+    return float(r.stdout.split()[-1]) if inner else elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("capq")
+    ap.add_argument("capture")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated query names (default: all)")
+    a = ap.parse_args()
+    py = sys.executable
+    import duckdb
+    cap = a.capture
+    # The point filters' values, from the data: a busy pid and a common path.
+    con = duckdb.connect()
+    pid, path = con.sql(
+        f"SELECT pid, path FROM read_parquet('{cap}/file/*/*/*.parquet') WHERE op = 'open' "
+        "GROUP BY pid, path ORDER BY count(*) DESC LIMIT 1").fetchall()[0]
+    rows = con.sql(f"SELECT count(*) FROM read_parquet('{cap}/*/*/*/*.parquet', union_by_name=true)").fetchall()[0][0]
+    print(f"capture {cap}: {rows} rows; point filters: pid {pid}, path {path!r}; best of {a.rounds}, whole process")
+    only = set(filter(None, a.only.split(",")))
+    engines = ("capq", "duckdb", "polars")
+    base = {e: min(timed(cmd) for _ in range(a.rounds)) for e, cmd in (
+        ("duckdb", [py, "-c", DUCK, cap, ""]), ("polars", [py, "-c", POLARS, cap, ""]))}
+    print("capq: the whole process; DuckDB and Polars: the query alone (views, plan, run, fetch), timed in")
+    print("their Python process, and in brackets the whole process; ratios against the query alone")
+    print(f"{'query':<26} {'capq s':>8} {'duckdb s':>17} {'polars s':>17} {'capq/duckdb':>12} {'capq/polars':>12}")
+    print(f"{'python + import (no query)':<26} {'':>8} {base['duckdb']:>17.3f} {base['polars']:>17.3f}")
+    ratios_d, ratios_p = [], []
+    for name, sqls in QUERIES.items():
+        if only and name not in only:
+            continue
+        sqls = [s.format(pid=pid, path=path.replace("'", "''")) if s else None for s in sqls]
+        cmds = {
+            "capq": [a.capq, "--dir", cap, "--format", "csv", sqls[0]],
+            "duckdb": [py, "-c", DUCK, cap, sqls[1]],
+            "polars": [py, "-c", POLARS, cap, sqls[2]] if sqls[2] else None,
+        }
+        best = {e: math.inf for e in engines}
+        inner = {e: math.inf for e in engines}
+        for _ in range(a.rounds):
+            for e in engines:
+                if not cmds[e]:
+                    continue
+                if e == "capq":
+                    best[e] = min(best[e], timed(cmds[e]))
+                else:
+                    t0 = time.perf_counter()
+                    inner[e] = min(inner[e], timed(cmds[e], inner=True))
+                    best[e] = min(best[e], time.perf_counter() - t0)
+        rd = best["capq"] / inner["duckdb"]
+        ratios_d.append(rd)
+        rp = best["capq"] / inner["polars"] if cmds["polars"] else None
+        if rp:
+            ratios_p.append(rp)
+        cell = lambda e: f"{inner[e]:>7.3f} ({best[e]:>6.3f})" if cmds[e] else f"{'-':>17}"
+        print(f"{name:<26} {best['capq']:>8.3f} {cell('duckdb')} {cell('polars')} {rd:>11.2f}x "
+              + (f"{rp:>11.2f}x" if rp else f"{'-':>12}"), flush=True)
+    gm = lambda xs: math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
+    print(f"{'geometric mean':<26} {'':>8} {'':>17} {'':>17} {gm(ratios_d):>11.2f}x {gm(ratios_p):>11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
