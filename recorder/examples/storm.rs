@@ -62,6 +62,20 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
+/// One iteration of the open storm: open `path` (create), write `buf`, close.
+fn open_write_close(path: &CString, buf: &[u8]) {
+    // SAFETY: valid NUL-terminated path and buffer; the fd is closed below.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
+        if fd < 0 {
+            eprintln!("storm: open: {}", std::io::Error::last_os_error());
+            std::process::exit(1);
+        }
+        libc::write(fd, buf.as_ptr().cast(), buf.len());
+        libc::close(fd);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = || -> ! {
@@ -91,16 +105,7 @@ fn main() {
             let path = CString::new(format!("{dir}/storm-{}.dat", std::process::id())).expect("no NUL in path");
             let buf = [7u8; 64];
             for _ in 0..n {
-                // SAFETY: valid NUL-terminated path and buffer; the fd is closed below.
-                unsafe {
-                    let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
-                    if fd < 0 {
-                        eprintln!("storm: open: {}", std::io::Error::last_os_error());
-                        std::process::exit(1);
-                    }
-                    libc::write(fd, buf.as_ptr().cast(), buf.len());
-                    libc::close(fd);
-                }
+                open_write_close(&path, &buf);
             }
             let _ = std::fs::remove_file(path.to_str().unwrap_or_default());
         }
@@ -117,16 +122,7 @@ fn main() {
                 }
                 let due = (n as f64 * t) as u64;
                 while done < due {
-                    // SAFETY: valid NUL-terminated path and buffer; the fd is closed below.
-                    unsafe {
-                        let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
-                        if fd < 0 {
-                            eprintln!("storm: open: {}", std::io::Error::last_os_error());
-                            std::process::exit(1);
-                        }
-                        libc::write(fd, buf.as_ptr().cast(), buf.len());
-                        libc::close(fd);
-                    }
+                    open_write_close(&path, &buf);
                     done += 1;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
