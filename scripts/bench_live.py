@@ -21,13 +21,14 @@ script mounts it when it can) its tracepoints attach nothing, and a tracer that 
 nothing is not a peer.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec] [--rounds R]
-                    [--against OTHER_RECORDER] [--no-peers]
+                    [--against OTHER_RECORDER] [--recorder-args ARGS] [--no-peers]
        (as root; the Python storm runs --opens/2 iterations per worker)
 """
 import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -97,7 +98,8 @@ def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
     dropped, the recorder's CPU seconds and bytes on disk per row (the last three only with
     the floor off)."""
     cap = tempfile.mkdtemp(prefix="bench-cap-")
-    rec = subprocess.Popen([recorder or a.recorder, "--output-dir", cap, "-q"], stderr=subprocess.PIPE, text=True,
+    own = [] if recorder else shlex.split(a.recorder_args)
+    rec = subprocess.Popen([recorder or a.recorder, "--output-dir", cap, "-q", *own], stderr=subprocess.PIPE, text=True,
                            env=dict(os.environ, CAPTURE_BENCH_FILE_FLOOR=floor))
     # A floor's warning comes first.
     line = rec.stderr.readline()
@@ -209,6 +211,8 @@ def main():
                         "its slowdown is shown in the column `against`, and in `paired` the median over "
                         "rounds of this build's time less the other's, over that round's untraced time "
                         "[lowest, highest]")
+    p.add_argument("--recorder-args", default="", metavar="ARGS",
+                   help="more options for this build of the recorder (not --against's), e.g. '--journal off'")
     p.add_argument("--no-peers", action="store_true",
                    help="skip the floors and bpftrace (columns hook, floor, bpftrace: -), for more rounds "
                         "of untraced, this build and --against in the same time")
