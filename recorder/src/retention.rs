@@ -3,8 +3,9 @@
 //!
 //! The writers report every segment they publish; at start the existing tree is scanned
 //! (without following symlinks) so limits hold across restarts. The scan also removes
-//! hidden temporary segments left by a recorder that died mid-write: the directory lock
-//! (see [`lock_dir`]) guarantees no live recorder owns them.
+//! hidden temporary segments left by a recorder that died mid-write without a crash
+//! journal beside them (those with one are for recovery, `journal.rs`): the directory
+//! lock (see [`lock_dir`]) guarantees no live recorder owns them.
 
 use std::collections::VecDeque;
 use std::fs::File;

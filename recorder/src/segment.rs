@@ -4,7 +4,8 @@
 //! fsynced and renamed into place (never over an existing file), and the directory is
 //! fsynced: readers see complete segments or none. Segments rotate on bytes written plus
 //! bytes buffered, on age, on rows, and when the hour partition changes; a file is opened
-//! only when its first batch arrives, so there are no empty segments.
+//! only when its first batch arrives, so there are no empty segments. Beside the open
+//! segment, its crash journal (`journal.rs`) keeps what a crash would lose.
 
 use std::fs::File;
 use std::io;
@@ -166,7 +167,8 @@ impl Open {
         let schema = piece.schema();
         match flushed.and_then(|f| Journal::start(&self.dir, &self.stem, &schema, &f, Some(&tail), true, mode)) {
             Ok(j) => self.journal = Some(j),
-            Err(e) => self.journal_failed("renewing", e),
+            // The old journal still holds every row since its footer: it goes on.
+            Err(e) => log::warn!("{}: renewing its crash journal: {e}; the old one goes on", self.tmp.display()),
         }
     }
 

@@ -5,7 +5,8 @@
 //! bounded in bytes (`queue_bytes`, the Arrow memory of the batches waiting): a burst the
 //! writer cannot keep up with waits there, in memory, instead of filling the kernel's ring
 //! buffers; past it the reader waits or drops batches (`Backpressure`). A batch larger than
-//! the whole bound still passes when the queue is empty.
+//! the whole bound still passes when the queue is empty. Before taking batches, each
+//! thread publishes what a crash left of its tables' segments (`journal::recover`).
 
 use std::fs::File;
 use std::io;
