@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Soak: the real recorder under a steady file storm for an hour (not a test).
 
-    scripts/soak.sh [--minutes 60] [--rate 300000] [--out DIR]      (as root)
+    scripts/soak.sh [--minutes 60] [--rate 300000] [--out DIR] [--all-probes]      (as root)
 
 Two `storm paced` workers (recorder/examples/storm.rs) open, write 64 bytes to and close
 a file, at a fixed rate each, for the whole run; the recorder runs with its defaults plus
 `--probes file --comm storm --file-rw-events` (three rows per iteration: open, write,
-close), on a pseudo-terminal so its status line can be read. Every 30 s: the recorder's
+close; with --all-probes, every probe on every process and `--file-rw-events`), on a
+pseudo-terminal so its status line can be read. Every 30 s: the recorder's
 RSS (VmRSS) and CPU (user + system, share of one core), the events per second and drops
 its status line shows. At the end (SIGTERM): the rows recorded for the storm files against
 3 x the iterations the workers did, and the drops in the stats table.
@@ -30,7 +31,7 @@ import time
 from livecheck import capq
 
 SAMPLE = 30.0
-STATUS = re.compile(r"(\d+)s  file (\d+)/s  drops (\d+)")
+STATUS = re.compile(r"(\d+)s  .*?file (\d+)/s.*?  drops (\d+)")
 
 
 def proc_stat(pid):
@@ -51,6 +52,9 @@ def main():
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--rate", type=int, default=300_000, help="events per second (3 per iteration)")
     ap.add_argument("--out", default=None, help="where the capture, table and plot go")
+    ap.add_argument("--all-probes", action="store_true",
+                    help="every probe, every process (the recorder's defaults) instead of the file probe "
+                         "filtered to the storm")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("soak.py must run as root (it loads BPF programs)")
@@ -61,8 +65,9 @@ def main():
     secs = a.minutes * 60
 
     master, slave = pty.openpty()
-    rec = subprocess.Popen([a.recorder, "--output-dir", cap, "--probes", "file", "--comm", "storm",
-                            "--file-rw-events"], stdin=slave, stdout=slave, stderr=slave)
+    scope = [] if a.all_probes else ["--probes", "file", "--comm", "storm"]
+    rec = subprocess.Popen([a.recorder, "--output-dir", cap, *scope, "--file-rw-events"],
+                           stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     buf = b""
     while b"recording" not in buf:
@@ -164,7 +169,8 @@ def plot(samples, path, a):
     ax[2].set_ylabel("events/s (thousands)")
     ax[2].set_ylim(0, max(s[3] for s in samples) / 1000 * 1.2)
     ax[2].set_xlabel("minutes")
-    fig.suptitle(f"capture_linux_rotating, file storm at {a.rate // 1000}k events/s, {a.minutes:g} min")
+    scope = "every probe" if a.all_probes else "file probe, --comm storm"
+    fig.suptitle(f"capture_linux_rotating ({scope}), file storm at {a.rate // 1000}k events/s, {a.minutes:g} min")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 

@@ -2,7 +2,7 @@
 # Soak (not a test): the real recorder under a steady file storm, RSS, CPU and drops
 # sampled every 30 s, generated against recorded at the end (scripts/soak.py says how).
 #
-#   scripts/soak.sh [--minutes 60] [--rate 300000] [--out DIR]        (as root)
+#   scripts/soak.sh [--minutes 60] [--rate 300000] [--out DIR] [--all-probes]        (as root)
 #
 # Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv).
 set -euo pipefail
