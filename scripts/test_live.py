@@ -143,7 +143,9 @@ def bad_arguments(recorder, work):
                        (["--writer-threads", "100000"], "error: invalid value '100000' for '--writer-threads <WRITER_THREADS>': 100000 is not in 1..=16 (--help lists the options)"),
                        (["--pid", "0"], "error: invalid value '0' for '--pid <PID>': 0 is not in 1..=4294967295 (--help lists the options)"),
                        (["--pid", str(gone.pid)], f"--pid {gone.pid}: no such process is running"),
-                       (["--comm", ""], '--comm "": a command name is 1 to 15 bytes')]:
+                       (["--comm", ""], '--comm "": a command name is 1 to 15 bytes'),
+                       (["--flush-interval", "150ms"], "--flush-interval 150ms: must be at least twice --poll-interval (100ms)"),
+                       (["--row-group-rows", "10"], "error: invalid value '10' for '--row-group-rows <ROW_GROUP_ROWS>': 10 is not in 1024..=1048576 (--help lists the options)")]:
         out = subprocess.run([recorder, "--output-dir", "/nonexistent/never-made", *args], capture_output=True, text=True)
         lines = out.stderr.strip().splitlines()
         check(f"{args[0]} {args[1]!r}: one line, non-zero exit", (out.returncode != 0, len(lines), want in out.stderr),

@@ -11,8 +11,8 @@ reader lists the capture every 50 ms and opens every visible segment with pyarro
 
 Checks:
 - every start after a kill says what it recovered, and exits 0 at the end;
-- every event opened while a recorder ran, older than the flush interval (plus the poll
-  interval) at the kill, is in the `file` table exactly once; no event is there twice;
+- every event opened while a recorder ran, older than the flush interval at the kill, is
+  in the `file` table exactly once; no event is there twice;
 - no visible file was ever unreadable (pyarrow, during the kills; DuckDB and capq at the end,
   with the same row count);
 - control: with `--journal off` the same kill loses events (so the check above can fail).
@@ -40,7 +40,6 @@ import pyarrow.parquet as pq
 from livecheck import capq, check, finish
 
 FLUSH = 1.0  # --flush-interval (the default)
-POLL = 0.1  # --poll-interval (the default)
 KILLS = 20
 
 WORKLOAD = r"""
@@ -175,7 +174,7 @@ def main():
     check("no event recorded twice", twice[:10], [])
     missing, losses = [], []
     for ready, killed in windows:
-        promised = [n for n, t in enumerate(times) if ready <= t <= killed - FLUSH - POLL]
+        promised = [n for n, t in enumerate(times) if ready <= t <= killed - FLUSH]
         missing += [n for n in promised if n not in count]
         before = [t for n, t in enumerate(times) if ready <= t <= killed and n in count]
         losses.append(killed - max(before) if before else float("nan"))
@@ -184,7 +183,7 @@ def main():
     check(f"every event older than the flush interval at each of {KILLS} kills is there", missing[:10], [])
     flushed = [x for x in losses if x == x]
     print(f"     seconds lost per kill: min {min(flushed):.2f}, median {statistics.median(flushed):.2f}, "
-          f"max {max(flushed):.2f} (flush interval {FLUSH}s, poll interval {POLL}s; "
+          f"max {max(flushed):.2f} (flush interval {FLUSH}s; "
           f"{len(losses) - len(flushed)} runs killed before their first flush lost all they saw)")
     print("     lost: " + " ".join(f"{x:.2f}" for x in losses))
     print("     run:  " + " ".join(f"{k - r:.2f}" for r, k in windows))
@@ -198,7 +197,7 @@ def main():
     via_capq = capq(capq_bin, cap, "SELECT count(*) AS n FROM file")[0]["n"]
     check("DuckDB, capq and pyarrow read the same rows", (duck, via_capq), (total, total))
 
-    promised = [n for n, t in enumerate(times) if control[0] <= t <= control[1] - FLUSH - POLL]
+    promised = [n for n, t in enumerate(times) if control[0] <= t <= control[1] - FLUSH]
     got = recorded(capq_bin, control_cap, files) if glob.glob(f"{control_cap}/file/*/*/*.parquet") else {}
     check("control, --journal off: the same kill loses events (the check above can fail)",
           sum(1 for n in promised if n not in got) > 0, True)

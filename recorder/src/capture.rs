@@ -143,8 +143,9 @@ pub struct Cli {
     /// Rows per batch handed to the writers.
     #[arg(long, default_value_t = 16 * 1024)]
     pub batch_rows: usize,
-    /// Cut a batch at least this often. With the journal, this bounds what a SIGKILL
-    /// loses: events older than this are on disk.
+    /// The longest an event waits in the recorder's memory: older events are on disk, in
+    /// their segment's journal, so a SIGKILL loses at most this (at least twice
+    /// --poll-interval).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub flush_interval: Duration,
     /// The crash journal beside each open segment: every batch is appended to it as it
@@ -247,6 +248,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.poll_interval < Duration::from_millis(1) {
         bail!("--poll-interval {:?}: must be at least 1ms", cli.poll_interval);
     }
+    if cli.flush_interval < 2 * cli.poll_interval {
+        bail!(
+            "--flush-interval {:?}: must be at least twice --poll-interval ({:?}): an event waits up to one poll interval in the ring buffer and one more for the tick that cuts its batch",
+            cli.flush_interval,
+            cli.poll_interval
+        );
+    }
     if cli.exclude_path_prefix.len() > loader::PREFIXES_MAX
         || cli.exclude_path_prefix.iter().any(|p| p.len() > loader::PREFIX_MAX)
     {
@@ -311,7 +319,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
     let mut batch = BatchConfig::new(host.boot_seed);
     batch.batch_rows = cli.batch_rows.max(1);
-    batch.flush_interval = cli.flush_interval;
+    // The batcher's clock starts at the first tick that sees a table's rows: up to a poll
+    // interval after the event, and the tick that cuts comes up to one more after it.
+    batch.flush_interval = cli.flush_interval - 2 * cli.poll_interval;
     batch.stats_interval = cli.stats_interval;
     batch.backpressure = cli.backpressure;
     batch.envp = cli.envp;
