@@ -373,6 +373,24 @@ impl Synth {
     pub fn exec(&mut self, out: &mut Vec<u8>) {
         let (ktime, t) = self.next_event();
         let comm = *self.rng.pick(COMMANDS);
+        // Most execs are a new process's (fork, then exec): the task becomes a child of
+        // what it was, with its own pid and start time, so its exec_id is new. The rest
+        // are a process replacing its program (a shell's `exec`): the same exec_id.
+        if self.rng.chance(90) {
+            let parent = &self.tasks[t];
+            let pid = 1000 + self.rng.below(400_000) as u32;
+            self.tasks[t] = Task {
+                pid,
+                tid: pid,
+                ppid: parent.pid,
+                parent_start_ns: parent.start_ns,
+                start_ns: ktime.saturating_sub(1 + self.rng.below(1_000_000)),
+                comm: comm.to_string(),
+                ..parent.clone()
+            };
+        } else {
+            self.tasks[t].comm = comm.to_string();
+        }
         let path = format!("/usr/bin/{comm}");
         // Most commands take a few arguments; a few take hundreds (compilers, xargs).
         let argc = if self.rng.chance(5) { 50 + self.rng.below(300) } else { 1 + self.rng.below(6) } as usize;
