@@ -4,8 +4,8 @@
 #
 #   sudo scripts/test-kernels.sh RECORDER CAPQ [SUITE:PACKAGE ...]
 #
-# Default: bookworm's newest linux-image-*-amd64-unsigned (Linux 6.1) and bullseye's
-# (Linux 5.10, older than bpf_get_current_task_btf, so the probes' fallback paths run).
+# Default: the newest amd64 kernel of sid (Linux 7.x), trixie (6.12), bookworm (6.1) and
+# bullseye (5.10, older than bpf_get_current_task_btf, so the probes' fallback paths run).
 # Packages come from Debian's archive through apt-get, with a private package list per
 # suite (the system's own apt sources are not touched), and are cached in
 # ~/.cache/capture-kernels.
@@ -28,7 +28,7 @@ recorder=$(realpath "$1")
 capq=$(realpath "$2")
 shift 2
 kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || kernels=(bookworm:auto bullseye:auto)
+[ ${#kernels[@]} -gt 0 ] || kernels=(sid:auto trixie:auto bookworm:auto bullseye:auto)
 if [ "$(id -u)" -ne 0 ]; then
     echo "test-kernels.sh installs packages and boots kernels: run it as root" >&2
     exit 1
@@ -37,6 +37,8 @@ need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v zstd >/dev/null || need+=(zstd)
 command -v depmod >/dev/null || [ -x /sbin/depmod ] || need+=(kmod)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q >/dev/null
@@ -66,7 +68,10 @@ fetch_kernel() {
     local suite=$1 pkg=$2
     if [ "$pkg" = auto ]; then
         apt_suite apt-get "$suite" update >/dev/null
-        pkg=$(apt_suite apt-cache "$suite" --names-only search '^linux-image-[0-9.]+-[0-9]+-amd64-unsigned$' 2>/dev/null |
+        # Names: linux-image-6.1.0-50-amd64-unsigned (bookworm and older),
+        # linux-image-6.12.107+deb13-amd64-unsigned (trixie on), and in sid only the signed
+        # linux-image-7.2.13+deb14-amd64 (the same kernel: qemu does not check signatures).
+        pkg=$(apt_suite apt-cache "$suite" --names-only search '^linux-image-[0-9][0-9.]*(-[0-9]+|\+deb[0-9]+)-amd64(-unsigned)?$' 2>/dev/null |
             awk '{print $1}' | sort -V | tail -n 1)
         [ -n "$pkg" ] || { echo "no kernel package found in $suite" >&2; return 1; }
     fi
@@ -75,8 +80,22 @@ fetch_kernel() {
         [ -n "$(ls "$cache"/apt-"$suite"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
         rm -rf "$dir" && mkdir -p "$dir"
         (cd "$dir" && apt_suite apt-get "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
-        depmod -b "$dir/root" "$(ls "$dir/root/lib/modules")"
+        # From 7.x (sid) the image package is empty: the kernel and its modules come in
+        # linux-binary-unsigned-VERSION, linux-modules-VERSION and linux-base-VERSION.
+        if ! ls "$dir"/root/boot/vmlinuz-* "$dir"/root/usr/lib/modules/*/vmlinuz* >/dev/null 2>&1; then
+            local ver=${pkg#linux-image-}
+            ver=${ver%-unsigned}
+            (cd "$dir" && apt_suite apt-get "$suite" download "linux-binary-unsigned-$ver" "linux-modules-$ver" "linux-base-$ver" >/dev/null &&
+                for deb in ./*.deb; do dpkg -x "$deb" root; done && rm -f ./*.deb)
+        fi
     fi
+    # trixie on ship modules under /usr/lib only (merged /usr), compressed: one path for
+    # both layouts, and plain .ko files (busybox's insmod in the initramfs and the module
+    # checks load them as the older packages have them).
+    [ -e "$dir/root/lib" ] || ln -s usr/lib "$dir/root/lib"
+    find "$dir/root/lib/modules/" -name '*.ko.xz' -exec xz -d {} +
+    find "$dir/root/lib/modules/" -name '*.ko.zst' -exec zstd -q -d --rm {} +
+    depmod -b "$dir/root" "$(ls "$dir/root/lib/modules")"
     echo "$dir"
 }
 
@@ -270,7 +289,8 @@ for k in "${kernels[@]}"; do
     write_init "$work/initramfs/init"
     write_guest "$out/guest.sh"
     echo "$kdir/root" >"$out/kroot"
-    ko=$kdir/root/lib/modules/$release/kernel/drivers/net/dummy.ko
+    # Its real path: the guest's kernel names the file it loads with links resolved.
+    ko=$(realpath "$kdir/root/lib/modules/$release/kernel/drivers/net/dummy.ko")
     echo "$ko" >"$out/ko"
     # The same module without its signature, for a load that taints it E (unsigned).
     python3 - "$ko" "$out/dummy-unsigned.ko" <<'PY'
@@ -286,9 +306,12 @@ PY
     cp "$recorder" "$out/capture_linux_rotating"
     (cd "$work/initramfs" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
 
+    # The image: /boot/vmlinuz-RELEASE, or from 7.x beside the modules.
+    vmlinuz=$kdir/root/boot/vmlinuz-$release
+    [ -e "$vmlinuz" ] || vmlinuz=$(ls "$kdir/root/lib/modules/$release"/vmlinuz* | head -n 1)
     start=$SECONDS
     timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -m 2048 -nographic -no-reboot \
-        -kernel "$kdir/root/boot/vmlinuz-$release" -initrd "$work/initramfs.gz" \
+        -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
         -append "console=ttyS0 panic=-1 quiet" \
         -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$out,mount_tag=out,security_model=none" >"$work/console.log" 2>&1 || true

@@ -14,7 +14,7 @@
 #    tests: the real recorder, real BPF programs in this kernel, real workloads (exec and
 #    file; the ways real programs hold files and run programs, test_live_files.py; TCP on
 #    loopback for net; dnsmasq with dig, getent and Python for dns); then the same on
-#    Debian's 6.1 and 5.10 kernels booted under qemu (scripts/test-kernels.sh), where the
+#    Debian's 7.x, 6.12, 6.1 and 5.10 kernels booted under qemu (scripts/test-kernels.sh), where the
 #    module probe is tested too.
 # Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv),
 # ENABLE_EBPF_BUILD (default 0).
