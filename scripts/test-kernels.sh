@@ -69,8 +69,8 @@ fetch_kernel() {
     if [ "$pkg" = auto ]; then
         apt_suite apt-get "$suite" update >/dev/null
         # Names: linux-image-6.1.0-50-amd64-unsigned (bookworm and older),
-        # linux-image-6.12.107+deb13-amd64-unsigned (trixie on), and in sid only the signed
-        # linux-image-7.2.13+deb14-amd64 (the same kernel: qemu does not check signatures).
+        # linux-image-6.12.107+deb13-amd64-unsigned (trixie), and in sid only
+        # linux-image-7.2.13+deb14-amd64, which holds no kernel (see below).
         pkg=$(apt_suite apt-cache "$suite" --names-only search '^linux-image-[0-9][0-9.]*(-[0-9]+|\+deb[0-9]+)-amd64(-unsigned)?$' 2>/dev/null |
             awk '{print $1}' | sort -V | tail -n 1)
         [ -n "$pkg" ] || { echo "no kernel package found in $suite" >&2; return 1; }
