@@ -60,7 +60,7 @@ import sys, time, duckdb
 d, sql = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 for t in ("file", "exec"):
-    duckdb.sql(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{d}/{t}/*/*/*.parquet', hive_partitioning=true)")
+    duckdb.sql(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{d}/{t}/**/*.parquet', hive_partitioning=true)")
 if sql:
     duckdb.sql(sql).fetchall()
 print(time.perf_counter() - t0)
@@ -70,7 +70,7 @@ POLARS = """
 import sys, time, polars as pl
 d, sql = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-ctx = pl.SQLContext({t: pl.scan_parquet(f"{d}/{t}/*/*/*.parquet", hive_partitioning=True) for t in ("file", "exec")})
+ctx = pl.SQLContext({t: pl.scan_parquet(f"{d}/{t}/**/*.parquet", hive_partitioning=True) for t in ("file", "exec")})
 if sql:
     ctx.execute(sql).collect()
 print(time.perf_counter() - t0)
@@ -101,9 +101,9 @@ def main():
     # The point filters' values, from the data: a busy pid and a common path.
     con = duckdb.connect()
     pid, path = con.sql(
-        f"SELECT pid, path FROM read_parquet('{cap}/file/*/*/*.parquet') WHERE op = 'open' "
+        f"SELECT pid, path FROM read_parquet('{cap}/file/**/*.parquet') WHERE op = 'open' "
         "GROUP BY pid, path ORDER BY count(*) DESC LIMIT 1").fetchall()[0]
-    rows = con.sql(f"SELECT count(*) FROM read_parquet('{cap}/*/*/*/*.parquet', union_by_name=true)").fetchall()[0][0]
+    rows = con.sql(f"SELECT count(*) FROM read_parquet('{cap}/*/*/*/*/*.parquet', union_by_name=true)").fetchall()[0][0]
     print(f"capture {cap}: {rows} rows; point filters: pid {pid}, path {path!r}; best of {a.rounds}, whole process")
     only = set(filter(None, a.only.split(",")))
     engines = ("capq", "duckdb", "polars")

@@ -103,10 +103,16 @@ def main():
             else:
                 print(f"ok   {name:8} {table:7} {len(got)} rows, {len(cols)} columns equal to capq")
         # The hive partitions are visible to a reader that wants them.
-        parts = duckdb.sql(f"SELECT DISTINCT dt, hr FROM '{capture}/{table}/**/*.parquet'").fetchall()
-        if want and not parts:
+        parts = duckdb.sql(f"SELECT DISTINCT host, dt, hr FROM '{capture}/{table}/**/*.parquet'").fetchall()
+        hosts = sorted(h for (h,) in duckdb.sql(f"SELECT DISTINCT host FROM '{capture}/{table}/**/*.parquet'").fetchall())
+        capq_hosts = sorted(r.split(",")[0] for r in subprocess.run(
+            [capq, "--dir", capture, "--format", "csv", f"SELECT DISTINCT host FROM {table}"],
+            capture_output=True, text=True, check=True).stdout.split()[1:])
+        if want and (not parts or hosts != capq_hosts):
             failures += 1
-            print(f"FAIL duckdb   {table:7} found no dt/hr partitions")
+            print(f"FAIL duckdb   {table:7} host/dt/hr partitions {parts[:3]}, hosts {hosts} vs capq's {capq_hosts}")
+        else:
+            print(f"ok   duckdb   {table:7} host, dt, hr partitions; hosts {hosts} as capq's")
     if failures:
         print(f"{failures} reader checks failed")
         sys.exit(1)

@@ -80,6 +80,11 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     "$venv/bin/python" scripts/test_live_dns.py "$target/release/capture_linux_rotating" "$target/release/capq"
     "$venv/bin/python" scripts/test_live_crash.py "$target/release/capture_linux_rotating" "$target/release/capq"
 
+    step "fleet: uploads to a real S3-compatible server (moto), capq over s3://, Spark and DuckDB"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-fleet.txt
+    "$venv/bin/python" scripts/test_live_fleet.py "$target/release/capture_linux_rotating" "$target/release/capq" \
+        "$target/release/examples/synth_capture"
+
     step "other kernels: Debian's 6.1 and 5.10 under qemu, the same binaries, exact rows"
     scripts/test-kernels.sh "$target/release/capture_linux_rotating" "$target/release/capq"
 else

@@ -87,7 +87,7 @@ class Recorder:
 def watch(cap, stop, bad, seen):
     """Opens every visible segment as it appears, until `stop`; failures go to `bad`."""
     while not stop.is_set():
-        for p in glob.glob(f"{cap}/*/dt=*/hr=*/*.parquet"):
+        for p in glob.glob(f"{cap}/*/host=*/dt=*/hr=*/*.parquet"):
             if p in seen:
                 continue
             try:
@@ -127,7 +127,7 @@ def main():
     watcher.start()
 
     def journals():
-        return set(glob.glob(f"{cap}/file/*/*/.*.journal"))
+        return set(glob.glob(f"{cap}/file/*/*/*/.*.journal"))
 
     def said_recovered(r, before):
         # Recovery runs in the writer thread as the run starts; a kill before it is done
@@ -192,13 +192,13 @@ def main():
     check(f"the watcher read every segment as it appeared ({len(seen)})", len(seen) >= recoveries, True)
     hidden = [p for p in glob.glob(f"{cap}/**/.*", recursive=True) if not p.endswith("/.capture.lock")]
     check("no leftovers after a clean stop", hidden, [])
-    total = sum(pq.read_table(p).num_rows for p in glob.glob(f"{cap}/file/dt=*/hr=*/*.parquet"))
-    duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{cap}/file/*/*/*.parquet')").fetchall()[0][0]
+    total = sum(pq.read_table(p).num_rows for p in glob.glob(f"{cap}/file/host=*/dt=*/hr=*/*.parquet"))
+    duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{cap}/file/*/*/*/*.parquet')").fetchall()[0][0]
     via_capq = capq(capq_bin, cap, "SELECT count(*) AS n FROM file")[0]["n"]
     check("DuckDB, capq and pyarrow read the same rows", (duck, via_capq), (total, total))
 
     promised = [n for n, t in enumerate(times) if control[0] <= t <= control[1] - FLUSH]
-    got = recorded(capq_bin, control_cap, files) if glob.glob(f"{control_cap}/file/*/*/*.parquet") else {}
+    got = recorded(capq_bin, control_cap, files) if glob.glob(f"{control_cap}/file/*/*/*/*.parquet") else {}
     check("control, --journal off: the same kill loses events (the check above can fail)",
           sum(1 for n in promised if n not in got) > 0, True)
     finish("crash", work)

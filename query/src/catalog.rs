@@ -1,21 +1,32 @@
 //! Finds a capture's segments, checks them, and registers every table with DataFusion.
 //!
-//! The listing is our own, not DataFusion's: hidden files (segments still being written
+//! A capture is a local directory or an `s3://bucket/prefix` (what `--upload` ships). The
+//! listing is our own, not DataFusion's: hidden files (segments still being written
 //! are `.<name>.tmp`), files not ending in `.parquet` and symlinks are never read, nor
-//! directories other than `dt=YYYY-MM-DD/hr=HH` partitions. Each segment's footer is read
+//! directories other than `host=NAME/dt=YYYY-MM-DD/hr=HH` partitions (or `dt=/hr=` right
+//! under the table, as captures written before the host level lie; their host is the one
+//! in each segment's footer). Every table gets the column `host`, last, as hive readers
+//! add it. Over S3 the listing goes level by level and lists only the days and hours the
+//! time window needs. Each segment's footer is read
 //! and its schema compared with the table's before DataFusion sees it, so a corrupt or
 //! truncated segment is skipped, and the query answers from the rest; what was skipped is
 //! kept per table, for the caller to name when a query reads that table. `--since/--until` prune whole hour partitions by path and
 //! whole segments by the first/last event times in their metadata; DataFusion then prunes
 //! row groups by the `ts` statistics.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use capture_schemas::layout::{check_footer, day_of, hour_of};
+use capture_schemas::layout::{check_footer, day_of, host_of, hour_of, Footer};
+use capture_schemas::remote::{s3_store, Retries, S3Url};
 use capture_schemas::Table;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
@@ -40,6 +51,33 @@ impl Window {
     }
 }
 
+/// Where the capture lies.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Local(PathBuf),
+    S3 { url: S3Url, store: Arc<dyn ObjectStore> },
+}
+
+impl Source {
+    /// `s3://bucket/prefix` or a local directory. Over S3 nothing is sent yet.
+    pub fn parse(dir: &Path) -> Result<Source, String> {
+        match S3Url::parse(&dir.to_string_lossy())? {
+            Some(url) => {
+                let store: Arc<dyn ObjectStore> = s3_store(&url, Retries::Patient)?;
+                Ok(Source::S3 { url, store })
+            }
+            None => Ok(Source::Local(dir.to_path_buf())),
+        }
+    }
+}
+
+/// One segment: where it is (a local path, or `s3://bucket/key`) and its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub host: String,
+}
+
 /// What registering a capture found.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -49,13 +87,17 @@ pub struct Report {
     /// not partitions.
     pub skipped: Vec<(Table, PathBuf, String)>,
     /// The segments each table was registered over.
-    pub used: Vec<(Table, Vec<PathBuf>)>,
+    pub used: Vec<(Table, Vec<Segment>)>,
 }
 
-/// `DIR/<table>/dt=YYYY-MM-DD/hr=HH/*.parquet`, without following symlinks or reading
-/// hidden files. Returns each segment with the hour (since the epoch) of its partition,
-/// and the directories that were not partitions (skipped, with why).
-pub fn list_table(dir: &Path, table: Table) -> (Vec<(PathBuf, i64)>, Vec<(PathBuf, String)>) {
+/// A segment found by a listing: where, the hour (since the epoch) of its partition, and
+/// the host its `host=` directory names (none in a capture written before that level).
+pub type Listed = (PathBuf, i64, Option<String>);
+
+/// `DIR/<table>/host=NAME/dt=YYYY-MM-DD/hr=HH/*.parquet` (and `DIR/<table>/dt=/hr=/*.parquet`),
+/// without following symlinks or reading hidden files. Returns each segment, and the
+/// directories that were not partitions (skipped, with why).
+pub fn list_table(dir: &Path, table: Table) -> (Vec<Listed>, Vec<(PathBuf, String)>) {
     let entries = |p: &Path| -> Vec<(PathBuf, String, std::fs::FileType)> {
         let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
         let mut v: Vec<_> = rd
@@ -72,22 +114,44 @@ pub fn list_table(dir: &Path, table: Table) -> (Vec<(PathBuf, i64)>, Vec<(PathBu
     let mut bad = Vec::new();
     // The directories under `p` whose names `parse` takes, with its value; the others are
     // named in `bad` as not partitions of the `level` expected there.
+    // The table's own directory holds `host=` directories beside `dt=` ones: not named.
     let mut partitions = |p: &Path, parse: fn(&str) -> Option<i64>, level: &str| -> Vec<(PathBuf, i64)> {
         let mut good = Vec::new();
         for (path, name, _) in entries(p).into_iter().filter(|(_, _, ft)| ft.is_dir()) {
             match parse(&name) {
                 Some(v) => good.push((path, v)),
+                None if host_of(&name).is_some() => {}
                 None => bad.push((path, format!("not a partition directory (expected {level}): ignored"))),
             }
         }
         good
     };
+    // The table's `host=` directories, and itself when it holds `dt=` ones.
+    let top = dir.join(table.name());
+    let mut roots: Vec<(PathBuf, Option<String>)> = Vec::new();
+    let mut legacy = false;
+    for (path, name, ft) in entries(&top) {
+        if !ft.is_dir() {
+            continue;
+        }
+        match host_of(&name) {
+            Some(h) => roots.push((path, Some(h.to_string()))),
+            None => legacy = true,
+        }
+    }
+    if legacy {
+        roots.push((top, None));
+    }
     let mut out = Vec::new();
-    for (dt_path, day) in partitions(&dir.join(table.name()), day_of, "dt=YYYY-MM-DD") {
-        for (hr_path, h) in partitions(&dt_path, hour_of, "hr=00 to hr=23") {
-            for (seg, name, ft) in entries(&hr_path) {
-                if ft.is_file() && name.ends_with(".parquet") {
-                    out.push((seg, day + h));
+    for (root, host) in roots {
+        let level = if host.is_some() { "dt=YYYY-MM-DD" } else { "host=NAME or dt=YYYY-MM-DD" };
+        let days: Vec<(PathBuf, i64)> = partitions(&root, day_of, level);
+        for (dt_path, day) in days {
+            for (hr_path, h) in partitions(&dt_path, hour_of, "hr=00 to hr=23") {
+                for (seg, name, ft) in entries(&hr_path) {
+                    if ft.is_file() && name.ends_with(".parquet") {
+                        out.push((seg, day + h, host.clone()));
+                    }
                 }
             }
         }
@@ -95,30 +159,159 @@ pub fn list_table(dir: &Path, table: Table) -> (Vec<(PathBuf, i64)>, Vec<(PathBu
     (out, bad)
 }
 
-/// Reads a segment's footer: its first/last event times and whether its schema is the
-/// table's (`capture_schemas::layout`). `Err` says why the segment cannot be used.
-fn check_segment(path: &Path, want: &SchemaRef) -> Result<Option<(i64, i64)>, String> {
+/// Reads a segment's footer: its first/last event times, host and whether its schema is
+/// the table's (`capture_schemas::layout`). `Err` says why the segment cannot be used.
+fn check_segment(path: &Path, want: &SchemaRef) -> Result<Footer, String> {
     let f = File::open(path).map_err(|e| e.to_string())?;
     check_footer(f, want)
 }
 
-/// Registers every table of the capture in `ctx`: its usable segments, or an empty table
-/// with its schema when it has none, filtered to `window`.
-pub async fn register_all(ctx: &SessionContext, dir: &Path, window: Window) -> datafusion::error::Result<Report> {
-    let mut report = Report::default();
-    for table in Table::ALL {
-        let schema = table.schema();
-        let mut used = Vec::new();
-        let (segments, not_partitions) = list_table(dir, table);
-        report.skipped.extend(not_partitions.into_iter().map(|(p, why)| (table, p, why)));
-        for (path, h) in segments {
-            if !window.overlaps(h * 3_600_000_000, (h + 1) * 3_600_000_000 - 1) {
+fn hour_range(h: i64) -> (i64, i64) {
+    (h * 3_600_000_000, (h + 1) * 3_600_000_000 - 1)
+}
+
+/// Lists a table's segments under an S3 prefix, one level at a time: only the days and
+/// hours `window` needs are listed.
+async fn list_s3(
+    store: &Arc<dyn ObjectStore>,
+    url: &S3Url,
+    table: Table,
+    window: Window,
+    report: &mut Report,
+) -> datafusion::error::Result<Vec<(ObjectPath, u64, i64, Option<String>)>> {
+    let dirs = |prefix: ObjectPath| {
+        let store = store.clone();
+        async move {
+            let l = store.list_with_delimiter(Some(&prefix)).await?;
+            let names = |p: &ObjectPath| p.filename().map(str::to_string).unwrap_or_default();
+            let subs: Vec<(String, ObjectPath)> = l.common_prefixes.iter().map(|p| (names(p), p.clone())).collect();
+            Ok::<_, object_store::Error>((subs, l.objects))
+        }
+    };
+    let url_of = |p: &ObjectPath| PathBuf::from(format!("s3://{}/{p}", url.bucket));
+    let top = ObjectPath::parse(url.key(table.name())).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+    let mut roots: Vec<(ObjectPath, Option<String>)> = Vec::new();
+    let mut legacy = false;
+    for (name, p) in dirs(top.clone()).await?.0 {
+        match host_of(&name) {
+            Some(h) => roots.push((p, Some(h.to_string()))),
+            None if day_of(&name).is_some() => legacy = true,
+            None => report.skipped.push((table, url_of(&p), "not a partition directory (expected host=NAME): ignored".into())),
+        }
+    }
+    if legacy {
+        roots.push((top, None));
+    }
+    // The hour prefixes the window needs, from each root's days.
+    let mut hours = Vec::new();
+    for (root, host) in roots {
+        for (name, p) in dirs(root).await?.0 {
+            let Some(day) = day_of(&name) else {
+                // Under the table itself, the first pass named what is not a partition.
+                if host.is_some() {
+                    report.skipped.push((table, url_of(&p), "not a partition directory (expected dt=YYYY-MM-DD): ignored".into()));
+                }
+                continue;
+            };
+            if !window.overlaps(day * 3_600_000_000, (day + 24) * 3_600_000_000 - 1) {
                 report.pruned += 1;
                 continue;
             }
-            match check_segment(&path, &schema) {
-                Ok(Some((first, last))) if !window.overlaps(first, last) => report.pruned += 1,
-                Ok(_) => used.push(std::path::absolute(&path).unwrap_or(path.clone())),
+            for (hname, hp) in dirs(p).await?.0 {
+                match hour_of(&hname) {
+                    Some(h) if window.overlaps(hour_range(day + h).0, hour_range(day + h).1) => {
+                        hours.push((hp, day + h, host.clone()))
+                    }
+                    Some(_) => report.pruned += 1,
+                    None => report.skipped.push((table, url_of(&hp), "not a partition directory (expected hr=00 to hr=23): ignored".into())),
+                }
+            }
+        }
+    }
+    let listed: Vec<Vec<(ObjectPath, u64, i64, Option<String>)>> = futures::stream::iter(hours)
+        .map(|(hp, h, host)| {
+            let dirs = &dirs;
+            async move {
+                let objects = dirs(hp).await?.1;
+                Ok::<_, object_store::Error>(
+                    objects
+                        .into_iter()
+                        .filter(|o| o.location.filename().is_some_and(|n| !n.starts_with('.') && n.ends_with(".parquet")))
+                        .map(|o| (o.location, o.size, h, host.clone()))
+                        .collect(),
+                )
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    Ok(listed.into_iter().flatten().collect())
+}
+
+/// Reads a remote segment's footer (one ranged GET, two when the footer is larger than
+/// 64 KiB).
+async fn check_remote(store: &dyn ObjectStore, path: &ObjectPath, size: u64, want: &SchemaRef) -> Result<Footer, String> {
+    if size < 12 {
+        return Err("corrupt or truncated segment: too short to be Parquet".into());
+    }
+    let tail = size.min(64 << 10);
+    let mut bytes = store.get_range(path, size - tail..size).await.map_err(|e| e.to_string())?;
+    let meta_len = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().expect("4 bytes")) as u64;
+    if meta_len + 8 > tail && meta_len + 8 <= size {
+        bytes = store.get_range(path, size - meta_len - 8..size).await.map_err(|e| e.to_string())?;
+    }
+    check_footer(bytes, want)
+}
+
+/// Registers every table of the capture in `ctx`: its usable segments, or an empty table
+/// with its schema when it has none, filtered to `window`.
+pub async fn register_all(ctx: &SessionContext, src: &Source, window: Window) -> datafusion::error::Result<Report> {
+    let mut report = Report::default();
+    if let Source::S3 { url, store } = src {
+        let base = ObjectStoreUrl::parse(format!("s3://{}", url.bucket))?;
+        ctx.register_object_store(base.as_ref(), store.clone());
+    }
+    for table in Table::ALL {
+        let schema = table.schema();
+        let mut used = Vec::new();
+        let checked: Vec<(PathBuf, Option<String>, Result<Footer, String>)> = match src {
+            Source::Local(dir) => {
+                let (segments, not_partitions) = list_table(dir, table);
+                report.skipped.extend(not_partitions.into_iter().map(|(p, why)| (table, p, why)));
+                let mut out = Vec::new();
+                for (path, h, host) in segments {
+                    let (lo, hi) = hour_range(h);
+                    if !window.overlaps(lo, hi) {
+                        report.pruned += 1;
+                        continue;
+                    }
+                    let footer = check_segment(&path, &schema);
+                    out.push((std::path::absolute(&path).unwrap_or(path), host, footer));
+                }
+                out
+            }
+            Source::S3 { url, store } => {
+                let listed = list_s3(store, url, table, window, &mut report).await?;
+                futures::stream::iter(listed)
+                    .map(|(p, size, _, host)| {
+                        let schema = schema.clone();
+                        async move {
+                            let footer = check_remote(store.as_ref(), &p, size, &schema).await;
+                            (PathBuf::from(format!("s3://{}/{p}", url.bucket)), host, footer)
+                        }
+                    })
+                    .buffered(32)
+                    .collect()
+                    .await
+            }
+        };
+        for (path, host, footer) in checked {
+            match footer {
+                Ok(f) if f.times.is_some_and(|(first, last)| !window.overlaps(first, last)) => report.pruned += 1,
+                Ok(f) => {
+                    let host = host.or(f.host).unwrap_or_else(|| "unknown".into());
+                    used.push(Segment { path, host });
+                }
                 Err(why) => report.skipped.push((table, path, why)),
             }
         }
@@ -129,55 +322,118 @@ pub async fn register_all(ctx: &SessionContext, dir: &Path, window: Window) -> d
     Ok(report)
 }
 
-/// Registers `table` in `ctx` (replacing it) over `segments`, filtered to `window`.
+/// A table's schema with the `host` partition column last.
+pub fn with_host(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(capture_schemas::tables::HOST_COLUMN.field()));
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// Registers `table` in `ctx` (replacing it) over `segments`, filtered to `window`: one
+/// listing per host, each with its `host` column, as one table.
 pub fn register(
     ctx: &SessionContext,
     table: Table,
-    segments: &[PathBuf],
+    segments: &[Segment],
     window: Window,
 ) -> datafusion::error::Result<()> {
     let schema = table.schema();
-    let urls = segments
-        .iter()
-        .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
-        .collect::<datafusion::error::Result<Vec<_>>>()?;
-    let provider: Arc<dyn datafusion::catalog::TableProvider> = if urls.is_empty() {
-        Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
-    } else {
+    let mut by_host: BTreeMap<&str, Vec<ListingTableUrl>> = BTreeMap::new();
+    for s in segments {
+        by_host.entry(s.host.as_str()).or_default().push(ListingTableUrl::parse(s.path.to_string_lossy())?);
+    }
+    let mut df: Option<datafusion::dataframe::DataFrame> = None;
+    for (host, urls) in by_host {
         let options = ListingOptions::new(Arc::new(ParquetFormat::new().with_enable_pruning(true)))
             .with_file_extension(".parquet");
         let config =
             ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
-        Arc::new(ListingTable::try_new(config)?)
+        let one = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?.with_column("host", lit(host))?;
+        df = Some(match df {
+            Some(d) => d.union(one)?,
+            None => one,
+        });
+    }
+    let mut df = match df {
+        Some(d) => d,
+        None => ctx.read_table(Arc::new(MemTable::try_new(with_host(&schema), vec![vec![]])?))?,
     };
-    let provider = if window.is_open() {
-        provider
-    } else {
-        let ts = |us: i64| lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())));
-        let mut df = ctx.read_table(provider)?;
-        if let Some(s) = window.since {
-            df = df.filter(col("ts").gt_eq(ts(s)))?;
-        }
-        if let Some(u) = window.until {
-            df = df.filter(col("ts").lt(ts(u)))?;
-        }
-        df.into_view()
-    };
+    let ts = |us: i64| lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())));
+    if let Some(s) = window.since {
+        df = df.filter(col("ts").gt_eq(ts(s)))?;
+    }
+    if let Some(u) = window.until {
+        df = df.filter(col("ts").lt(ts(u)))?;
+    }
     ctx.deregister_table(table.name())?;
-    ctx.register_table(table.name(), provider)?;
+    ctx.register_table(table.name(), df.into_view())?;
     Ok(())
 }
 
 /// Reads every page of a segment (what a query would decode), for the segments a failed
 /// query read: `Err` says why one cannot be read.
-pub fn read_whole(path: &Path) -> Result<(), String> {
+pub async fn read_whole(src: &Source, path: &Path) -> Result<(), String> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let f = File::open(path).map_err(|e| e.to_string())?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-        .and_then(|b| b.build())
-        .map_err(|e| format!("corrupt segment: {e}"))?;
+    let reader = match src {
+        Source::Local(_) => {
+            let f = File::open(path).map_err(|e| e.to_string())?;
+            ParquetRecordBatchReaderBuilder::try_new(f).and_then(|b| b.build())
+        }
+        Source::S3 { url, store } => {
+            let key = path.to_string_lossy();
+            let key = key.strip_prefix(&format!("s3://{}/", url.bucket)).unwrap_or(&key);
+            let key = ObjectPath::parse(key).map_err(|e| e.to_string())?;
+            let bytes = store.get(&key).await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+            ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build())
+        }
+    }
+    .map_err(|e| format!("corrupt segment: {e}"))?;
     for batch in reader {
         batch.map_err(|e| format!("corrupt data in segment: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::PutPayload;
+
+    #[tokio::test]
+    async fn s3_listing_goes_level_by_level_and_only_into_the_window() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let keys = [
+            "cap/exec/host=a/dt=2026-01-01/hr=23/exec-1.parquet",
+            "cap/exec/host=a/dt=2026-01-02/hr=00/exec-2.parquet",
+            "cap/exec/host=a/dt=2026-01-02/hr=00/.exec-3.parquet.tmp",
+            "cap/exec/host=a/dt=2026-01-02/hr=05/exec-4.parquet",
+            "cap/exec/host=b/dt=2026-01-02/hr=00/exec-5.parquet",
+            "cap/exec/dt=2026-01-02/hr=00/exec-old.parquet",
+            "cap/exec/junk/x.parquet",
+            "cap/file/host=a/dt=2026-01-02/hr=00/file-1.parquet",
+        ];
+        for k in keys {
+            store.put(&ObjectPath::parse(k).unwrap(), PutPayload::from_static(b"x")).await.unwrap();
+        }
+        let url = S3Url::parse("s3://bkt/cap").unwrap().unwrap();
+        let day2 = 20_455 * 86_400_000_000; // 2026-01-02T00:00Z in µs
+        let window = Window { since: Some(day2), until: Some(day2 + 3_600_000_000) };
+        let mut report = Report::default();
+        let got = list_s3(&store, &url, Table::Exec, window, &mut report).await.unwrap();
+        let mut got: Vec<(String, Option<String>)> = got.into_iter().map(|(p, _, _, h)| (p.to_string(), h)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("cap/exec/dt=2026-01-02/hr=00/exec-old.parquet".to_string(), None),
+                ("cap/exec/host=a/dt=2026-01-02/hr=00/exec-2.parquet".to_string(), Some("a".to_string())),
+                ("cap/exec/host=b/dt=2026-01-02/hr=00/exec-5.parquet".to_string(), Some("b".to_string())),
+            ]
+        );
+        // Day 1 of host a was pruned whole (its hours never listed), and hour 05 of day 2.
+        assert_eq!(report.pruned, 2);
+        assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+        assert!(report.skipped[0].1.ends_with("cap/exec/junk"), "{:?}", report.skipped);
+    }
 }

@@ -12,7 +12,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use capture_schemas::tables::{Col, DESCRIPTION_KEY};
+use capture_schemas::tables::Col;
 use capture_schemas::Table;
 use clap::Parser;
 use datafusion::arrow::array::{RecordBatch, StringArray};
@@ -34,11 +34,12 @@ EXAMPLES:
   capq \"SELECT e.argv, p.path AS parent FROM exec e JOIN exec p ON e.parent_exec_id = p.exec_id\"
   capq \"SELECT path, array_length(argv) FROM exec WHERE array_has(argv, '--force')\"
   capq --format csv --output out.csv \"SELECT * FROM exit WHERE exit_code <> 0\"
+  capq --dir s3://telemetry/capture --since 1h \"SELECT host, count(*) FROM exec GROUP BY host\"
   capq --tables                     # every table and column, with what it means
   echo 'DESCRIBE file' | capq       # SQL from standard input
   capq                              # on a terminal: an interactive prompt with history
 
-Tables: exec, exit, file, net, dns, module, stats. Times are UTC. capq only reads them:
+Tables: exec, exit, file, net, dns, module, stats; each has the column host. Times are UTC. capq only reads them:
 COPY, INSERT, CREATE, DROP and SET need --allow-writes.
 Exit status: 0 ok, 1 query error, 2 usage error, 3 answered but some segments of the
 tables it read were skipped (each named in a warning).";
@@ -47,7 +48,9 @@ tables it read were skipped (each named in a warning).";
 #[derive(Debug, Parser)]
 #[command(name = "capq", version, about = "SQL over capture segments (Apache DataFusion)", after_help = EXAMPLES)]
 pub struct Cli {
-    /// Capture directory (the recorder's --output-dir).
+    /// Capture directory (the recorder's --output-dir), or s3://BUCKET/PREFIX (what
+    /// `--upload` ships; credentials, region and endpoint as the AWS tools take them:
+    /// AWS_* variables, ~/.aws/credentials and ~/.aws/config).
     #[arg(long, short = 'd', env = "CAPQ_DIR", default_value = "./capture")]
     pub dir: PathBuf,
     /// Output format.
@@ -200,7 +203,8 @@ fn is_broken_pipe(e: &DataFusionError) -> bool {
 pub fn describe_all(out: &mut dyn Write) -> io::Result<()> {
     for t in Table::ALL {
         writeln!(out, "{}: {}", t.name(), t.description())?;
-        let cols = t.columns();
+        let mut cols = t.columns();
+        cols.push(&capture_schemas::tables::HOST_COLUMN);
         let w = cols.iter().map(|c| c.name.len()).max().unwrap_or(0);
         let tw = cols.iter().map(|c| c.ty.sql_name().chars().count()).max().unwrap_or(0);
         for c in cols {
@@ -215,21 +219,15 @@ pub fn describe_all(out: &mut dyn Write) -> io::Result<()> {
 
 /// The result of `DESCRIBE <table>`: one row per column with its description.
 fn describe_batch(table: Table) -> RecordBatch {
-    let cols: Vec<&Col> = table.columns();
+    let mut cols: Vec<&Col> = table.columns();
+    cols.push(&capture_schemas::tables::HOST_COLUMN);
     let schema = Arc::new(Schema::new(vec![
         Field::new("column_name", DataType::Utf8, false),
         Field::new("data_type", DataType::Utf8, false),
         Field::new("is_nullable", DataType::Utf8, false),
         Field::new("description", DataType::Utf8, false),
     ]));
-    let field_desc = |c: &Col| {
-        table
-            .schema()
-            .field_with_name(c.name)
-            .ok()
-            .and_then(|f| f.metadata().get(DESCRIPTION_KEY).cloned())
-            .unwrap_or_default()
-    };
+    let field_desc = |c: &Col| c.description.to_string();
     RecordBatch::try_new(
         schema,
         vec![
@@ -289,8 +287,10 @@ impl Sink {
 pub struct Session {
     pub ctx: SessionContext,
     skipped: Vec<(Table, PathBuf, String)>,
+    /// Where the capture lies.
+    src: catalog::Source,
     /// The segments each table is registered over, and the time window.
-    used: std::sync::Mutex<Vec<(Table, Vec<PathBuf>)>>,
+    used: std::sync::Mutex<Vec<(Table, Vec<catalog::Segment>)>>,
     window: Window,
     /// Tables whose skipped segments were named already (each is named once).
     warned: std::sync::Mutex<Vec<Table>>,
@@ -303,22 +303,31 @@ impl Session {
     /// Reads whole every segment of `tables` (a query over them failed while reading): each
     /// that cannot be read is named in a warning and the table registered again without
     /// it. Returns them, as "PATH: why".
-    fn drop_unreadable(&self, tables: &[Table]) -> datafusion::error::Result<Vec<String>> {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+    async fn drop_unreadable(&self, tables: &[Table]) -> datafusion::error::Result<Vec<String>> {
+        let used: Vec<(Table, Vec<catalog::Segment>)> = {
+            let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            used.iter().filter(|(t, _)| tables.contains(t)).cloned().collect()
+        };
         let mut bad = Vec::new();
-        for (table, segments) in used.iter_mut().filter(|(t, _)| tables.contains(t)) {
+        for (table, mut segments) in used {
             let before = segments.len();
-            segments.retain(|p| match catalog::read_whole(p) {
-                Ok(()) => true,
-                Err(why) => {
-                    log::warn!("skipping {}: {why}", p.display());
-                    bad.push(format!("{}: {why}", p.display()));
-                    false
+            let mut kept = Vec::new();
+            for seg in segments.drain(..) {
+                match catalog::read_whole(&self.src, &seg.path).await {
+                    Ok(()) => kept.push(seg),
+                    Err(why) => {
+                        log::warn!("skipping {}: {why}", seg.path.display());
+                        bad.push(format!("{}: {why}", seg.path.display()));
+                    }
                 }
-            });
-            if segments.len() != before {
-                catalog::register(&self.ctx, *table, segments, self.window)?;
+            }
+            if kept.len() != before {
+                catalog::register(&self.ctx, table, &kept, self.window)?;
                 self.partial.store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(entry) = used.iter_mut().find(|(t, _)| *t == table) {
+                    entry.1 = kept;
+                }
             }
         }
         Ok(bad)
@@ -504,7 +513,7 @@ pub async fn run_statement(s: &Session, sql: &str, sink: &Sink) -> Result<(), Fa
         if error.code == 0 || retried {
             return Err(error);
         }
-        let bad = s.drop_unreadable(&tables).map_err(|e| Failure::query(explain(&e)))?;
+        let bad = s.drop_unreadable(&tables).await.map_err(|e| Failure::query(explain(&e)))?;
         if bad.is_empty() {
             return Err(error);
         }
@@ -648,7 +657,9 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     if cli.format == Format::Parquet && cli.output.is_none() {
         return Err(Failure::usage("--format parquet writes a file: add --output FILE"));
     }
+    let src = catalog::Source::parse(&cli.dir).map_err(|e| Failure::usage(format!("--dir {e}")))?;
     match std::fs::metadata(&cli.dir) {
+        _ if matches!(src, catalog::Source::S3 { .. }) => {}
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
             return Err(Failure::usage(format!(
@@ -677,9 +688,10 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     }
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
-    let report = catalog::register_all(&ctx, &cli.dir, window).await.map_err(|e| Failure::query(explain(&e)))?;
+    let report = catalog::register_all(&ctx, &src, window).await.map_err(|e| Failure::query(explain(&e)))?;
     let ctx = Session {
         ctx,
+        src,
         skipped: report.skipped,
         used: std::sync::Mutex::new(report.used),
         window,

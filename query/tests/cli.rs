@@ -326,7 +326,7 @@ fn directories_that_are_not_partitions_are_named_and_skipped() {
     let o = capq(d, &["--format", "csv", "SELECT count(*) AS n FROM exec"]);
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "n\n8\n"));
     let e = String::from_utf8(o.stderr).unwrap();
-    for (dir, want) in [(bad_day.parent().unwrap(), "dt=YYYY-MM-DD"), (bad_hour.as_path(), "hr=00 to hr=23")] {
+    for (dir, want) in [(bad_day.parent().unwrap(), "host=NAME or dt=YYYY-MM-DD"), (bad_hour.as_path(), "hr=00 to hr=23")] {
         let line =
             format!("capq: warning: skipping {}: not a partition directory (expected {want}): ignored", dir.display());
         assert!(e.contains(&line), "{line} in {e}");
@@ -425,4 +425,37 @@ fn a_closed_pipe_ends_quietly() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn hosts_are_a_column_and_captures_written_before_the_host_level_still_read() {
+    let c = capture();
+    let d = c.path();
+    assert_eq!(csv(d, "SELECT host, count(*) AS n FROM exec GROUP BY host"), "host,n\nh,8\n");
+    // A second host's segments beside the first's, and the first's moved to the layout
+    // of captures written before the host level (`exec/dt=/hr=`): the host comes from the
+    // footer there.
+    let other = tempfile::tempdir().unwrap();
+    let cron = task(300, 1, "cron", 5, 1);
+    let mut r = Vec::new();
+    exec(&mut r, &cron, 1_000_000_000_000, "/usr/sbin/cron", &["cron"]);
+    let mut d2 = Decoder::new(1 << 16, SEED, EnvpMode::Redacted);
+    d2.decode(Probe::Exec, &r).unwrap();
+    let cfg = Arc::new(WriterConfig::new(other.path(), HostInfo::fixed("db 2", "b")));
+    let mut w = SegmentWriter::new(Table::Exec, cfg, Health::new(), Arc::new(Retention::unlimited()));
+    w.write(d2.builders.finish(Table::Exec, H10 - 1_000_000_000_000).unwrap()).unwrap();
+    w.publish().unwrap();
+    std::fs::rename(other.path().join("exec/host=db_2"), d.join("exec/host=db_2")).unwrap();
+    for dt in std::fs::read_dir(d.join("exec/host=h")).unwrap() {
+        let dt = dt.unwrap();
+        std::fs::rename(dt.path(), d.join("exec").join(dt.file_name())).unwrap();
+    }
+    std::fs::remove_dir(d.join("exec/host=h")).unwrap();
+    assert!(d.join("exec/dt=2026-01-15/hr=10").is_dir());
+    assert_eq!(csv(d, "SELECT host, count(*) AS n FROM exec GROUP BY host ORDER BY host"), "host,n\ndb_2,1\nh,8\n");
+    assert_eq!(csv(d, "SELECT count(*) AS n FROM exec WHERE host = 'db_2' AND comm = 'cron'"), "n\n1\n");
+    let n = ok(d, &["--format", "csv", "--since", "2026-01-15T11:00:00Z", "SELECT count(*) AS n FROM exec"]);
+    assert_eq!(n, "n\n5\n", "time pruning over both layouts");
+    let described = ok(d, &["--format", "csv", "DESCRIBE exec"]);
+    assert!(described.lines().last().unwrap().starts_with("host,VARCHAR,NO,\"The recording host"), "{described}");
 }

@@ -1,6 +1,9 @@
 //! Writes a synthetic capture with every table, through the real pipeline.
 //!
-//! cargo run --release -p agent-linux --example synth_capture -- OUT_DIR [EVENTS] [SEED]
+//! cargo run --release -p agent-linux --example synth_capture -- OUT_DIR [EVENTS] [SEED] [HOST]
+//!
+//! HOST (default `synthetic-host`) names the `host=` partition: runs with other hosts into
+//! one directory make a fleet's tree.
 
 use agent_linux::abi;
 use agent_linux::batcher::BatchConfig;
@@ -14,12 +17,13 @@ use agent_linux::Probe;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(out) = args.get(1) else {
-        eprintln!("usage: synth_capture OUT_DIR [EVENTS] [SEED]");
+        eprintln!("usage: synth_capture OUT_DIR [EVENTS] [SEED] [HOST]");
         std::process::exit(2);
     };
     let events: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let seed: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
-    let host = HostInfo::fixed("synthetic-host", "5e1f0000-0000-4000-8000-000000000001");
+    let name = args.get(4).map_or("synthetic-host", String::as_str);
+    let host = HostInfo::fixed(name, "5e1f0000-0000-4000-8000-000000000001");
     let mut batch = BatchConfig::new(host.boot_seed);
     batch.batch_rows = 4096;
     let mut p = Pipeline::start(WriterConfig::new(out, host), &WritersConfig::default(), batch).unwrap_or_else(|e| {

@@ -20,6 +20,8 @@ use crate::pipeline::Pipeline;
 use crate::reader::{self, ReadOptions};
 use crate::segment::{Compression, JournalMode, WriterConfig};
 use crate::units::{human_bytes, parse_duration, parse_size};
+use crate::upload::{UploadConfig, Uploader};
+use capture_schemas::remote::S3Url;
 use crate::writer::{Backpressure, WritersConfig};
 use crate::{privs, procfs};
 
@@ -38,6 +40,7 @@ EXAMPLES:
   capture_linux_rotating --list-probes                         # what this kernel can run
   sudo capture_linux_rotating --comm make --comm cc1 --envp none
   sudo capture_linux_rotating --max-total-bytes 20GiB --max-age 7d --compression zstd
+  sudo AWS_PROFILE=fleet capture_linux_rotating --upload s3://telemetry/capture   # ship segments
   capq --dir ./capture \"SELECT comm, count(*) FROM exec GROUP BY comm\"
 
 Privileges: root, or the binary with capabilities:
@@ -173,6 +176,23 @@ pub struct Cli {
     #[arg(long, default_value_t = -5, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-39..=39))]
     pub nice: i32,
+    /// Ship each published segment to S3-compatible object storage: s3://BUCKET/PREFIX.
+    /// Keys mirror the capture tree (PREFIX/TABLE/host=NAME/dt=.../hr=.../SEGMENT), so one
+    /// prefix holds a fleet. Credentials, region and endpoint as the AWS tools take them:
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+    /// AWS_ENDPOINT_URL (an S3-compatible server), AWS_PROFILE with ~/.aws/credentials and
+    /// ~/.aws/config. Segments go in publish order, from a thread of their own; the local
+    /// copy is removed once the store confirms it. What is not uploaded waits in
+    /// --output-dir and is retried, across restarts.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub upload: Option<String>,
+    /// With --upload: keep each segment locally once uploaded (retention still applies).
+    #[arg(long, requires = "upload")]
+    pub keep_local: bool,
+    /// With --upload: at stop, how long to go on uploading what waits before exiting (the
+    /// rest goes at the next start).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub upload_drain: Duration,
     /// No status line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -277,6 +297,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     wc.max_segment_age = cli.max_segment_age;
     wc.max_segment_rows = cli.max_segment_rows;
     wc.row_group_rows = cli.row_group_rows as usize;
+    let mut uploader = match &cli.upload {
+        Some(u) => {
+            let url = S3Url::parse(u)
+                .map_err(|e| anyhow::anyhow!("--upload {e}"))?
+                .with_context(|| format!("--upload {u}: not an object-store URL; write s3://BUCKET/PREFIX"))?;
+            let up = Uploader::new(UploadConfig {
+                url,
+                dir: cli.output_dir.clone(),
+                keep_local: cli.keep_local,
+                host: host.host.clone(),
+            })
+            .map_err(|e| anyhow::anyhow!("--upload {e}"))?;
+            wc.published = Some(up.sender());
+            Some(up)
+        }
+        None => None,
+    };
     let writers = WritersConfig {
         threads: usize::from(cli.writer_threads),
         queue_bytes: cli.writer_queue,
@@ -379,6 +416,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         log::info!("this kernel checks CAP_BPF on every bpf(2) call: keeping CAP_BPF, dropping the rest");
     }
     privs::install_stop_handlers().context("installing signal handlers")?;
+    if let Some(up) = &mut uploader {
+        up.start(pipeline.writers().retention().clone(), pipeline.health().clone())
+            .with_context(|| format!("starting uploads from {}", cli.output_dir.display()))?;
+    }
     let names: Vec<&str> = running.iter().map(|p| p.name()).collect();
     eprintln!(
         "capture_linux_rotating: recording {} into {}{}",
@@ -412,6 +453,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         eprintln!(
             "capture_linux_rotating: dropped: {} ring buffer full, {} kernel other, {} back-pressure, {} write errors",
             t.dropped_ringbuf_full, t.dropped_kernel_other, t.dropped_backpressure, t.dropped_write_error
+        );
+    }
+    if let Some(up) = uploader {
+        let u = up.finish(cli.upload_drain);
+        eprintln!(
+            "capture_linux_rotating: uploaded {} segments ({}) to {}, {} failed attempts, {} waiting for the next start",
+            u.segments,
+            human_bytes(u.bytes),
+            cli.upload.as_deref().unwrap_or_default(),
+            u.failures,
+            u.pending
         );
     }
     if summary.write_errors > 0 {

@@ -96,6 +96,17 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// The file `name` opened for appending, created (mode `mode`) if missing; never
+    /// through a link.
+    pub fn open_append(&self, name: &str, mode: libc::mode_t) -> io::Result<File> {
+        let c = cstr(name)?;
+        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a valid directory descriptor and NUL-terminated name.
+        let fd = check(unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode as libc::c_uint) })?;
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// Renames `from` to `to` in this directory, never replacing an existing `to`.
     pub fn rename_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
         let (f, t) = (cstr(from)?, cstr(to)?);

@@ -270,22 +270,26 @@ pub fn recover(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        for day in subdirs(&t)? {
-            for hour in subdirs(&day)? {
-                recover_partition(&hour, table, cfg, retention, &mut report)?;
+        // `host=NAME/dt=/hr=`, or `dt=/hr=` in captures written before the host level.
+        for (name, sub) in subdirs(&t)? {
+            let days = if name.starts_with("host=") { subdirs(&sub)? } else { vec![(name, sub)] };
+            for (_, day) in days {
+                for (_, hour) in subdirs(&day)? {
+                    recover_partition(&hour, table, cfg, retention, &mut report)?;
+                }
             }
         }
     }
     Ok(report)
 }
 
-fn subdirs(d: &Dir) -> io::Result<Vec<Dir>> {
+fn subdirs(d: &Dir) -> io::Result<Vec<(String, Dir)>> {
     let mut out = Vec::new();
     for (name, ft) in d.entries()? {
         if let (true, Some(name)) = (ft.is_dir(), name.to_str()) {
             // A link or a directory replaced since it was listed: not ours (the scan says so).
             if let Ok(sub) = d.sub(name) {
-                out.push(sub);
+                out.push((name.to_string(), sub));
             }
         }
     }

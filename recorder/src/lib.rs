@@ -34,6 +34,8 @@ pub mod stats;
 pub mod strings;
 pub mod synth;
 pub mod units;
+#[cfg(feature = "upload")]
+pub mod upload;
 pub mod writer;
 
 pub use capture_schemas::{abi, Probe, Table, PROBES};

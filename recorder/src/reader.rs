@@ -116,8 +116,21 @@ fn status_line(
         segments += s.segments;
         *prev = s;
     }
+    let u = &pipeline.health().upload;
+    let upload = if u.is_enabled() {
+        let now_us = crate::host::realtime_ns() / 1000;
+        format!(
+            "  upload {} waiting, lag {}s, {} sent, {} failed",
+            u.pending.load(std::sync::atomic::Ordering::Relaxed),
+            u.lag_ms(now_us) / 1000,
+            human_bytes(u.bytes.load(std::sync::atomic::Ordering::Relaxed)),
+            u.failures.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "\r\x1b[2K{}s  {}  drops {}  {} in {} segments",
+        "\r\x1b[2K{}s  {}  drops {}  {} in {} segments{upload}",
         started.elapsed().as_secs(),
         parts.join("  "),
         dropped,

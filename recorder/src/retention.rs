@@ -72,7 +72,7 @@ impl Retention {
         let root = Dir::open(dir)?;
         for table in Table::ALL {
             match root.sub(table.name()) {
-                Ok(t) => walk(&t, 0, &mut found, &mut report)?,
+                Ok(t) => walk(&t, 0, 0, &mut found, &mut report)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -98,6 +98,18 @@ impl Retention {
             st.segments.push_back(Segment { path: path.to_path_buf(), size, published: SystemTime::now() });
         }
         self.enforce(Some(path));
+    }
+
+    /// Deletes a segment that is safe elsewhere (uploaded) and forgets it.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = st.segments.iter().position(|s| s.path == path) {
+                let s = st.segments.remove(i).expect("found above");
+                st.total -= s.size;
+            }
+        }
+        delete(path)
     }
 
     /// Bytes of the segments it knows of.
@@ -134,35 +146,49 @@ impl Retention {
     }
 }
 
-/// Deletes `ROOT/table/dt=/hr=/name` through descriptors opened one name at a time without
-/// following links, then the partition directories it leaves empty.
+/// Deletes `ROOT/table/host=/dt=/hr=/name` (or `ROOT/table/dt=/hr=/name`, written before
+/// the host level) through descriptors opened one name at a time without following
+/// links, then the partition directories it leaves empty.
 fn delete(path: &Path) -> io::Result<()> {
-    let names: Vec<&str> = path.iter().rev().take(4).filter_map(|c| c.to_str()).collect();
-    let (Some(root), [name, hr, dt, table]) = (path.ancestors().nth(4), names.as_slice()) else {
-        return Err(io::Error::other("not a segment path (ROOT/table/dt=/hr=/name)"));
+    let names: Vec<&str> = path.iter().rev().take(5).filter_map(|c| c.to_str()).collect();
+    let not_segment = || io::Error::other("not a segment path (ROOT/table/host=/dt=/hr=/name)");
+    let (levels, table) = match names.as_slice() {
+        [_, _, _, host, table] if host.starts_with("host=") => (4, *table),
+        [_, _, _, table, ..] => (3, *table),
+        _ => return Err(not_segment()),
     };
-    let t = Dir::open(root)?.sub(table)?;
-    let d = t.sub(dt)?;
-    d.sub(hr)?.unlink(name)?;
-    // Fails harmlessly when not empty.
-    if d.rmdir(hr).is_ok() {
-        let _ = t.rmdir(dt);
+    let root = path.ancestors().nth(levels + 1).ok_or_else(not_segment)?;
+    // The directories from the table's down to the hour's.
+    let mut dirs = vec![Dir::open(root)?.sub(table)?];
+    for name in names[1..levels].iter().rev() {
+        let next = dirs.last().expect("the table's").sub(name)?;
+        dirs.push(next);
+    }
+    dirs.last().expect("the hour's").unlink(names[0])?;
+    // Each fails harmlessly when not empty; the table's directory stays.
+    for (i, name) in names[1..levels].iter().enumerate() {
+        if dirs[levels - 2 - i].rmdir(name).is_err() {
+            break;
+        }
     }
     Ok(())
 }
 
-/// Collects `*.parquet` segments under a table directory (`dt=*/hr=*`), skipping links
-/// and removing hidden `.*.parquet.tmp` leftovers.
-fn walk(dir: &Dir, depth: usize, out: &mut Vec<Segment>, report: &mut ScanReport) -> io::Result<()> {
+/// Collects `*.parquet` segments under a table directory (`host=*/dt=*/hr=*`, or `dt=*/hr=*`
+/// in captures written before the host level), skipping links and removing hidden
+/// `.*.parquet.tmp` leftovers. `leaf` is the depth of the hour directories (0 at the
+/// table's: found from the first level's names).
+fn walk(dir: &Dir, depth: usize, leaf: usize, out: &mut Vec<Segment>, report: &mut ScanReport) -> io::Result<()> {
     for (name, ft) in dir.entries()? {
         let Some(name) = name.to_str() else { continue };
-        if ft.is_dir() && depth < 2 {
+        if ft.is_dir() && (depth < leaf || depth == 0) {
+            let leaf = if depth == 0 { if name.starts_with("host=") { 3 } else { 2 } } else { leaf };
             match dir.sub(name) {
-                Ok(sub) => walk(&sub, depth + 1, out, report)?,
+                Ok(sub) => walk(&sub, depth + 1, leaf, out, report)?,
                 // Replaced by something else since it was listed: not ours to read.
                 Err(e) => log::warn!("skipping {}: {e}", dir.path().join(name).display()),
             }
-        } else if ft.is_file() && depth == 2 {
+        } else if ft.is_file() && depth == leaf && depth > 0 {
             if name.starts_with('.') && name.ends_with(".parquet.tmp") {
                 // One with a journal is kept for recovery (see `journal.rs`).
                 let stem = &name[1..name.len() - ".parquet.tmp".len()];

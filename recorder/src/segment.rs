@@ -82,6 +82,8 @@ pub struct WriterConfig {
     pub row_group_rows: usize,
     pub journal: JournalMode,
     pub host: HostInfo,
+    /// Every published segment's path is sent here (the uploader's queue, `upload.rs`).
+    pub published: Option<crossbeam_channel::Sender<PathBuf>>,
 }
 
 impl WriterConfig {
@@ -95,6 +97,7 @@ impl WriterConfig {
             row_group_rows: 128 * 1024,
             journal: JournalMode::Plain,
             host,
+            published: None,
         }
     }
 
@@ -217,7 +220,7 @@ pub fn hour_of(us: i64) -> i64 {
     us.div_euclid(3_600_000_000)
 }
 
-/// `dt=YYYY-MM-DD/hr=HH` of an hour since the epoch.
+/// `dt=YYYY-MM-DD/hr=HH` of an hour since the epoch (under `TABLE/host=NAME/`).
 pub fn partition_of(hour: i64) -> (String, String) {
     let t = chrono::DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
     (t.format("dt=%Y-%m-%d").to_string(), t.format("hr=%H").to_string())
@@ -243,11 +246,6 @@ fn process_token() -> &'static str {
         let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         format!("{}-{:x}", std::process::id(), ns as u64)
     })
-}
-
-/// Characters other than `[A-Za-z0-9._-]` in a host name become `_` in file names.
-fn file_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
 }
 
 fn ts_column(batch: &RecordBatch) -> &TimestampMicrosecondArray {
@@ -297,7 +295,7 @@ impl SegmentWriter {
         SegmentWriter {
             table,
             props: cfg.properties(table),
-            host: file_safe(&cfg.host.host),
+            host: capture_schemas::layout::host_value(&cfg.host.host),
             cfg,
             health,
             retention,
@@ -382,7 +380,8 @@ impl SegmentWriter {
 
     fn open_segment(&mut self, hour: i64, rows: u64) -> Result<(), WriteError> {
         let (dt, hr) = partition_of(hour);
-        let dir = ensure_dir(&self.cfg.dir, &[self.table.name(), &dt, &hr]).map_err(|source| WriteError {
+        let host = format!("host={}", self.host);
+        let dir = ensure_dir(&self.cfg.dir, &[self.table.name(), &host, &dt, &hr]).map_err(|source| WriteError {
             what: "creating partition directory under",
             path: self.cfg.dir.clone(),
             hint: hint_for(&source),
@@ -545,6 +544,9 @@ impl SegmentWriter {
         c.rows_written.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
         log::debug!("published {} ({rows} rows, {size} bytes)", path.display());
         self.retention.published(&path, size);
+        if let Some(tx) = &self.cfg.published {
+            let _ = tx.send(path.clone());
+        }
         Ok(Some(path))
     }
 

@@ -80,11 +80,41 @@ impl ProbeHealth {
     }
 }
 
-/// The counters of every probe, plus those of the `stats` table itself.
+/// The uploader's counters (`--upload`, `upload.rs`): cumulative but for the two gauges.
+#[derive(Debug, Default)]
+pub struct UploadHealth {
+    /// Set when the recorder uploads: the `stats` table then gets an `upload` row.
+    pub enabled: std::sync::atomic::AtomicBool,
+    pub segments: AtomicU64,
+    pub bytes: AtomicU64,
+    pub failures: AtomicU64,
+    /// Segments published and not yet uploaded (a gauge).
+    pub pending: AtomicU64,
+    /// When the oldest pending segment was published, µs since the epoch; 0 when none waits
+    /// (a gauge).
+    pub oldest_pending_us: std::sync::atomic::AtomicI64,
+}
+
+impl UploadHealth {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
+    /// How long the oldest pending segment has waited, in ms, at `now_us`.
+    pub fn lag_ms(&self, now_us: i64) -> i64 {
+        match self.oldest_pending_us.load(Relaxed) {
+            0 => 0,
+            t => (now_us - t).max(0) / 1000,
+        }
+    }
+}
+
+/// The counters of every probe, plus those of the `stats` table itself and the uploader.
 #[derive(Debug, Default)]
 pub struct Health {
     probes: [ProbeHealth; Probe::COUNT],
     stats_table: ProbeHealth,
+    pub upload: UploadHealth,
 }
 
 impl Health {
@@ -128,12 +158,14 @@ impl Health {
 pub struct StatsEmitter {
     probes: Vec<Probe>,
     last: [Snapshot; Probe::COUNT],
+    /// The uploader's segments, bytes and failures at the last row.
+    last_upload: [u64; 3],
     last_at: Instant,
 }
 
 impl StatsEmitter {
     pub fn new(probes: &[Probe], now: Instant) -> StatsEmitter {
-        StatsEmitter { probes: probes.to_vec(), last: [Snapshot::default(); Probe::COUNT], last_at: now }
+        StatsEmitter { probes: probes.to_vec(), last: [Snapshot::default(); Probe::COUNT], last_upload: [0; 3], last_at: now }
     }
 
     pub fn since_last(&self, now: Instant) -> std::time::Duration {
@@ -144,7 +176,7 @@ impl StatsEmitter {
     pub fn emit(&mut self, health: &Health, now: Instant, wall_now_us: i64) -> RecordBatch {
         let interval_ms = self.since_last(now).as_millis() as i64;
         self.last_at = now;
-        let mut b = crate::builders::stats::Builder::with_capacity(self.probes.len());
+        let mut b = crate::builders::stats::Builder::with_capacity(self.probes.len() + 1);
         for &p in &self.probes {
             let cur = health.probe(p).snapshot();
             let d = cur.since(&self.last[p as usize]);
@@ -162,6 +194,38 @@ impl StatsEmitter {
             b.rows_written.append_value(d.rows_written as i64);
             b.bytes_written.append_value(d.bytes_written as i64);
             b.segments.append_value(d.segments as i64);
+            for c in [&mut b.upload_segments, &mut b.upload_bytes, &mut b.upload_failures, &mut b.upload_pending] {
+                c.append_null();
+            }
+            b.upload_lag_ms.append_null();
+        }
+        let u = &health.upload;
+        if u.is_enabled() {
+            let now = [u.segments.load(Relaxed), u.bytes.load(Relaxed), u.failures.load(Relaxed)];
+            let d: Vec<i64> = now.iter().zip(self.last_upload).map(|(n, l)| (n - l) as i64).collect();
+            self.last_upload = now;
+            b.ts.append_value(wall_now_us);
+            b.interval_ms.append_value(interval_ms);
+            b.probe.append_value("upload");
+            for c in [
+                &mut b.events,
+                &mut b.dropped_ringbuf_full,
+                &mut b.dropped_kernel_other,
+                &mut b.dropped_backpressure,
+                &mut b.dropped_write_error,
+                &mut b.malformed,
+                &mut b.invalid_utf8,
+                &mut b.rows_written,
+                &mut b.bytes_written,
+                &mut b.segments,
+            ] {
+                c.append_value(0);
+            }
+            b.upload_segments.append_value(d[0]);
+            b.upload_bytes.append_value(d[1]);
+            b.upload_failures.append_value(d[2]);
+            b.upload_pending.append_value(u.pending.load(Relaxed) as i64);
+            b.upload_lag_ms.append_value(u.lag_ms(wall_now_us));
         }
         b.finish(0)
     }

@@ -305,7 +305,7 @@ impl Writers {
         self.scan
     }
 
-    pub fn retention(&self) -> &Retention {
+    pub fn retention(&self) -> &Arc<Retention> {
         &self.retention
     }
 

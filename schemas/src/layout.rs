@@ -1,5 +1,6 @@
 //! The capture directory's layout, as readers check it: partition directory names
-//! (`dt=YYYY-MM-DD/hr=HH`) and a segment's footer. capq reads through these; the
+//! (`host=NAME/dt=YYYY-MM-DD/hr=HH`, or `dt=YYYY-MM-DD/hr=HH` in captures written before
+//! the host level) and a segment's footer. capq reads through these; the
 //! `catalog` fuzz target (recorder/fuzz) feeds them arbitrary names and bytes.
 
 use std::cell::Cell;
@@ -33,6 +34,23 @@ pub fn install_panic_hook() {
             previous(info)
         }
     }));
+}
+
+/// A host name as it is spelled in paths (`host=NAME` directories, segment names): every
+/// character but `[A-Za-z0-9.-]` becomes `_`, so the name is one path component that hive
+/// readers take as it is (no `=`, `/`, `%` to escape).
+pub fn host_value(host: &str) -> String {
+    let s: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    if s.is_empty() || s == "." || s == ".." {
+        "unknown".into()
+    } else {
+        s
+    }
+}
+
+/// The host a `host=NAME` directory names; `None` for anything else.
+pub fn host_of(name: &str) -> Option<&str> {
+    name.strip_prefix("host=").filter(|v| !v.is_empty() && host_value(v) == *v)
 }
 
 /// The hour (since the epoch) a `dt=YYYY-MM-DD` directory's day starts at; `None` for
@@ -75,17 +93,29 @@ pub fn hour_of(name: &str) -> Option<i64> {
     v.parse::<i64>().ok().filter(|h| *h < 24)
 }
 
+/// What a segment's footer says of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Footer {
+    /// First and last event times, µs since the epoch.
+    pub times: Option<(i64, i64)>,
+    /// The recording host (`capture.host`), as [`host_value`] spells it.
+    pub host: Option<String>,
+}
+
 /// Reads a segment's footer: whether its columns are `want`'s (names and types, in
-/// order), and its first/last event times from its metadata. `Err` says, in a few words,
-/// why it cannot be used.
-pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<Option<(i64, i64)>, String> {
+/// order; a segment of an older schema version may lack trailing nullable columns, which
+/// read as null), its first/last event times and host from its metadata. `Err` says, in
+/// a few words, why it cannot be used.
+pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<Footer, String> {
     let r = SerializedFileReader::new(data).map_err(|e| format!("corrupt or truncated segment: {e}"))?;
     let meta = r.metadata().file_metadata();
     let kv = meta.key_value_metadata();
     let schema = quietly(|| parquet_to_arrow_schema(meta.schema_descr(), kv))
         .map_err(|_| "unreadable schema: its embedded Arrow schema is malformed".to_string())?
         .map_err(|e| format!("unreadable schema: {e}"))?;
-    let same = schema.fields().len() == want.fields().len()
+    let n = schema.fields().len();
+    let same = n <= want.fields().len()
+        && want.fields()[n..].iter().all(|f| f.is_nullable())
         && schema
             .fields()
             .iter()
@@ -94,10 +124,9 @@ pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<
     if !same {
         return Err("its columns differ from this capq's schema (written by another schema version?)".into());
     }
-    let get = |k: &str| {
-        kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref()?.parse::<i64>().ok())
-    };
-    Ok(get("capture.first_ts_us").zip(get("capture.last_ts_us")))
+    let text = |k: &str| kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref());
+    let num = |k: &str| text(k).and_then(|v| v.parse::<i64>().ok());
+    Ok(Footer { times: num("capture.first_ts_us").zip(num("capture.last_ts_us")), host: text("capture.host").map(host_value) })
 }
 
 #[cfg(test)]
@@ -118,5 +147,11 @@ mod tests {
         for bad in ["hr=24", "hr=zz", "hr=1", "hr=+1", "hr=001"] {
             assert_eq!(hour_of(bad), None, "{bad}");
         }
+        assert_eq!(host_of("host=web-1.eu"), Some("web-1.eu"));
+        for bad in ["host=", "host=a b", "host=a%2F", "dt=2026-01-01", "host=.."] {
+            assert_eq!(host_of(bad), None, "{bad}");
+        }
+        assert_eq!(host_value("db 1/x"), "db_1_x");
+        assert_eq!(host_value(""), "unknown");
     }
 }

@@ -4,6 +4,8 @@
 pub mod abi;
 pub mod layout;
 pub mod probes;
+#[cfg(feature = "s3")]
+pub mod remote;
 pub mod tables;
 
 pub use probes::{Probe, ProbeSpec, PROBES};

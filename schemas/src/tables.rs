@@ -21,7 +21,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub use crate::probes::Probe;
 
 /// Version of the table schemas, stored in every segment's metadata.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// Field metadata key holding a column's description.
 pub const DESCRIPTION_KEY: &str = "description";
 
@@ -186,7 +186,7 @@ tables {
     [] {
         ts: Ts => "End of the interval, UTC.",
         interval_ms: I64 => "Length of the interval in milliseconds.",
-        probe: Str => "exec, file, net, dns or module.",
+        probe: Str => "exec, file, net, dns or module; `upload` for the row of the uploader (`--upload`), whose counters are the upload_* columns.",
         events: I64 => "Records decoded in the interval.",
         dropped_ringbuf_full: I64 => "Records the kernel side could not reserve in the ring buffer.",
         dropped_kernel_other: I64 => "Records the kernel side dropped for other causes (failed reads, full state maps).",
@@ -197,6 +197,11 @@ tables {
         rows_written: I64 => "Rows written to segments in the interval.",
         bytes_written: I64 => "Bytes of segments published in the interval.",
         segments: I64 => "Segments published in the interval.",
+        upload_segments: I64 | null => "The `upload` row: segments whose upload was confirmed in the interval; null on probe rows and without --upload.",
+        upload_bytes: I64 | null => "The `upload` row: bytes of those segments.",
+        upload_failures: I64 | null => "The `upload` row: upload attempts that failed in the interval (each is retried).",
+        upload_pending: I64 | null => "The `upload` row: segments published but not yet uploaded, at the end of the interval.",
+        upload_lag_ms: I64 | null => "The `upload` row: how long the oldest pending segment has waited since it was published (0 when none waits).",
     }
 }
         }
@@ -373,6 +378,15 @@ pub struct Col {
     pub description: &'static str,
 }
 
+/// The partition column readers add to every table from its `host=NAME` directories (capq
+/// too, last): not stored in the segments.
+pub const HOST_COLUMN: Col = Col {
+    name: "host",
+    ty: Ty::Str,
+    nullable: false,
+    description: "The recording host: the table's host=NAME partition, a column readers add (capq, DuckDB, pyarrow and Spark with hive partitioning); in captures written before that level, capq takes it from the segment's footer.",
+};
+
 impl Col {
     pub fn field(&self) -> Field {
         Field::new(self.name, self.ty.data_type(), self.nullable)
@@ -387,7 +401,10 @@ pub fn render_markdown() -> String {
     out.push_str("# Capture tables\n\n");
     out.push_str("<!-- Generated from schemas/src/tables.rs and schemas/src/probes.rs by `cargo run -p capture-schemas --example gen-docs`; a test fails when this file is out of date. -->\n\n");
     out.push_str(&format!("Schema version {SCHEMA_VERSION}, event ABI version {}.\n", crate::abi::ABI_VERSION));
-    out.push_str("Segments lie at `DIR/<table>/dt=YYYY-MM-DD/hr=HH/<table>-<start>-<host>-<seq>.parquet`.\n");
+    out.push_str("Segments lie at `DIR/<table>/host=<host>/dt=YYYY-MM-DD/hr=HH/<table>-<start>-<host>-<seq>.parquet` \
+         (captures written before schema version 5 have no `host=` level; capq reads both). capq adds the \
+         partition column `host` (string, last) to every table, as DuckDB, pyarrow and Spark do with hive \
+         partitioning, which also add `dt` and `hr`.\n");
     out.push_str("\n## Probes\n\n| probe | BPF object | hooks | tables | what it records |\n|---|---|---|---|---|\n");
     for p in crate::probes::PROBES {
         let tables: Vec<String> = p.probe.tables().map(|t| format!("`{}`", t.name())).collect();
