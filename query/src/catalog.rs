@@ -23,16 +23,16 @@ use capture_schemas::layout::{check_footer, day_of, host_of, hour_of, Footer};
 use capture_schemas::remote::{s3_store, Retries, S3Url};
 use capture_schemas::Table;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::execution::object_store::ObjectStoreUrl;
-use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// A half-open time window in µs since the epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,14 +189,19 @@ async fn list_s3(
         }
     };
     let url_of = |p: &ObjectPath| PathBuf::from(format!("s3://{}/{p}", url.bucket));
-    let top = ObjectPath::parse(url.key(table.name())).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+    let top =
+        ObjectPath::parse(url.key(table.name())).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
     let mut roots: Vec<(ObjectPath, Option<String>)> = Vec::new();
     let mut legacy = false;
     for (name, p) in dirs(top.clone()).await?.0 {
         match host_of(&name) {
             Some(h) => roots.push((p, Some(h.to_string()))),
             None if day_of(&name).is_some() => legacy = true,
-            None => report.skipped.push((table, url_of(&p), "not a partition directory (expected host=NAME): ignored".into())),
+            None => report.skipped.push((
+                table,
+                url_of(&p),
+                "not a partition directory (expected host=NAME): ignored".into(),
+            )),
         }
     }
     if legacy {
@@ -209,7 +214,11 @@ async fn list_s3(
             let Some(day) = day_of(&name) else {
                 // Under the table itself, the first pass named what is not a partition.
                 if host.is_some() {
-                    report.skipped.push((table, url_of(&p), "not a partition directory (expected dt=YYYY-MM-DD): ignored".into()));
+                    report.skipped.push((
+                        table,
+                        url_of(&p),
+                        "not a partition directory (expected dt=YYYY-MM-DD): ignored".into(),
+                    ));
                 }
                 continue;
             };
@@ -223,7 +232,11 @@ async fn list_s3(
                         hours.push((hp, day + h, host.clone()))
                     }
                     Some(_) => report.pruned += 1,
-                    None => report.skipped.push((table, url_of(&hp), "not a partition directory (expected hr=00 to hr=23): ignored".into())),
+                    None => report.skipped.push((
+                        table,
+                        url_of(&hp),
+                        "not a partition directory (expected hr=00 to hr=23): ignored".into(),
+                    )),
                 }
             }
         }
@@ -236,7 +249,9 @@ async fn list_s3(
                 Ok::<_, object_store::Error>(
                     objects
                         .into_iter()
-                        .filter(|o| o.location.filename().is_some_and(|n| !n.starts_with('.') && n.ends_with(".parquet")))
+                        .filter(|o| {
+                            o.location.filename().is_some_and(|n| !n.starts_with('.') && n.ends_with(".parquet"))
+                        })
                         .map(|o| (o.location, o.size, h, host.clone()))
                         .collect(),
                 )
@@ -250,7 +265,12 @@ async fn list_s3(
 
 /// Reads a remote segment's footer (one ranged GET, two when the footer is larger than
 /// 64 KiB).
-async fn check_remote(store: &dyn ObjectStore, path: &ObjectPath, size: u64, want: &SchemaRef) -> Result<Footer, String> {
+async fn check_remote(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    size: u64,
+    want: &SchemaRef,
+) -> Result<Footer, String> {
     if size < 12 {
         return Err("corrupt or truncated segment: too short to be Parquet".into());
     }

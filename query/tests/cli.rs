@@ -326,7 +326,9 @@ fn directories_that_are_not_partitions_are_named_and_skipped() {
     let o = capq(d, &["--format", "csv", "SELECT count(*) AS n FROM exec"]);
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "n\n8\n"));
     let e = String::from_utf8(o.stderr).unwrap();
-    for (dir, want) in [(bad_day.parent().unwrap(), "host=NAME or dt=YYYY-MM-DD"), (bad_hour.as_path(), "hr=00 to hr=23")] {
+    for (dir, want) in
+        [(bad_day.parent().unwrap(), "host=NAME or dt=YYYY-MM-DD"), (bad_hour.as_path(), "hr=00 to hr=23")]
+    {
         let line =
             format!("capq: warning: skipping {}: not a partition directory (expected {want}): ignored", dir.display());
         assert!(e.contains(&line), "{line} in {e}");

@@ -21,9 +21,9 @@ use crate::reader::{self, ReadOptions};
 use crate::segment::{Compression, JournalMode, WriterConfig};
 use crate::units::{human_bytes, parse_duration, parse_size};
 use crate::upload::{UploadConfig, Uploader};
-use capture_schemas::remote::S3Url;
 use crate::writer::{Backpressure, WritersConfig};
 use crate::{privs, procfs};
+use capture_schemas::remote::S3Url;
 
 /// Output format of the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -182,7 +182,15 @@ fn walk(dir: &Dir, depth: usize, leaf: usize, out: &mut Vec<Segment>, report: &m
     for (name, ft) in dir.entries()? {
         let Some(name) = name.to_str() else { continue };
         if ft.is_dir() && (depth < leaf || depth == 0) {
-            let leaf = if depth == 0 { if name.starts_with("host=") { 3 } else { 2 } } else { leaf };
+            let leaf = if depth == 0 {
+                if name.starts_with("host=") {
+                    3
+                } else {
+                    2
+                }
+            } else {
+                leaf
+            };
             match dir.sub(name) {
                 Ok(sub) => walk(&sub, depth + 1, leaf, out, report)?,
                 // Replaced by something else since it was listed: not ours to read.

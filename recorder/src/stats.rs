@@ -165,7 +165,12 @@ pub struct StatsEmitter {
 
 impl StatsEmitter {
     pub fn new(probes: &[Probe], now: Instant) -> StatsEmitter {
-        StatsEmitter { probes: probes.to_vec(), last: [Snapshot::default(); Probe::COUNT], last_upload: [0; 3], last_at: now }
+        StatsEmitter {
+            probes: probes.to_vec(),
+            last: [Snapshot::default(); Probe::COUNT],
+            last_upload: [0; 3],
+            last_at: now,
+        }
     }
 
     pub fn since_last(&self, now: Instant) -> std::time::Duration {

@@ -147,14 +147,19 @@ impl Uploader {
                     }
                     continue;
                 }
-                let published = std::fs::symlink_metadata(&path).and_then(|m| m.modified()).unwrap_or(SystemTime::now());
+                let published =
+                    std::fs::symlink_metadata(&path).and_then(|m| m.modified()).unwrap_or(SystemTime::now());
                 pending.push(Pending { path, rel, published, check_first: true });
             }
         }
         pending.sort_by(|a, b| (a.published, &a.rel).cmp(&(b.published, &b.rel)));
         rewrite_ledger(&root, &still_local)?;
         if !pending.is_empty() {
-            log::info!("upload: {} segments under {} wait from before this start", pending.len(), self.cfg.dir.display());
+            log::info!(
+                "upload: {} segments under {} wait from before this start",
+                pending.len(),
+                self.cfg.dir.display()
+            );
         }
         health.upload.enabled.store(true, Relaxed);
         self.health = Some(health.clone());
@@ -279,7 +284,10 @@ fn run(
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            log::error!("upload: cannot start its runtime ({e}): nothing is uploaded this run; the segments stay in {}", cfg.dir.display());
+            log::error!(
+                "upload: cannot start its runtime ({e}): nothing is uploaded this run; the segments stay in {}",
+                cfg.dir.display()
+            );
             return;
         }
     };
@@ -340,11 +348,7 @@ fn run(
         });
         match attempt {
             Ok(size) => {
-                let done = if cfg.keep_local {
-                    append_ledger(&root, &head.rel)
-                } else {
-                    retention.remove(&head.path)
-                };
+                let done = if cfg.keep_local { append_ledger(&root, &head.rel) } else { retention.remove(&head.path) };
                 if let Err(e) = done {
                     log::warn!("upload: {} is uploaded, but recording that failed ({e}): the next start checks the store and does not send it again", head.path.display());
                 }
@@ -423,6 +427,9 @@ mod tests {
         assert_eq!(k.as_ref(), "fleet/exec/host=web-2/dt=2026-11-29/hr=23/exec-x.parquet");
         let k = key_of(&c, "exec/dt=2026-11-29/hr=23/exec-x.parquet").unwrap();
         assert_eq!(k.as_ref(), "fleet/exec/host=web_1/dt=2026-11-29/hr=23/exec-x.parquet");
-        assert_eq!(rel_of(Path::new("/cap"), Path::new("/cap/file/host=a/dt=x/hr=y/f.parquet")).unwrap(), "file/host=a/dt=x/hr=y/f.parquet");
+        assert_eq!(
+            rel_of(Path::new("/cap"), Path::new("/cap/file/host=a/dt=x/hr=y/f.parquet")).unwrap(),
+            "file/host=a/dt=x/hr=y/f.parquet"
+        );
     }
 }

@@ -18,11 +18,11 @@ use agent_linux::synth::Synth;
 use agent_linux::upload::{UploadConfig, Uploader};
 use agent_linux::writer::list_segments;
 use agent_linux::Table;
+use arrow_array::Array;
 use capture_schemas::remote::S3Url;
 use common::{file_batch, host};
 use futures::StreamExt;
 use object_store::memory::InMemory;
-use arrow_array::Array;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -80,10 +80,8 @@ fn published_segments_are_uploaded_under_their_partition_and_removed_locally() {
     let s = up.finish(Duration::from_secs(30));
     let local = list_segments(dir.path(), Table::File);
     assert_eq!((s.segments, s.pending, s.failures), (4, 0, 0));
-    let want: Vec<(String, u64)> = local
-        .iter()
-        .map(|p| (format!("fleet/{}", rel(dir.path(), p)), std::fs::metadata(p).unwrap().len()))
-        .collect();
+    let want: Vec<(String, u64)> =
+        local.iter().map(|p| (format!("fleet/{}", rel(dir.path(), p)), std::fs::metadata(p).unwrap().len())).collect();
     assert!(want.iter().all(|(k, _)| k.starts_with("fleet/file/host=test-host/dt=")), "{want:?}");
     assert_eq!(keys(&store), want, "every segment, at the key of its path, with its size");
     let ledger = std::fs::read_to_string(dir.path().join(".uploaded")).unwrap();
@@ -168,7 +166,10 @@ fn the_stats_table_gets_an_upload_row() {
     let probe = b.column_by_name("probe").unwrap().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
     assert_eq!((probe.value(0), probe.value(1)), ("file", "upload"));
     assert!(col("upload_segments").is_null(0), "null on probe rows");
-    assert_eq!((col("upload_segments").value(1), col("upload_bytes").value(1), col("upload_pending").value(1)), (3, 3000, 2));
+    assert_eq!(
+        (col("upload_segments").value(1), col("upload_bytes").value(1), col("upload_pending").value(1)),
+        (3, 3000, 2)
+    );
     health.upload.segments.store(5, std::sync::atomic::Ordering::Relaxed);
     let b = e.emit(&health, now, 6_000_000);
     let segs = b.column_by_name("upload_segments").unwrap().as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();

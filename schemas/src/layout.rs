@@ -40,7 +40,8 @@ pub fn install_panic_hook() {
 /// character but `[A-Za-z0-9.-]` becomes `_`, so the name is one path component that hive
 /// readers take as it is (no `=`, `/`, `%` to escape).
 pub fn host_value(host: &str) -> String {
-    let s: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let s: String =
+        host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
     if s.is_empty() || s == "." || s == ".." {
         "unknown".into()
     } else {
@@ -126,7 +127,10 @@ pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<
     }
     let text = |k: &str| kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref());
     let num = |k: &str| text(k).and_then(|v| v.parse::<i64>().ok());
-    Ok(Footer { times: num("capture.first_ts_us").zip(num("capture.last_ts_us")), host: text("capture.host").map(host_value) })
+    Ok(Footer {
+        times: num("capture.first_ts_us").zip(num("capture.last_ts_us")),
+        host: text("capture.host").map(host_value),
+    })
 }
 
 #[cfg(test)]

@@ -143,7 +143,9 @@ pub fn s3_store(url: &S3Url, retries: Retries) -> Result<Arc<AmazonS3>, String> 
             .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
             .with_retry(RetryConfig { backoff, max_retries: 2, retry_timeout: Duration::from_secs(10) })
             .with_client_options(
-                ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(120)),
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(120)),
             );
     }
     // After the client options, which would reset it.
@@ -175,7 +177,10 @@ mod tests {
         let creds = "[default]\naws_access_key_id = AK1\n[ci]\n# a comment\naws_access_key_id=AK2\nAWS_SECRET_ACCESS_KEY = s2\n";
         let config = "[default]\nregion = eu-west-1\n[profile ci]\nendpoint_url = http://127.0.0.1:9000\n";
         let get = |p: &str| profile_settings(creds, config, p);
-        assert_eq!(get("default"), vec![("aws_access_key_id".into(), "AK1".into()), ("region".into(), "eu-west-1".into())]);
+        assert_eq!(
+            get("default"),
+            vec![("aws_access_key_id".into(), "AK1".into()), ("region".into(), "eu-west-1".into())]
+        );
         assert_eq!(
             get("ci"),
             vec![

@@ -401,10 +401,12 @@ pub fn render_markdown() -> String {
     out.push_str("# Capture tables\n\n");
     out.push_str("<!-- Generated from schemas/src/tables.rs and schemas/src/probes.rs by `cargo run -p capture-schemas --example gen-docs`; a test fails when this file is out of date. -->\n\n");
     out.push_str(&format!("Schema version {SCHEMA_VERSION}, event ABI version {}.\n", crate::abi::ABI_VERSION));
-    out.push_str("Segments lie at `DIR/<table>/host=<host>/dt=YYYY-MM-DD/hr=HH/<table>-<start>-<host>-<seq>.parquet` \
+    out.push_str(
+        "Segments lie at `DIR/<table>/host=<host>/dt=YYYY-MM-DD/hr=HH/<table>-<start>-<host>-<seq>.parquet` \
          (captures written before schema version 5 have no `host=` level; capq reads both). capq adds the \
          partition column `host` (string, last) to every table, as DuckDB, pyarrow and Spark do with hive \
-         partitioning, which also add `dt` and `hr`.\n");
+         partitioning, which also add `dt` and `hr`.\n",
+    );
     out.push_str("\n## Probes\n\n| probe | BPF object | hooks | tables | what it records |\n|---|---|---|---|---|\n");
     for p in crate::probes::PROBES {
         let tables: Vec<String> = p.probe.tables().map(|t| format!("`{}`", t.name())).collect();
