@@ -178,7 +178,7 @@ async fn list_s3(
     table: Table,
     window: Window,
     report: &mut Report,
-) -> datafusion::error::Result<Vec<(ObjectPath, u64, i64, Option<String>)>> {
+) -> datafusion::error::Result<Vec<(ObjectPath, u64, Option<String>)>> {
     let dirs = |prefix: ObjectPath| {
         let store = store.clone();
         async move {
@@ -229,7 +229,7 @@ async fn list_s3(
             for (hname, hp) in dirs(p).await?.0 {
                 match hour_of(&hname) {
                     Some(h) if window.overlaps(hour_range(day + h).0, hour_range(day + h).1) => {
-                        hours.push((hp, day + h, host.clone()))
+                        hours.push((hp, host.clone()))
                     }
                     Some(_) => report.pruned += 1,
                     None => report.skipped.push((
@@ -241,8 +241,8 @@ async fn list_s3(
             }
         }
     }
-    let listed: Vec<Vec<(ObjectPath, u64, i64, Option<String>)>> = futures::stream::iter(hours)
-        .map(|(hp, h, host)| {
+    let listed: Vec<Vec<(ObjectPath, u64, Option<String>)>> = futures::stream::iter(hours)
+        .map(|(hp, host)| {
             let dirs = &dirs;
             async move {
                 let objects = dirs(hp).await?.1;
@@ -252,7 +252,7 @@ async fn list_s3(
                         .filter(|o| {
                             o.location.filename().is_some_and(|n| !n.starts_with('.') && n.ends_with(".parquet"))
                         })
-                        .map(|o| (o.location, o.size, h, host.clone()))
+                        .map(|o| (o.location, o.size, host.clone()))
                         .collect(),
                 )
             }
@@ -313,7 +313,7 @@ pub async fn register_all(ctx: &SessionContext, src: &Source, window: Window) ->
             Source::S3 { url, store } => {
                 let listed = list_s3(store, url, table, window, &mut report).await?;
                 futures::stream::iter(listed)
-                    .map(|(p, size, _, host)| {
+                    .map(|(p, size, host)| {
                         let schema = schema.clone();
                         async move {
                             let footer = check_remote(store.as_ref(), &p, size, &schema).await;
@@ -441,7 +441,7 @@ mod tests {
         let window = Window { since: Some(day2), until: Some(day2 + 3_600_000_000) };
         let mut report = Report::default();
         let got = list_s3(&store, &url, Table::Exec, window, &mut report).await.unwrap();
-        let mut got: Vec<(String, Option<String>)> = got.into_iter().map(|(p, _, _, h)| (p.to_string(), h)).collect();
+        let mut got: Vec<(String, Option<String>)> = got.into_iter().map(|(p, _, h)| (p.to_string(), h)).collect();
         got.sort();
         assert_eq!(
             got,

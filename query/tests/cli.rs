@@ -461,3 +461,26 @@ fn hosts_are_a_column_and_captures_written_before_the_host_level_still_read() {
     let described = ok(d, &["--format", "csv", "DESCRIBE exec"]);
     assert!(described.lines().last().unwrap().starts_with("host,VARCHAR,NO,\"The recording host"), "{described}");
 }
+
+#[test]
+fn stats_segments_written_before_the_upload_columns_read_them_as_null() {
+    let c = capture();
+    let d = c.path();
+    // A stats segment of schema version 4: the columns up to `segments`, no upload_*.
+    let health = Health::new();
+    let now = std::time::Instant::now();
+    let mut e = agent_linux::stats::StatsEmitter::new(&[Probe::Exec], now);
+    let full = e.emit(&health, now, H10 / 1000 + 5_000_000);
+    let v4 = full.project(&(0..13).collect::<Vec<_>>()).unwrap();
+    assert_eq!(v4.schema().field(12).name(), "segments");
+    let part = d.join("stats/dt=2026-01-15/hr=10");
+    std::fs::create_dir_all(&part).unwrap();
+    let f = std::fs::File::create(part.join("stats-v4.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, v4.schema(), None).unwrap();
+    w.write(&v4).unwrap();
+    w.close().unwrap();
+    assert_eq!(
+        csv(d, "SELECT probe, segments, upload_segments IS NULL AS no_upload, host FROM stats"),
+        "probe,segments,no_upload,host\nexec,0,true,unknown\n"
+    );
+}

@@ -139,13 +139,16 @@ fn a_store_that_is_down_leaves_the_segments_for_the_next_start_which_sends_each_
     let store = Arc::new(InMemory::new());
     let first = object_store::path::Path::parse(&waiting[0].0).unwrap();
     let bytes = std::fs::read(dir.path().join(waiting[0].0.strip_prefix("fleet/").unwrap())).unwrap();
-    futures::executor::block_on(store.put(&first, bytes.into())).unwrap();
+    let stored = futures::executor::block_on(store.put(&first, bytes.into())).unwrap().e_tag;
     let health = Health::new();
     let mut up = Uploader::with_store(cfg(dir.path(), false), store.clone());
     up.start(retention.clone(), health.clone()).unwrap();
     let s = up.finish(Duration::from_secs(30));
     assert_eq!((s.segments, s.pending, s.failures), (3, 0, 0));
     assert_eq!(keys(&store), waiting);
+    // The in-memory store gives each PUT a new ETag: the same one means it was not sent again.
+    let now = futures::executor::block_on(store.head(&first)).unwrap().e_tag;
+    assert_eq!(now, stored, "the segment already stored was not sent again");
     assert!(list_segments(dir.path(), Table::File).is_empty());
 }
 
