@@ -112,6 +112,13 @@ impl Retention {
         delete(path)
     }
 
+    /// The segments it knows of (those found at start, then each published), oldest
+    /// first, with when each was published.
+    pub fn segments(&self) -> Vec<(PathBuf, SystemTime)> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.segments.iter().map(|s| (s.path.clone(), s.published)).collect()
+    }
+
     /// Bytes of the segments it knows of.
     pub fn total_bytes(&self) -> u64 {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).total

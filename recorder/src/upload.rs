@@ -33,7 +33,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use capture_schemas::layout::host_value;
 use capture_schemas::remote::{s3_store, Retries, S3Url};
-use capture_schemas::Table;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -136,23 +135,20 @@ impl Uploader {
         let ledger = read_ledger(&root)?;
         let mut pending = Vec::new();
         let mut still_local = Vec::new();
-        for table in Table::ALL {
-            for path in crate::writer::list_segments(&self.cfg.dir, table) {
-                let Some(rel) = rel_of(&self.cfg.dir, &path) else { continue };
-                if ledger.contains(&rel) {
-                    if self.cfg.keep_local {
-                        still_local.push(rel);
-                    } else if let Err(e) = retention.remove(&path) {
-                        log::warn!("upload: removing {} (uploaded before): {e}", path.display());
-                    }
-                    continue;
+        // Retention scanned the directory at start: its list is every local segment,
+        // oldest first.
+        for (path, published) in retention.segments() {
+            let Some(rel) = rel_of(&self.cfg.dir, &path) else { continue };
+            if ledger.contains(&rel) {
+                if self.cfg.keep_local {
+                    still_local.push(rel);
+                } else if let Err(e) = retention.remove(&path) {
+                    log::warn!("upload: removing {} (uploaded before): {e}", path.display());
                 }
-                let published =
-                    std::fs::symlink_metadata(&path).and_then(|m| m.modified()).unwrap_or(SystemTime::now());
-                pending.push(Pending { path, rel, published, check_first: true });
+                continue;
             }
+            pending.push(Pending { path, rel, published, check_first: true });
         }
-        pending.sort_by(|a, b| (a.published, &a.rel).cmp(&(b.published, &b.rel)));
         rewrite_ledger(&root, &still_local)?;
         if !pending.is_empty() {
             log::info!(

@@ -32,7 +32,9 @@ impl S3Url {
     pub fn parse(s: &str) -> Result<Option<S3Url>, String> {
         let Some(rest) = s.strip_prefix("s3://") else {
             if s.contains("://") {
-                return Err(format!("{s}: only s3:// URLs (S3 and S3-compatible stores) or local paths are supported"));
+                return Err(format!(
+                    "{s}: not an s3:// URL: S3 and S3-compatible stores are the object stores supported"
+                ));
             }
             return Ok(None);
         };

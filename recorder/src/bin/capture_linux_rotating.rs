@@ -10,8 +10,13 @@ fn main() {
         Ok(cli) => cli,
         // A bad argument is one line, like every other error (clap adds a usage hint).
         Err(e) if e.use_stderr() => {
+            // Its lines up to the usage hint, joined: "required arguments were not
+            // provided:" names them on the next line.
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let said: Vec<&str> =
+                msg.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:")).filter(|l| !l.is_empty()).collect();
+            let first = said.join(" ");
+            let first = first.trim_start_matches("error: ");
             eprintln!("capture_linux_rotating: error: {first} (--help lists the options)");
             std::process::exit(2);
         }
