@@ -10,11 +10,15 @@ fn main() {
         Ok(cli) => cli,
         // A bad argument is one line, like every other error (clap adds a usage hint).
         Err(e) if e.use_stderr() => {
-            // Its lines up to the usage hint, joined: "required arguments were not
-            // provided:" names them on the next line.
+            // Its lines up to the usage hint, joined ("required arguments were not
+            // provided:" names them on the next line), without clap's pointer to --help.
             let msg = e.to_string();
-            let said: Vec<&str> =
-                msg.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:")).filter(|l| !l.is_empty()).collect();
+            let said: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
             let first = said.join(" ");
             let first = first.trim_start_matches("error: ");
             eprintln!("capture_linux_rotating: error: {first} (--help lists the options)");
