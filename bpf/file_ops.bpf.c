@@ -3,7 +3,10 @@
  * file_ops: open, close, unlink, rename and truncate, with reads and writes summed per
  * open file (not per descriptor number).
  *
- * Hooks: the BTF raw tracepoint tp_btf/sys_exit, which sees every syscall with its saved
+ * Hooks: where the kernel lets fexit programs load, fexit on each recorded syscall's
+ * wrapper (`__x64_sys_openat`, ...: the same registers and result, and no other syscall
+ * passes a program); elsewhere (this is what a kernel without BPF trampolines allows)
+ * the BTF raw tracepoint tp_btf/sys_exit, which sees every syscall with its saved
  * registers: the arguments are still there and the result is known, so nothing is
  * stashed between enter and exit, and no program runs at sys_enter (an attached program
  * costs every syscall on the system, recorded or not). Why not the per-syscall
@@ -849,11 +852,13 @@ static __always_inline int record_floor(__u32 op, __s32 fd, long ret)
 
 /* --- the syscalls --- */
 
-static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, bool loop)
+/* One syscall's exit: `id` its number. From tp_btf/sys_exit (every syscall, `id` read
+ * from the registers) or from an fexit program on one syscall's wrapper (`id` a constant:
+ * the compiler keeps that syscall's case alone). */
+static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, long id, bool loop, bool fexit)
 {
 	if (cap_cfg.file_floor == CAP_FLOOR_HOOK)
 		return 0;
-	long id = SYSCALL_NR(regs);
 	switch (id) {
 	case NR_read:
 	case NR_pread64:
@@ -891,7 +896,8 @@ static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, bool lo
 	default:
 		return 0;
 	}
-	if (skip_current() || compat_syscall())
+	/* A 32-bit call reaches sys_exit but not the 64-bit wrappers fexit attaches to. */
+	if (skip_current() || (!fexit && compat_syscall()))
 		return 0;
 	if (cap_cfg.file_floor == CAP_FLOOR_RECORDS) {
 		if (id == NR_close)
@@ -974,14 +980,70 @@ static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, bool lo
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit_loop, struct pt_regs *regs, long ret)
 {
-	return sys_exit_body(regs, ret, true);
+	return sys_exit_body(regs, ret, SYSCALL_NR(regs), true, false);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 {
-	return sys_exit_body(regs, ret, false);
+	return sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false);
 }
+
+/* The same, where the kernel lets fexit programs load: one program per syscall, at the
+ * exit of its wrapper (the loader names the target, `__x64_sys_<name>` or
+ * `__arm64_sys_<name>`, from the program's name after `_fx_`). Other syscalls then pass
+ * no program at all, and the syscall tracepoint stays off (with it on, every syscall of
+ * every process leaves the kernel through the slow path). */
+#define FX(name, nr)                                                             \
+	SEC("fexit")                                                             \
+	int BPF_PROG(file_fx_##name, struct pt_regs *regs, long ret)             \
+	{                                                                        \
+		return sys_exit_body(regs, ret, nr, false, true);                \
+	}
+#define FX_LOOP(name, nr)                                                        \
+	SEC("fexit")                                                             \
+	int BPF_PROG(file_fx_##name##_loop, struct pt_regs *regs, long ret)      \
+	{                                                                        \
+		return sys_exit_body(regs, ret, nr, true, true);                 \
+	}                                                                        \
+	SEC("fexit")                                                             \
+	int BPF_PROG(file_fx_##name##_noloop, struct pt_regs *regs, long ret)    \
+	{                                                                        \
+		return sys_exit_body(regs, ret, nr, false, true);                \
+	}
+
+FX(read, NR_read)
+FX(pread64, NR_pread64)
+FX(readv, NR_readv)
+FX(preadv, NR_preadv)
+FX(preadv2, NR_preadv2)
+FX(write, NR_write)
+FX(pwrite64, NR_pwrite64)
+FX(writev, NR_writev)
+FX(pwritev, NR_pwritev)
+FX(pwritev2, NR_pwritev2)
+FX(sendfile64, NR_sendfile)
+FX(splice, NR_splice)
+FX(copy_file_range, NR_copy_file_range)
+FX(close, NR_close)
+FX(dup, NR_dup)
+FX(dup2, NR_dup2)
+FX(dup3, NR_dup3)
+FX(fcntl, NR_fcntl)
+FX(mmap, NR_mmap)
+FX(open, NR_open)
+FX(openat, NR_openat)
+FX(openat2, NR_openat2)
+FX(unlink, NR_unlink)
+FX(unlinkat, NR_unlinkat)
+FX(rename, NR_rename)
+FX(renameat, NR_renameat)
+FX(renameat2, NR_renameat2)
+FX(truncate, NR_truncate)
+FX(ftruncate, NR_ftruncate)
+FX_LOOP(close_range, NR_close_range)
+FX_LOOP(execve, NR_execve)
+FX_LOOP(execveat, NR_execveat)
 
 /* --- what is open at start and at the end --- */
 

@@ -10,7 +10,9 @@
  *   for that thread.
  * - tp_btf/sys_exit writes the record when the call returns: its arguments (still in the
  *   saved registers), its result, and what was noted. Every other syscall costs one
- *   comparison of its number here.
+ *   comparison of its number here. Where the kernel lets fexit programs load, fexit on
+ *   the three syscalls' wrappers does the same and no other syscall passes a program
+ *   (the loader chooses, `--syscall-hook`).
  * Every module load and unload goes through these calls, including the kernel's own
  * requests (request_module runs modprobe, which calls finit_module).
  * A load the kernel refuses before it has read the module's name (EEXIST, EPERM, ENOEXEC,
@@ -119,10 +121,10 @@ static __always_inline __u32 put_params(struct module_buf *b, __u32 off, const c
 	return (n - 1) & (CAP_MODULE_PARAMS_MAX - 1);
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
+/* One syscall's exit, from tp_btf/sys_exit (`nr` read from the registers) or from an
+ * fexit program on the syscall's wrapper (`nr` a constant). */
+static __always_inline int module_exit_body(struct pt_regs *regs, long ret, long nr, bool fexit)
 {
-	long nr = SYSCALL_NR(regs);
 	__u32 call;
 	if (nr == NR_init_module)
 		call = CAP_MODULE_INIT;
@@ -132,7 +134,7 @@ int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
 		call = CAP_MODULE_DELETE;
 	else
 		return 0;
-	if (compat_syscall())
+	if (!fexit && compat_syscall())
 		return 0;
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct note *n = bpf_map_lookup_elem(&notes, &tid);
@@ -180,4 +182,31 @@ out:
 	if (n)
 		bpf_map_delete_elem(&notes, &tid);
 	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
+{
+	return module_exit_body(regs, ret, SYSCALL_NR(regs), false);
+}
+
+/* Where fexit programs load: one per syscall, at the exit of its wrapper (the loader
+ * names the target from the program's name after `_fx_`), so no other syscall passes a
+ * program (see file_ops.bpf.c). */
+SEC("fexit")
+int BPF_PROG(module_fx_init_module, struct pt_regs *regs, long ret)
+{
+	return module_exit_body(regs, ret, NR_init_module, true);
+}
+
+SEC("fexit")
+int BPF_PROG(module_fx_finit_module, struct pt_regs *regs, long ret)
+{
+	return module_exit_body(regs, ret, NR_finit_module, true);
+}
+
+SEC("fexit")
+int BPF_PROG(module_fx_delete_module, struct pt_regs *regs, long ret)
+{
+	return module_exit_body(regs, ret, NR_delete_module, true);
 }

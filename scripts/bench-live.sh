@@ -4,7 +4,8 @@
 # and under bpftrace printing one line per event, all in one run.
 #
 #   sudo -E scripts/bench-live.sh [--opens N] [--execs N] [--workloads open,open-py,tree,exec]
-#                                 [--rounds N] [--against OTHER_RECORDER_BINARY] [--recorder-args ARGS] [--no-peers]
+#                                 [--workers 1,2] [--rounds N] [--against OTHER_RECORDER_BINARY]
+#                                 [--recorder-args ARGS] [--no-peers]
 #
 # Installs bpftrace (Debian/Ubuntu) when missing, builds the recorder, capq and the storm
 # workload in the release profile, then runs scripts/bench_live.py.

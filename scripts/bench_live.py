@@ -26,6 +26,7 @@ usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads op
 """
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -44,18 +45,7 @@ BPFTRACE = {
 BPFTRACE["tree"] = BPFTRACE["open-py"] = BPFTRACE["open"]
 
 # The open storm in Python; prints the loop's elapsed seconds like `storm`.
-PY_OPEN = """
-import os, sys, time
-n, path = int(sys.argv[1]), f"{sys.argv[2]}/pystorm-{os.getpid()}.dat"
-open(path, "wb").close()
-data = b"x" * 64
-t0 = time.perf_counter()
-for _ in range(n):
-    with open(path, "r+b") as f:
-        f.write(data)
-print(f"{time.perf_counter() - t0:.6f}")
-os.unlink(path)
-"""
+PY_OPEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pystorm.py")
 # What each workload's rows look like: its command name and a part of its file names.
 COMM = {"open": "storm", "tree": "storm", "open-py": os.path.basename(sys.executable)[:15]}
 PATTERN = {"open": "storm-", "tree": "tree-", "open-py": "pystorm-"}
@@ -68,7 +58,7 @@ def run_workers(storm, kind, n, workers, scratch):
     procs = []
     for _ in range(workers):
         if kind == "open-py":
-            args = [sys.executable, "-c", PY_OPEN, str(n), scratch]
+            args = [sys.executable, PY_OPEN, str(n), scratch]
         else:
             args = [storm, kind, str(n)] + ([scratch] if kind != "exec" else [])
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
@@ -177,7 +167,26 @@ def paired_cell(runs, measure=0, base=0):
     (measure 0, base 0), or the workers' CPU seconds (measure 5, base 1: what the probes
     add to the workload's own syscalls, without the time it waited for a CPU)."""
     diffs = sorted((r[measure] - o[measure]) / b[base] for r, o, b in zip(runs["rec"], runs["against"], runs["base"]))
-    return f"{statistics.median(diffs):+6.3f}x [{diffs[0]:+.2f},{diffs[-1]:+.2f}]"
+    lo, hi = median_ci(diffs)
+    ci = f" ci {lo:+.3f},{hi:+.3f}" if lo is not None else ""
+    return f"{statistics.median(diffs):+6.3f}x [{diffs[0]:+.2f},{diffs[-1]:+.2f}]{ci}"
+
+
+def median_ci(xs):
+    """A 95% confidence interval of the median of sorted `xs`, distribution-free: the
+    order statistics k and n-k+1 where a fair coin gives fewer than k heads in n throws
+    with probability at most 2.5%. (None, None) under 6 rounds, where none exists."""
+    n = len(xs)
+    k, below = 0, 0.0
+    while True:
+        p = math.comb(n, k) / 2**n
+        if below + p > 0.025:
+            break
+        below += p
+        k += 1
+    if k == 0:
+        return None, None
+    return xs[k - 1], xs[n - k]
 
 
 def against_cpu(runs, generated):
@@ -213,6 +222,8 @@ def main():
                         "[lowest, highest]")
     p.add_argument("--recorder-args", default="", metavar="ARGS",
                    help="more options for this build of the recorder (not --against's), e.g. '--journal off'")
+    p.add_argument("--workers", default="1,2", metavar="N,...",
+                   help="how many workers run the storm at once, one line each (default 1,2)")
     p.add_argument("--no-peers", action="store_true",
                    help="skip the floors and bpftrace (columns hook, floor, bpftrace: -), for more rounds "
                         "of untraced, this build and --against in the same time")
@@ -220,6 +231,12 @@ def main():
     unknown = set(a.workloads.split(",")) - {"open", "open-py", "tree", "exec"}
     if a.rounds < 1:
         p.error("--rounds must be at least 1")
+    try:
+        worker_counts = [int(w) for w in a.workers.split(",")]
+    except ValueError:
+        worker_counts = []
+    if not worker_counts or min(worker_counts) < 1:
+        p.error(f"--workers {a.workers}: give worker counts of 1 or more, comma-separated, e.g. 1,2")
     if unknown:
         p.error(f"unknown workload {', '.join(sorted(unknown))}: choose from open, open-py, tree, exec")
     if not a.no_peers:
@@ -233,7 +250,7 @@ def main():
     for kind in a.workloads.split(","):
         n = sizes[kind]
         per_iter = 1 if kind == "exec" else 2
-        for workers in (1, 2):
+        for workers in worker_counts:
             # Each round runs every variant once, in turn; a variant's time is its best
             # round, as is the untraced time (so a slow round flatters no ratio). Every
             # recorder run counts: the fewest rows recorded and the most drops are shown.

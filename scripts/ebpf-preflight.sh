@@ -7,10 +7,11 @@
 #
 # Build: clang, libelf, zlib, pkg-config, make, a C compiler (libbpf-sys builds its
 # vendored libbpf). Run: kernel >= 5.8 (BPF ring buffers), BTF, tracefs (informational), privileges,
-# and for each probe in schemas/src/probes.rs whether its hooks exist on this kernel.
+# and for each probe in schemas/src/probes.rs whether its hooks exist on this kernel, and
+# which hook takes the file and module probes' syscalls (fexit or tp_btf/sys_exit).
 set -u
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 install_packages() {
     local sudo=""
@@ -140,6 +141,30 @@ while read -r name obj hooks; do
         ok "probe $name" "${have# }"
     fi
 done < <(probe_list)
+# --- the syscall hook of the file and module probes: fexit where the kernel lets it load,
+# else tp_btf/sys_exit. Only loading tells (a kernel may have every part and still refuse
+# it), so with a built recorder its --list-probes answers; without one, what is visible. ---
+recorder=""
+for d in "${CARGO_TARGET_DIR:-$here/target}/release" "${CARGO_TARGET_DIR:-$here/target}/debug"; do
+    [ -x "$d/capture_linux_rotating" ] && { recorder=$d/capture_linux_rotating; break; }
+done
+if [ -n "$recorder" ] && [ "$(id -u)" -eq 0 ]; then
+    "$recorder" --list-probes 2>/dev/null | awk '/^[a-z]/ {p = $1} $1 == "syscalls:" {sub(/^ *syscalls: /, ""); print p "\t" $0}' |
+        while IFS=$'\t' read -r p how; do
+            case $how in
+                fexit*) ok "syscalls of $p" "$how" ;;
+                *) warn "syscalls of $p" "$how" ;;
+            esac
+        done
+else
+    case $(uname -m) in x86_64) wrapper=__x64_sys_read ;; aarch64) wrapper=__arm64_sys_read ;; *) wrapper=none ;; esac
+    direct=$( { zcat /proc/config.gz 2>/dev/null || cat "/boot/config-$rel" 2>/dev/null; } | grep -c '^CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y')
+    if has_btf_type "$wrapper" && [ "${direct:-0}" -gt 0 ]; then
+        ok "syscall hook" "fexit likely (syscall wrappers in BTF, BPF trampolines built in); loading decides: capture_linux_rotating --list-probes (as root)"
+    else
+        warn "syscall hook" "tp_btf/sys_exit likely (no $wrapper in BTF or no CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS): every syscall passes it; capture_linux_rotating --list-probes (as root) tells"
+    fi
+fi
 [ -n "$cgroup2" ] && ok cgroup2 "$cgroup2 (the dns probe attaches to its root)" || warn cgroup2 "no cgroup v2 mount: the dns probe cannot attach (mount -t cgroup2 none /sys/fs/cgroup)"
 
 if [ "$fail" -eq 0 ]; then

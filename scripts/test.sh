@@ -85,7 +85,7 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     "$venv/bin/python" scripts/test_live_fleet.py "$target/release/capture_linux_rotating" "$target/release/capq" \
         "$target/release/examples/synth_capture"
 
-    step "other kernels: Debian's 6.1 and 5.10 under qemu, the same binaries, exact rows"
+    step "other kernels: Debian's 7.x, 6.12, 6.1 and 5.10 under qemu, the same binaries, exact rows, the hook matrix"
     scripts/test-kernels.sh "$target/release/capture_linux_rotating" "$target/release/capq"
 else
     step "eBPF build and live tests skipped (ENABLE_EBPF_BUILD=1 as root runs them)"

@@ -265,6 +265,37 @@ def module_probe_here(recorder, work):
           (1, [want, "capture_linux_rotating: error: no probe could run on this kernel (see the warnings above)"]))
 
 
+def syscall_hooks_here(recorder, work):
+    """The file and module probes take their syscalls by fexit where this kernel lets it
+    load, else by tp_btf/sys_exit, and say which and why (RUST_LOG=info, --list-probes);
+    --syscall-hook fexit where it cannot load: that probe is unavailable in one line."""
+    cap = os.path.join(work, "capture-hooks")
+    env = dict(os.environ, RUST_LOG="info")
+    forced = subprocess.run([recorder, "--output-dir", cap, "--probes", "exec,file", "--syscall-hook", "fexit",
+                             "--duration", "1s"], capture_output=True, text=True)
+    auto = subprocess.run([recorder, "--output-dir", cap, "--probes", "file", "--duration", "1s"],
+                          capture_output=True, text=True, env=env)
+    said = [l.split("file probe: ", 1)[1] for l in auto.stderr.splitlines() if "file probe: its syscalls by" in l]
+    listed = subprocess.run([recorder, "--list-probes"], capture_output=True, text=True).stdout
+    listed = [l.strip() for l in listed.splitlines() if l.strip().startswith("syscalls:")]
+    if forced.returncode == 0 and "file probe unavailable" not in forced.stderr:
+        check("fexit loads here: auto takes the file probe's syscalls by it",
+              (auto.returncode, [s.split(" (")[0] for s in said], len(listed)),
+              (0, ["its syscalls by fexit on 32 syscall wrappers"], 2))
+        return
+    # This host (a Firecracker guest): fexit is refused, even to root.
+    why = "(fexit did not load here: the kernel refused it to root (EPERM: no BPF trampolines here))"
+    check("fexit refused here: auto falls back to tp_btf/sys_exit and says why",
+          (auto.returncode, said), (0, [f"its syscalls by tp_btf/sys_exit, which every syscall passes {why}"]))
+    want = ("capture_linux_rotating: warning: file probe unavailable: --syscall-hook fexit: the kernel refused it "
+            "to root (EPERM: no BPF trampolines here) (--syscall-hook auto falls back to tp_btf/sys_exit)")
+    check("--syscall-hook fexit where fexit cannot load: one line for the file probe, exec records",
+          (forced.returncode, [l for l in forced.stderr.splitlines() if "unavailable" in l],
+           "recording exec into" in forced.stderr), (0, [want], True))
+    check("--list-probes: the syscall hook of file (and module, where it can run)",
+          listed[0], f"syscalls: tp_btf/sys_exit, which every syscall passes {why}")
+
+
 def main():
     recorder, capq_bin = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
@@ -406,6 +437,7 @@ print(os.getpid())
     bad_arguments(recorder, work)
     links_and_a_full_disk(recorder, work)
     module_probe_here(recorder, work)
+    syscall_hooks_here(recorder, work)
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)
     moved_between_cpus(recorder, capq_bin, work, files)

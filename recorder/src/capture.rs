@@ -15,7 +15,7 @@ use clap::Parser;
 use crate::batcher::BatchConfig;
 use crate::decode::{ArgvMode, EnvpMode};
 use crate::host::{boottime_ns, HostInfo};
-use crate::loader::{self, FileFloor, LoadConfig, LoadError};
+use crate::loader::{self, FileFloor, LoadConfig, LoadError, SyscallHook};
 use crate::pipeline::Pipeline;
 use crate::reader::{self, ReadOptions};
 use crate::segment::{Compression, JournalMode, WriterConfig};
@@ -121,6 +121,12 @@ pub struct Cli {
     /// file: also one row per read(2)/write(2) call on recorded files.
     #[arg(long)]
     pub file_rw_events: bool,
+    /// file and module: the hook for the syscalls they record. auto: fexit on each
+    /// syscall's wrapper where the kernel lets it load (no program runs on other syscalls),
+    /// else the tp_btf/sys_exit raw tracepoint (every syscall passes it); RUST_LOG=info and
+    /// --list-probes say which, and why.
+    #[arg(long, value_enum, default_value_t = SyscallHook::Auto)]
+    pub syscall_hook: SyscallHook,
     /// net: an open connection gets an update row (its counters so far) this often.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub flow_interval: Duration,
@@ -216,8 +222,9 @@ fn probes_of(names: &[String]) -> anyhow::Result<Vec<Probe>> {
     Ok(out)
 }
 
-/// `--list-probes`: one line per probe and per hook, with what this kernel has.
-fn list_probes() {
+/// `--list-probes`: one line per probe and per hook, with what this kernel has; for a probe
+/// that records syscalls, which hook takes them here (tried by loading it).
+fn list_probes(syscall_hook: SyscallHook) {
     for p in Probe::ALL {
         let spec = p.spec();
         match loader::hook_report(p) {
@@ -231,6 +238,11 @@ fn list_probes() {
                     };
                     println!("        {:<40} {state}", h.section);
                 }
+                match loader::syscall_hook_choice(p, syscall_hook) {
+                    Some(Ok(how)) => println!("        syscalls: {how}"),
+                    Some(Err(e)) => println!("        syscalls: cannot load here: {e}"),
+                    None => {}
+                }
             }
             Err(why) => println!("{:<7} unavailable  {why}", spec.name),
         }
@@ -241,7 +253,7 @@ fn list_probes() {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.list_probes {
         loader::init_logging();
-        list_probes();
+        list_probes(cli.syscall_hook);
         return Ok(());
     }
     let wanted = probes_of(&cli.probes)?;
@@ -329,6 +341,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         args_max: cli.argv_max_bytes as u32,
         file_rw_events: cli.file_rw_events,
         file_floor: bench_file_floor()?,
+        syscall_hook: cli.syscall_hook,
         dns_ports: std::iter::once(53).chain(cli.dns_ports.iter().copied().filter(|&p| p != 53)).collect(),
         ringbuf_bytes: cli.ringbuf_size as u32,
         wakeup_bytes: cli.wakeup_bytes.min(cli.ringbuf_size / 2),

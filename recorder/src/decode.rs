@@ -15,7 +15,7 @@ use capture_schemas::{Probe, Table};
 
 use crate::builders::{Builders, Common};
 use crate::open_files::{abs_parts, OpenFiles};
-use crate::strings::{append_addr, append_exact, append_lossy, c_str, write_lossy};
+use crate::strings::{append_addr, append_exact, append_lossy, as_text, c_str, write_lossy};
 use crate::{community_id, dns_wire, kernel};
 
 /// Why a record was skipped.
@@ -256,14 +256,14 @@ impl Decoder {
                     };
                     match named {
                         // The same bytes in both columns: validated once.
-                        Some(p) => match std::str::from_utf8(p) {
-                            Ok(text) => {
+                        Some(p) => match as_text(p) {
+                            Some(text) => {
                                 b.path.append_value(text);
                                 b.path_raw.append_null();
                                 b.abs_path.append_value(text);
                                 b.abs_path_raw.append_null();
                             }
-                            Err(_) => {
+                            None => {
                                 ok &= append_exact(&mut b.path, &mut b.path_raw, p);
                                 append_exact(&mut b.abs_path, &mut b.abs_path_raw, p);
                             }
@@ -275,6 +275,12 @@ impl Decoder {
                             b.abs_path_raw.append_null();
                         }
                     }
+                } else if let (Some(text), Some([b"", b"", _])) = (as_text(path), abs) {
+                    // An absolute path is its own absolute path: validated once.
+                    b.path.append_value(text);
+                    b.path_raw.append_null();
+                    b.abs_path.append_value(text);
+                    b.abs_path_raw.append_null();
                 } else {
                     ok &= append_exact(&mut b.path, &mut b.path_raw, path);
                     match abs {

@@ -57,6 +57,8 @@ pub struct LoadConfig {
     pub file_rw_events: bool,
     /// file: benchmarks only, the probe cut down to its floor (`CAPTURE_BENCH_FILE_FLOOR`).
     pub file_floor: FileFloor,
+    /// file and module: which hook takes the syscalls they record.
+    pub syscall_hook: SyscallHook,
     /// dns: the ports that carry DNS.
     pub dns_ports: Vec<u16>,
     /// Bytes of each ring buffer (a power of two, a multiple of the page size); each probe
@@ -77,6 +79,31 @@ pub enum FileFloor {
     /// One record per open and per close with the time, the process and the fd, nothing
     /// else.
     Records = abi::FLOOR_RECORDS as isize,
+}
+
+/// Which hook takes the syscalls the file and module probes record (`--syscall-hook`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyscallHook {
+    /// fexit where the kernel lets it load, else tp_btf/sys_exit.
+    Auto,
+    /// fexit on each recorded syscall's wrapper (a probe that cannot load it does not run).
+    Fexit,
+    /// The tp_btf/sys_exit raw tracepoint, which every syscall of every process passes.
+    SysExit,
+}
+
+/// The kernel's prefix for a syscall's wrapper function (`__x64_sys_openat`).
+#[cfg(target_arch = "x86_64")]
+const SYSCALL_PREFIX: &str = "__x64_sys_";
+#[cfg(target_arch = "aarch64")]
+const SYSCALL_PREFIX: &str = "__arm64_sys_";
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const SYSCALL_PREFIX: &str = "__unsupported_arch_sys_";
+
+/// The syscall an `fexit` program takes: its name after `_fx_`, without `_loop`/`_noloop`.
+pub fn fexit_syscall(prog: &str) -> Option<&str> {
+    let (_, rest) = prog.split_once("_fx_")?;
+    Some(rest.strip_suffix("_noloop").or_else(|| rest.strip_suffix("_loop")).unwrap_or(rest))
 }
 
 impl LoadConfig {
@@ -112,6 +139,8 @@ pub struct LiveProbe {
     iters: Vec<(String, Link)>,
     /// Links of the attached programs; dropped to detach.
     links: Vec<Link>,
+    /// Which hook takes its syscalls, and why (None: it records none).
+    pub syscall_hooks: Option<String>,
     /// The loaded object: its maps and programs live as long as it does.
     _object: Object,
 }
@@ -304,6 +333,37 @@ pub fn load_all(probes: &[Probe], cfg: &LoadConfig) -> Vec<(Probe, Result<LivePr
     probes.iter().map(|&p| (p, load(p.spec(), cfg, &btf))).collect()
 }
 
+/// Which hook takes `probe`'s syscalls on this kernel, and why: found by loading and
+/// attaching it as the recorder would (fexit's support shows only then), its records
+/// unread, then detaching. None for a probe that records no syscalls or cannot run.
+pub fn syscall_hook_choice(probe: Probe, hook: SyscallHook) -> Option<Result<String, String>> {
+    let spec = probe.spec();
+    if spec.syscalls.is_empty() {
+        return None;
+    }
+    let cfg = LoadConfig {
+        self_tgid: std::process::id(),
+        filter_pid: 0,
+        comms: Vec::new(),
+        exclude_prefixes: Vec::new(),
+        args_max: 32 << 10,
+        file_rw_events: false,
+        file_floor: FileFloor::Off,
+        syscall_hook: hook,
+        dns_ports: vec![53],
+        ringbuf_bytes: 256 << 10,
+        wakeup_bytes: 64 << 10,
+    };
+    match load(spec, &cfg, &vmlinux_btf()) {
+        Ok(mut live) => {
+            live.detach();
+            live.syscall_hooks.take().map(Ok)
+        }
+        Err(LoadError::Unavailable { .. }) => None,
+        Err(e) => Some(Err(e.to_string().lines().next().unwrap_or_default().to_string())),
+    }
+}
+
 /// The hooks each probe would use on this kernel, or why it cannot run: what
 /// `--list-probes` and the preflight print.
 pub fn hook_report(probe: Probe) -> Result<Vec<(Hook, bool)>, String> {
@@ -313,14 +373,87 @@ pub fn hook_report(probe: Probe) -> Result<Vec<(Hook, bool)>, String> {
     Ok(spec.hooks.iter().map(|h| Hook::parse(h)).map(|h| (h, !missing.contains(&h))).collect())
 }
 
+/// Loads a probe; one with syscall hooks tries fexit first (unless `--syscall-hook
+/// sys-exit`), and under `auto` falls back to tp_btf/sys_exit where fexit cannot load or
+/// attach, saying why.
 fn load(
     spec: &'static ProbeSpec,
     cfg: &LoadConfig,
     btf: &Result<Btf<'static>, String>,
 ) -> Result<LiveProbe, LoadError> {
     let p = spec.name;
-    log::debug!("loading the {p} probe");
+    if spec.syscalls.is_empty() || cfg.syscall_hook == SyscallHook::SysExit {
+        let why = if spec.syscalls.is_empty() { "" } else { " (--syscall-hook sys-exit)" };
+        return load_variant(spec, cfg, btf, false, why);
+    }
+    let e = match load_variant(spec, cfg, btf, true, "") {
+        Ok(live) => return Ok(live),
+        Err(e) => e,
+    };
+    log::debug!("{p} probe: fexit: {e}");
+    // SAFETY: geteuid has no preconditions.
+    let refused = matches!(e, LoadError::Permission { .. }) && unsafe { libc::geteuid() } == 0;
+    let why = match &e {
+        _ if refused => "the kernel refused it to root (EPERM: no BPF trampolines here)".to_string(),
+        LoadError::Verifier { log, .. } => verifier_verdict(log),
+        _ => e.to_string().lines().next().unwrap_or_default().to_string(),
+    };
+    match cfg.syscall_hook {
+        // Whatever stopped fexit, the tracepoint may still load; if not, its error is the one.
+        SyscallHook::Auto => load_variant(spec, cfg, btf, false, &format!(" (fexit did not load here: {why})")),
+        _ if refused || matches!(e, LoadError::Unavailable { .. }) => Err(LoadError::Unavailable {
+            probe: p,
+            why: format!("--syscall-hook fexit: {why} (--syscall-hook auto falls back to {SYS_EXIT})"),
+        }),
+        _ => Err(e),
+    }
+}
+
+/// The verifier's verdict on the first program it rejected, in one line: the program
+/// and the log's last line before its statistics (5.10, say: `prog 'file_fx_read':
+/// invalid bpf_context access off=0 size=8`, after `arg0 type FWD is not a struct`).
+fn verifier_verdict(log: &str) -> String {
+    let prog = log.lines().find_map(|l| l.split("prog '").nth(1)?.split('\'').next()).unwrap_or("?");
+    let body: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.contains("BEGIN PROG LOAD LOG"))
+        .skip(1)
+        .take_while(|l| !l.contains("END PROG LOAD LOG"))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("processed ") && !l.starts_with(';'))
+        .collect();
+    let detail: Vec<&str> = body.iter().rev().take(2).rev().map(|l| l.trim()).collect();
+    format!("the verifier rejected {prog}: {}", detail.join("; "))
+}
+
+/// The syscalls of `spec` whose wrapper this kernel has, for its fexit programs; `Err`
+/// when the kernel names none of its core ones as expected.
+fn fexit_targets(spec: &ProbeSpec, btf: &Btf<'static>) -> Result<Vec<&'static str>, String> {
+    let have: Vec<&'static str> = spec
+        .syscalls
+        .iter()
+        .copied()
+        .filter(|s| btf.type_by_name::<Func>(&format!("{SYSCALL_PREFIX}{s}")).is_some())
+        .collect();
+    if have.is_empty() {
+        return Err(format!("this kernel has no syscall wrapper {SYSCALL_PREFIX}{} to attach to", spec.syscalls[0]));
+    }
+    Ok(have)
+}
+
+fn load_variant(
+    spec: &'static ProbeSpec,
+    cfg: &LoadConfig,
+    btf: &Result<Btf<'static>, String>,
+    fexit: bool,
+    why: &str,
+) -> Result<LiveProbe, LoadError> {
+    let p = spec.name;
+    log::debug!("loading the {p} probe{}", if fexit { " with fexit" } else { "" });
     let missing = check_hooks(spec, btf).map_err(|why| LoadError::Unavailable { probe: p, why })?;
+    let targets = match (fexit, btf) {
+        (true, Ok(btf)) => fexit_targets(spec, btf).map_err(|why| LoadError::Unavailable { probe: p, why })?,
+        _ => Vec::new(),
+    };
     take_warnings();
     let bytes = object_bytes(spec.object).expect("checked by check_hooks");
     let mut open = ObjectBuilder::default()
@@ -328,7 +461,7 @@ fn load(
         .and_then(|b| b.open_memory(bytes))
         .map_err(|e| classify(p, "opening", e))?;
     let has_loop = btf.as_ref().is_ok_and(has_bpf_loop);
-    configure(&mut open, spec, cfg, &missing, has_loop)?;
+    configure(&mut open, spec, cfg, &missing, has_loop, fexit.then_some(&targets[..]))?;
     let object = open.load().map_err(|e| classify(p, "loading", e))?;
     fill_maps(&object, p, cfg)?;
     let (links, iters) = attach(&object, p)?;
@@ -342,13 +475,34 @@ fn load(
     };
     let rings = (0..nr_rings()).map(|i| map(&ring_name(i))).collect::<Result<Vec<_>, _>>()?;
     let drops = map("drops")?;
-    let hooks: Vec<&str> =
-        spec.hooks.iter().map(|h| Hook::parse(h)).filter(|h| !missing.contains(h)).map(|h| h.section).collect();
+    let mut hooks: Vec<String> = spec
+        .hooks
+        .iter()
+        .map(|h| Hook::parse(h))
+        .filter(|h| !(missing.contains(h) || (fexit && h.section == SYS_EXIT)))
+        .map(|h| h.section.to_string())
+        .collect();
+    let syscall_hooks = if fexit {
+        hooks.insert(0, format!("fexit/{SYSCALL_PREFIX}* ({} syscalls)", targets.len()));
+        log::debug!("{p} probe: fexit on {SYSCALL_PREFIX}{{{}}}", targets.join(","));
+        Some(format!(
+            "fexit on {} syscall wrappers ({SYSCALL_PREFIX}{}, ...): no program runs on other syscalls",
+            targets.len(),
+            targets[0]
+        ))
+    } else if !spec.syscalls.is_empty() {
+        Some(format!("{SYS_EXIT}, which every syscall passes{why}"))
+    } else {
+        None
+    };
+    if let Some(s) = &syscall_hooks {
+        log::info!("{p} probe: its syscalls by {s}");
+    }
     log::info!("{p} probe: hooks {}", hooks.join(", "));
     for h in &missing {
         log::info!("{p} probe: runs without {} (not in this kernel)", h.section);
     }
-    Ok(LiveProbe { probe: spec.probe, rings, drops, iters, links, _object: object })
+    Ok(LiveProbe { probe: spec.probe, rings, drops, iters, links, syscall_hooks, _object: object })
 }
 
 /// Whether this kernel offers the bpf_loop helper (5.17+): its number is in the kernel's
@@ -366,6 +520,7 @@ fn configure(
     cfg: &LoadConfig,
     missing: &[Hook],
     has_loop: bool,
+    fexit: Option<&[&str]>,
 ) -> Result<(), LoadError> {
     let p = spec.name;
     // SAFETY: sysconf has no preconditions.
@@ -410,21 +565,40 @@ fn configure(
     }
     for mut prog in open.progs_mut() {
         let section = prog.section().to_string_lossy().into_owned();
-        if !spec.hooks.iter().any(|h| Hook::parse(h).section == section) {
+        let name = prog.name().to_string_lossy().into_owned();
+        let syscall = (section == "fexit").then(|| fexit_syscall(&name)).flatten();
+        let known = match syscall {
+            Some(sys) => spec.syscalls.contains(&sys),
+            None => spec.hooks.iter().any(|h| Hook::parse(h).section == section),
+        };
+        if !known {
             return Err(LoadError::Other {
                 probe: p,
-                what: format!("program {}", prog.name().to_string_lossy()),
-                error: format!("its section {section} is not among the probe's hooks in schemas/src/probes.rs"),
+                what: format!("program {name}"),
+                error: format!(
+                    "its section {section} is not among the probe's hooks (or syscalls, for fexit/PROBE_fx_SYSCALL) in schemas/src/probes.rs"
+                ),
             });
         }
-        let name = prog.name().to_string_lossy().into_owned();
         let other_variant = (name.ends_with("_loop") && !has_loop) || (name.ends_with("_noloop") && has_loop);
-        if missing.iter().any(|h| h.section == section) || other_variant {
+        let off = match (syscall, fexit) {
+            // fexit: only where chosen, and where this kernel has the syscall's wrapper.
+            (Some(sys), Some(targets)) => !targets.contains(&sys),
+            (Some(_), None) => true,
+            (None, _) => missing.iter().any(|h| h.section == section) || (fexit.is_some() && section == SYS_EXIT),
+        };
+        if off || other_variant {
             prog.set_autoload(false);
+        } else if let Some(sys) = syscall {
+            prog.set_attach_target(0, Some(format!("{SYSCALL_PREFIX}{sys}")))
+                .map_err(|e| classify(p, format!("setting {name}'s target"), e))?;
         }
     }
     Ok(())
 }
+
+/// The raw tracepoint every syscall passes on its way out.
+const SYS_EXIT: &str = "tp_btf/sys_exit";
 
 /// After load: the maps the loader fills (each optional: only the objects that have them).
 fn fill_maps(object: &Object, p: &'static str, cfg: &LoadConfig) -> Result<(), LoadError> {
@@ -538,5 +712,38 @@ impl LiveProbe {
             }
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fexit_programs_name_their_syscall() {
+        assert_eq!(fexit_syscall("file_fx_openat"), Some("openat"));
+        assert_eq!(fexit_syscall("file_fx_close_range_loop"), Some("close_range"));
+        assert_eq!(fexit_syscall("file_fx_execve_noloop"), Some("execve"));
+        assert_eq!(fexit_syscall("file_sys_exit_loop"), None);
+    }
+
+    #[test]
+    fn the_verifier_verdict_is_one_line() {
+        // Debian's 5.10 on an fexit program whose first argument points to a struct its
+        // BTF only forward-declares (as the log came back from the guest).
+        let log = "libbpf: prog 'file_fx_copy_file_range': BPF program load failed: -EACCES
+libbpf: prog 'file_fx_copy_file_range': -- BEGIN PROG LOAD LOG --
+arg#0 type is not a struct
+Unrecognized arg#0 type PTR
+; FX(copy_file_range, NR_copy_file_range)
+func '__x64_sys_copy_file_range' arg0 type FWD is not a struct
+invalid bpf_context access off=0 size=8
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+-- END PROG LOAD LOG --
+libbpf: prog 'file_fx_copy_file_range': failed to load: -EACCES";
+        assert_eq!(
+            verifier_verdict(log),
+            "the verifier rejected file_fx_copy_file_range: func '__x64_sys_copy_file_range' arg0 type FWD is not a struct; invalid bpf_context access off=0 size=8"
+        );
     }
 }

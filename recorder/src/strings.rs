@@ -6,11 +6,23 @@ use arrow_array::builder::StringBuilder;
 
 use crate::builders::SparseBin;
 
+/// `bytes` as text when they are valid UTF-8. Kernel strings (paths, command names) are
+/// nearly always ASCII: that is checked a word at a time, inline, before the full
+/// validation (a call that cost the file table's decode a sixth of its instructions).
+#[inline]
+pub fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
 /// Appends `bytes` as one string value. Invalid UTF-8 is replaced by U+FFFD chunk by chunk,
 /// straight into the builder; returns `false` when a replacement was needed.
 #[inline]
 pub fn append_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
-    if let Ok(s) = std::str::from_utf8(bytes) {
+    if let Some(s) = as_text(bytes) {
         b.append_value(s);
         return true;
     }
@@ -37,7 +49,7 @@ pub fn append_exact(s: &mut StringBuilder, raw: &mut SparseBin, bytes: &[u8]) ->
 #[inline]
 pub fn write_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
     // Valid text, nearly always: one validation pass (Utf8Chunks is slower at it).
-    if let Ok(s) = std::str::from_utf8(bytes) {
+    if let Some(s) = as_text(bytes) {
         let _ = b.write_str(s);
         return true;
     }

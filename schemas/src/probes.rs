@@ -28,6 +28,13 @@ pub struct ProbeSpec {
     /// `cgroup/<sock_create|sock_release>` (same). A leading `?` marks a hook the probe can
     /// run without: where the kernel lacks it, that program is not loaded.
     pub hooks: &'static [&'static str],
+    /// The syscalls it records at their exit, by the kernel's name for them (`openat`).
+    /// Where the kernel lets fexit programs load, each has an `fexit` program,
+    /// `<name>_fx_<syscall>` in the object (with `_loop`/`_noloop` variants where it
+    /// walks descriptors), attached to the syscall's wrapper (`__x64_sys_openat`,
+    /// `__arm64_sys_openat`), and the `tp_btf/sys_exit` program is not loaded; elsewhere
+    /// that one program sees every syscall (`--syscall-hook`). Empty: no syscall hooks.
+    pub syscalls: &'static [&'static str],
     /// What it records, for `--help` and the docs.
     pub summary: &'static str,
     /// The command-line options that apply to it alone.
@@ -47,6 +54,7 @@ pub static PROBES: &[ProbeSpec] = &[
         name: "exec",
         object: "exec_provenance",
         hooks: &["tp_btf/sched_process_exec", "tp_btf/sched_process_exit"],
+        syscalls: &[],
         summary: "every exec with argv and envp, the file that ran, ids, namespaces and tty; every process exit",
         options: &["--argv-max-bytes", "--envp"],
         at_start: &[],
@@ -58,6 +66,12 @@ pub static PROBES: &[ProbeSpec] = &[
         name: "file",
         object: "file_ops",
         hooks: &["tp_btf/sys_exit", "tp_btf/sched_process_fork", "tp_btf/sched_process_exit", "iter/task_file"],
+        syscalls: &[
+            "read", "pread64", "readv", "preadv", "preadv2", "write", "pwrite64", "writev", "pwritev", "pwritev2",
+            "sendfile64", "splice", "copy_file_range", "close", "dup", "dup2", "dup3", "fcntl", "mmap", "open",
+            "openat", "openat2", "unlink", "unlinkat", "rename", "renameat", "renameat2", "truncate", "ftruncate",
+            "close_range", "execve", "execveat",
+        ],
         summary: "open, close (bytes and calls summed per open file through any of its descriptors, closed by close, exit or exec), unlink, rename, truncate; and the exec table's failed execs",
         options: &["--exclude-path-prefix", "--file-rw-events"],
         at_start: &["file_scan_start"],
@@ -80,6 +94,7 @@ pub static PROBES: &[ProbeSpec] = &[
             "?cgroup/sock_release",
             "?iter/udp",
         ],
+        syscalls: &[],
         summary: "TCP connections (owner, bytes, segments, RTT, outcome) and UDP flows per socket and peer; interim rows while open",
         options: &["--flow-interval"],
         at_start: &["net_scan_owners", "net_scan_tcp"],
@@ -91,6 +106,7 @@ pub static PROBES: &[ProbeSpec] = &[
         name: "dns",
         object: "dns_query",
         hooks: &["cgroup_skb/egress", "cgroup_skb/ingress"],
+        syscalls: &[],
         summary: "DNS queries and responses over UDP and TCP, as the asking socket sees them",
         options: &["--dns-port"],
         at_start: &[],
@@ -102,6 +118,7 @@ pub static PROBES: &[ProbeSpec] = &[
         name: "module",
         object: "module_load",
         hooks: &["tp_btf/module_load", "tp_btf/module_free", "tp_btf/sys_exit"],
+        syscalls: &["init_module", "finit_module", "delete_module"],
         summary: "kernel module loads and unloads: one row per init_module, finit_module or delete_module call (failed ones too) with its file, parameters, result and the module's taint",
         options: &[],
         at_start: &[],

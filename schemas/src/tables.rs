@@ -410,7 +410,12 @@ pub fn render_markdown() -> String {
     out.push_str("\n## Probes\n\n| probe | BPF object | hooks | tables | what it records |\n|---|---|---|---|---|\n");
     for p in crate::probes::PROBES {
         let tables: Vec<String> = p.probe.tables().map(|t| format!("`{}`", t.name())).collect();
-        let hooks: Vec<String> = p.hooks.iter().map(|h| format!("`{h}`")).collect();
+        let mut hooks: Vec<String> = p.hooks.iter().map(|h| format!("`{h}`")).collect();
+        if !p.syscalls.is_empty() {
+            let all: Vec<&str> = p.syscalls.to_vec();
+            hooks.insert(0, format!("`fexit` on the syscalls {} (else `tp_btf/sys_exit`)", all.join(", ")));
+            hooks.retain(|h| h != "`tp_btf/sys_exit`");
+        }
         out.push_str(&format!(
             "| `{}` | `bpf/{}.bpf.c` | {} | {} | {} |\n",
             p.name,
@@ -420,7 +425,12 @@ pub fn render_markdown() -> String {
             p.summary
         ));
     }
-    out.push_str("\nA hook written `?name` is optional: where the kernel lacks it, the probe runs without it.\n");
+    out.push_str(
+        "\nA hook written `?name` is optional: where the kernel lacks it, the probe runs without it. \
+         `fexit` on a syscall attaches to its wrapper (`__x64_sys_openat`, `__arm64_sys_openat`) where the kernel \
+         lets fexit programs load; elsewhere the one `tp_btf/sys_exit` program, which every syscall passes, \
+         takes them (`--syscall-hook`; `--list-probes` says which loads here).\n",
+    );
     for t in Table::ALL {
         out.push_str(&format!(
             "\n## `{}`\n\n{}\n\n| column | type | null | meaning |\n|---|---|---|---|\n",

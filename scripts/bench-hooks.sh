@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Benchmark of the file probe's two syscall hooks under one Debian kernel booted with qemu
+# (software emulation, one CPU, time counted in guest instructions: both hooks run on the
+# same emulated machine in the same run, and the host's noise does not reach the guest's
+# clock): fexit on each recorded syscall's wrapper against the tp_btf/sys_exit raw
+# tracepoint, which every syscall passes. This host's kernel refuses fexit (EPERM), so
+# the comparison can only be made in a guest.
+#
+#   scripts/bench-hooks.sh [--rounds N] [SUITE:PACKAGE]     (as root; default trixie:auto)
+#
+# Builds the recorder and the storm workload (release), boots the kernel once, and in each
+# round runs every workload untraced, under `--probes file --syscall-hook fexit` and under
+# `--syscall-hook sys-exit`, the three taking turns to go first:
+#   open     storm open: open, write 64 bytes, close (only recorded syscalls)
+#   open-py  the same loop in Python (fstat, lseek, ioctl and more between them)
+#   tcp      storm tcp: short loopback TCP connections (socket syscalls, which the file
+#            probe does not record, and a close of each socket)
+# Prints per workload the untraced seconds (best), each hook's slowdown (best round over
+# best untraced), and the paired difference fexit - sys_exit over that round's untraced
+# time: median [lowest, highest] and its 95% confidence interval.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=5
+if [ "${1:-}" = --rounds ]; then
+    rounds=$2
+    shift 2
+fi
+case ${1:-} in -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+kernel=${1:-trixie:auto}
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench-hooks.sh installs packages and boots kernels: run it as root" >&2
+    exit 1
+fi
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release --locked -q -p agent-linux --features with-ebpf-load --bin capture_linux_rotating --example storm
+. scripts/qemu-lib.sh
+qemu_setup
+kdir=$(fetch_kernel "${kernel%%:*}" "${kernel#*:}")
+work=$(mktemp -d)
+out=$work/out
+mkdir -p "$out"
+cp "$target/release/capture_linux_rotating" "$target/release/examples/storm" scripts/pystorm.py "$out/"
+cat >"$out/guest.sh" <<EOF
+uname -r >/mnt/uname
+mkdir -p /tmp/storm
+: >/mnt/results
+workload() {
+    case \$1 in
+        open) /mnt/storm open 100000 /tmp/storm ;;
+        open-py) /usr/bin/python3 /mnt/pystorm.py 30000 /tmp/storm ;;
+        tcp) /mnt/storm tcp 3000 ;;
+    esac
+}
+variant() {
+    local v=\$1 r=\$2 rec=""
+    if [ \$v != base ]; then
+        /mnt/capture_linux_rotating --probes file --syscall-hook \$v --output-dir /tmp/cap -q >/tmp/rec.log 2>&1 &
+        rec=\$!
+        i=0
+        until grep -q recording /tmp/rec.log || ! kill -0 \$rec 2>/dev/null; do
+            i=\$((i + 1)); [ \$i -lt 1200 ] || break; sleep 0.5
+        done
+        grep -q recording /tmp/rec.log || { cat /tmp/rec.log >>/mnt/errors; return; }
+    fi
+    for w in open open-py tcp; do
+        echo "\$r \$w \$v \$(workload \$w)" >>/mnt/results
+    done
+    if [ -n "\$rec" ]; then
+        kill -TERM \$rec
+        wait \$rec || echo "round \$r \$v: the recorder exited \$?" >>/mnt/errors
+        tail -n 1 /tmp/rec.log >>/mnt/summaries
+        rm -rf /tmp/cap
+    fi
+}
+for r in \$(seq 1 $rounds); do
+    case \$((r % 3)) in
+        1) order="base fexit sys-exit" ;;
+        2) order="fexit sys-exit base" ;;
+        0) order="sys-exit base fexit" ;;
+    esac
+    for v in \$order; do variant \$v \$r; done
+done
+EOF
+# One CPU, its time counted in instructions (qemu's -icount: 1 ns of guest time per
+# instruction, idle time skipped): what the recorder does, in the kernel and in user
+# space, comes out of the workload's time, and the host's own noise does not reach the
+# guest's clock.
+qemu_accel=tcg,thread=single qemu_smp=1 qemu_extra="-icount shift=0,sleep=off" qemu_timeout=3600 \
+    boot_guest "$kdir" "$out"
+echo "== $release: guest ran $guest_seconds s, $rounds rounds"
+if [ -s "$out/errors" ] || [ ! -s "$out/results" ]; then
+    echo "the guest did not finish its rounds:" >&2
+    tail -n 20 "$out/errors" "$work/console.log" 2>/dev/null >&2
+    exit 1
+fi
+# Every recorder run must have dropped nothing, or its time is not the probe's whole cost.
+echo "recorder runs: $(wc -l <"$out/summaries"), rows per run $(grep -o 'stopped: [0-9]* events' "$out/summaries" | awk '{print $2}' | sort -n | uniq | tr '\n' ' ')"
+if grep -v ' 0 dropped, 0 malformed' "$out/summaries"; then
+    echo "a recorder run dropped or could not decode records (above): its time is not comparable" >&2
+    exit 1
+fi
+python3 - "$out/results" <<'PY'
+import math, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    r, w, v, t = line.split()
+    runs.setdefault(w, {}).setdefault(v, {})[int(r)] = float(t)
+
+def median_ci(xs):
+    n, k, below = len(xs), 0, 0.0
+    while below + math.comb(n, k) / 2**n <= 0.025:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    return (xs[k - 1], xs[n - k]) if k else (None, None)
+
+print(f"{'workload':<8} {'base s':>7} {'fexit':>7} {'sys_exit':>8} {'fexit - sys_exit (paired)':>34}")
+for w, by in runs.items():
+    rounds = sorted(set(by["base"]) & set(by["fexit"]) & set(by["sys-exit"]))
+    base = min(by["base"][r] for r in rounds)
+    d = sorted((by["fexit"][r] - by["sys-exit"][r]) / by["base"][r] for r in rounds)
+    lo, hi = median_ci(d)
+    ci = f" ci {lo:+.3f},{hi:+.3f}" if lo is not None else ""
+    print(f"{w:<8} {base:>7.3f} {min(by['fexit'][r] for r in rounds) / base:>6.2f}x "
+          f"{min(by['sys-exit'][r] for r in rounds) / base:>7.2f}x "
+          f"{statistics.median(d):+7.3f}x [{d[0]:+.2f},{d[-1]:+.2f}]{ci}")
+PY
+rm -rf "$work"

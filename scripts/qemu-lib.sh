@@ -1,0 +1,135 @@
+# Shared by scripts/test-kernels.sh and scripts/bench-hooks.sh (sourced, not run): Debian's
+# kernel packages fetched into a cache and booted under qemu (software emulation, no KVM
+# needed) with a busybox initramfs that mounts this machine's root read-only over 9p and
+# runs OUT/guest.sh in a chroot of it, OUT shared read-write at /mnt.
+#
+#   qemu_setup                    installs qemu and the initramfs tools when missing
+#   fetch_kernel SUITE PACKAGE    prints the directory the package is unpacked in
+#                                 (PACKAGE auto: the suite's newest amd64 kernel)
+#   boot_guest KDIR OUT           boots it with OUT/guest.sh; returns when the guest is off
+#                                 (its console in OUT/../console.log); sets $release
+#                                 ($qemu_accel, $qemu_smp, $qemu_extra, $qemu_timeout:
+#                                 other qemu settings)
+qemu_setup() {
+    need=()
+    command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+    [ -x /bin/busybox ] || need+=(busybox-static)
+    command -v cpio >/dev/null || need+=(cpio)
+    command -v xz >/dev/null || need+=(xz-utils)
+    command -v zstd >/dev/null || need+=(zstd)
+    command -v depmod >/dev/null || [ -x /sbin/depmod ] || need+=(kmod)
+    if [ ${#need[@]} -gt 0 ]; then
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    export PATH=$PATH:/sbin:/usr/sbin
+}
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/capture-kernels
+mkdir -p "$cache"
+
+# apt-get or apt-cache with a package list and cache of their own for one Debian suite.
+apt_suite() {
+    local tool=$1 suite=$2
+    shift 2
+    local dir=$cache/apt-$suite
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    echo "deb http://deb.debian.org/debian $suite main" >"$dir/sources.list"
+    "$tool" -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" -o APT::Sandbox::User=root "$@"
+}
+
+# Downloads and unpacks a kernel package; prints the directory it is in.
+fetch_kernel() {
+    local suite=$1 pkg=$2
+    if [ "$pkg" = auto ]; then
+        apt_suite apt-get "$suite" update >/dev/null
+        # Names: linux-image-6.1.0-50-amd64-unsigned (bookworm and older),
+        # linux-image-6.12.107+deb13-amd64-unsigned (trixie), and in sid only
+        # linux-image-7.2.13+deb14-amd64, which holds no kernel (see below).
+        pkg=$(apt_suite apt-cache "$suite" --names-only search '^linux-image-[0-9][0-9.]*(-[0-9]+|\+deb[0-9]+)-amd64(-unsigned)?$' 2>/dev/null |
+            awk '{print $1}' | sort -V | tail -n 1)
+        [ -n "$pkg" ] || { echo "no kernel package found in $suite" >&2; return 1; }
+    fi
+    local dir=$cache/$pkg
+    if [ ! -d "$dir/root/boot" ]; then
+        [ -n "$(ls "$cache"/apt-"$suite"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && apt_suite apt-get "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
+        # From 7.x (sid) the image package is empty: the kernel and its modules come in
+        # linux-binary-unsigned-VERSION, linux-modules-VERSION and linux-base-VERSION.
+        if ! ls "$dir"/root/boot/vmlinuz-* "$dir"/root/usr/lib/modules/*/vmlinuz* >/dev/null 2>&1; then
+            local ver=${pkg#linux-image-}
+            ver=${ver%-unsigned}
+            (cd "$dir" && apt_suite apt-get "$suite" download "linux-binary-unsigned-$ver" "linux-modules-$ver" "linux-base-$ver" >/dev/null &&
+                for deb in ./*.deb; do dpkg -x "$deb" root; done && rm -f ./*.deb)
+        fi
+    fi
+    # trixie on ship modules under /usr/lib only (merged /usr), compressed: one path for
+    # both layouts, and plain .ko files (busybox's insmod in the initramfs and the module
+    # checks load them as the older packages have them).
+    [ -e "$dir/root/lib" ] || ln -s usr/lib "$dir/root/lib"
+    find "$dir/root/lib/modules/" -name '*.ko.xz' -exec xz -d {} +
+    find "$dir/root/lib/modules/" -name '*.ko.zst' -exec zstd -q -d --rm {} +
+    depmod -b "$dir/root" "$(ls "$dir/root/lib/modules")"
+    echo "$dir"
+}
+
+# The guest's /init: modules for 9p, the shares, then the test in a chroot of the host.
+write_init() {
+    cat >"$1" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules/order); do insmod "/modules/$m" 2>/dev/null; done
+mkdir -p /host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host
+mount -t 9p -o trans=virtio,version=9p2000.L out /host/mnt
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mount -t tmpfs tmp /host/tmp
+mount -t cgroup2 none /host/sys/fs/cgroup
+ip link set lo up
+chroot /host /bin/sh /mnt/guest.sh >/host/mnt/guest.log 2>&1
+echo "guest: done ($?)"
+sync
+poweroff -f
+EOF
+    chmod +x "$1"
+}
+
+
+# Boots the kernel in KDIR with OUT/guest.sh (OUT's parent holds the initramfs and the
+# console log); sets $release and $guest_seconds.
+boot_guest() {
+    local kdir=$1 out=$2
+    local work
+    work=$(dirname "$out")
+    release=$(ls "$kdir/root/lib/modules")
+    mkdir -p "$work/initramfs"/{bin,modules,proc,sys,dev,host}
+    cp /bin/busybox "$work/initramfs/bin/busybox"
+    rm -f "$work/initramfs/modules/order"
+    for m in 9pnet_virtio 9p virtio_pci; do
+        modprobe -d "$kdir/root" -S "$release" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+    done | awk '!seen[$0]++' | while read -r ko; do
+        cp "$ko" "$work/initramfs/modules/"
+        basename "$ko" >>"$work/initramfs/modules/order"
+    done
+    write_init "$work/initramfs/init"
+    (cd "$work/initramfs" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+    # The image: /boot/vmlinuz-RELEASE, or from 7.x beside the modules.
+    local vmlinuz=$kdir/root/boot/vmlinuz-$release
+    [ -e "$vmlinuz" ] || vmlinuz=$(ls "$kdir/root/lib/modules/$release"/vmlinuz* | head -n 1)
+    local start=$SECONDS
+    # shellcheck disable=SC2086 # $qemu_extra: more options, split on spaces
+    timeout "${qemu_timeout:-900}" qemu-system-x86_64 -accel "${qemu_accel:-tcg,thread=multi}" -smp "${qemu_smp:-2}" -m 2048 \
+        -nographic -no-reboot ${qemu_extra:-} \
+        -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
+        -append "console=ttyS0 panic=-1 quiet" \
+        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+        -virtfs "local,path=$out,mount_tag=out,security_model=none" >"$work/console.log" 2>&1 || true
+    guest_seconds=$((SECONDS - start))
+}
