@@ -162,7 +162,7 @@ static __always_inline int handle(struct __sk_buff *skb, bool egress)
 	} else if (sk->protocol != IPPROTO_UDP) {
 		return 1;
 	}
-	struct ip_info ip;
+	struct ip_info ip = {}; /* every byte set: clang 21 spilled the unset _pad from a dead register */
 	if (!parse_ip(skb, &ip) || (ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP))
 		return 1;
 	__be16 ports[2];

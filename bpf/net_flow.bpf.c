@@ -451,7 +451,7 @@ static __always_inline int udp_packet(struct __sk_buff *skb, bool egress)
 	struct bpf_sock *sk = skb_sock(skb);
 	if (!sk || sk->protocol != IPPROTO_UDP)
 		return 1;
-	struct ip_info ip;
+	struct ip_info ip = {}; /* every byte set: clang 21 spilled the unset _pad from a dead register */
 	if (!parse_ip(skb, &ip) || ip.proto != IPPROTO_UDP)
 		return 1;
 	struct {

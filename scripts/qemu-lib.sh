@@ -133,3 +133,41 @@ boot_guest() {
         -virtfs "local,path=$out,mount_tag=out,security_model=none" >"$work/console.log" 2>&1 || true
     guest_seconds=$((SECONDS - start))
 }
+
+# The checks of the files workload (scripts/guest_files.py, run by a shell that first
+# fails to exec /nonexistent-kernel-test and ends with /bin/true kernel-test-12345 and
+# exit 7), over the capture through the caller's q, ok and fail, named by $release; each
+# counts for the probe in $P (exec, then file).
+check_exec_rows() {
+    P=exec
+    local want got
+    want="/bin/true /usr/bin/python3"
+    got=$(q "SELECT string_agg(c.path, ' ' ORDER BY c.path) FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id
+             WHERE p.path = '/bin/sh' AND array_to_string(p.argv, ' ') LIKE '%kernel-test-12345%' AND NOT c.failed")
+    [ "$got" = "$want" ] && ok "$release: exec rows joined to their shell" || fail "$release: exec children '$got', want '$want'"
+    got=$(q "SELECT x.exit_code FROM exit x JOIN exec e USING (exec_id)
+             WHERE e.path = '/bin/sh' AND array_to_string(e.argv, ' ') LIKE '%kernel-test-12345%'")
+    [ "$got" = 7 ] && ok "$release: exit code 7" || fail "$release: exit code '$got', want 7"
+    got=$(q "SELECT concat_ws(' ', error, path, array_to_string(argv, ' ')) FROM exec WHERE failed AND path = '/nonexistent-kernel-test'")
+    [ "$got" = "ENOENT /nonexistent-kernel-test /nonexistent-kernel-test" ] && ok "$release: a failed exec, with its error" ||
+        fail "$release: failed exec row '$got'"
+    got=$(q "SELECT exe_path FROM exec WHERE array_to_string(argv, ' ') = '/bin/true kernel-test-12345'")
+    case $got in /host/*/true) ok "$release: exe_path names the file that ran ($got)" ;; *) fail "$release: exe_path '$got'" ;; esac
+}
+
+check_file_rows() {
+    P=file
+    local w want got
+    # Resolved paths are seen from the guest's real root, not the chroot: /host/tmp/...
+    w=/host/tmp/work
+    want="open data.txt $w/data.txt 0 0;close $w/data.txt $w/data.txt 0 12345;open data.txt $w/data.txt 0 0;close $w/data.txt $w/data.txt 12345 0;rename data.txt $w/data.txt 0 0 moved.txt;unlink moved.txt $w/moved.txt 0 0"
+    got=$(q "SELECT string_agg(concat_ws(' ', op, path, abs_path, bytes_read, bytes_written, path2), ';' ORDER BY ktime_ns)
+             FROM file WHERE abs_path LIKE '%/tmp/work/%' AND abs_path NOT LIKE '%inherit%'")
+    [ "$got" = "$want" ] && ok "$release: file rows exact" || fail "$release: file rows
+     got:  $got
+     want: $want"
+    got=$(q "SELECT string_agg(concat_ws(' ', bytes_written, writes, closed_by), ';') FROM file
+             WHERE op = 'close' AND abs_path = '$w/inherit.txt'")
+    [ "$got" = "1234 2 exit" ] && ok "$release: one close row per open file: fork, dup, exit without close" ||
+        fail "$release: inherit.txt close rows '$got', want '1234 2 exit'"
+}

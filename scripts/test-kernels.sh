@@ -88,29 +88,7 @@ until grep -q recording /tmp/recorder.log || ! kill -0 \$rec 2>/dev/null; do
 done
 grep Cap /proc/\$rec/status >/mnt/caps
 mkdir -p /tmp/work && cd /tmp/work
-/bin/sh -c '/nonexistent-kernel-test 2>/dev/null; /usr/bin/python3 -c "\$0"; /bin/true kernel-test-12345; exit 7' "\$(cat <<'PY'
-import os
-fd = os.open("data.txt", os.O_CREAT | os.O_WRONLY, 0o600)
-os.write(fd, b"x" * 12345)
-os.close(fd)
-fd = os.open("data.txt", os.O_RDONLY)
-assert len(os.read(fd, 20000)) == 12345
-os.close(fd)
-os.rename("data.txt", "moved.txt")
-os.unlink("moved.txt")
-# One open file through three descriptors: a forked child's inherited one (1,000 bytes),
-# then a dup (234), left open at exit.
-fd = os.open("inherit.txt", os.O_CREAT | os.O_WRONLY, 0o600)
-pid = os.fork()
-if pid == 0:
-    os.write(fd, b"k" * 1000)
-    os._exit(0)
-os.waitpid(pid, 0)
-d = os.dup(fd)
-os.close(fd)
-os.write(d, b"k" * 234)
-PY
-)"
+/bin/sh -c '/nonexistent-kernel-test 2>/dev/null; /usr/bin/python3 /mnt/guest_files.py; /bin/true kernel-test-12345; exit 7'
 # net: a TCP exchange (100,000 bytes out, 54,321 back) and a UDP one on loopback.
 /usr/bin/python3 -c "\$(cat <<'PY'
 import os, socket, threading
@@ -246,6 +224,7 @@ open(sys.argv[2], "wb").write(data)
 PY
     # The guest's /tmp is a tmpfs of its own, so the recorder goes in through the share.
     cp "$recorder" "$out/capture_linux_rotating"
+    cp scripts/guest_files.py "$out/"
     checked=() failed=()
     P=recorder
     boot_guest "$kdir" "$out"
@@ -260,18 +239,7 @@ PY
     P=exec
     got=$(cat "$out/uname")
     [ "$got" = "$release" ] && ok "$release: booted, recorder stopped cleanly" || fail "$release: guest ran $got"
-    want="/bin/true /usr/bin/python3"
-    got=$(q "SELECT string_agg(c.path, ' ' ORDER BY c.path) FROM exec c JOIN exec p ON c.parent_exec_id = p.exec_id
-             WHERE p.path = '/bin/sh' AND array_to_string(p.argv, ' ') LIKE '%kernel-test-12345%' AND NOT c.failed")
-    [ "$got" = "$want" ] && ok "$release: exec rows joined to their shell" || fail "$release: exec children '$got', want '$want'"
-    got=$(q "SELECT x.exit_code FROM exit x JOIN exec e USING (exec_id)
-             WHERE e.path = '/bin/sh' AND array_to_string(e.argv, ' ') LIKE '%kernel-test-12345%'")
-    [ "$got" = 7 ] && ok "$release: exit code 7" || fail "$release: exit code '$got', want 7"
-    got=$(q "SELECT concat_ws(' ', error, path, array_to_string(argv, ' ')) FROM exec WHERE failed AND path = '/nonexistent-kernel-test'")
-    [ "$got" = "ENOENT /nonexistent-kernel-test /nonexistent-kernel-test" ] && ok "$release: a failed exec, with its error" ||
-        fail "$release: failed exec row '$got'"
-    got=$(q "SELECT exe_path FROM exec WHERE array_to_string(argv, ' ') = '/bin/true kernel-test-12345'")
-    case $got in /host/*/true) ok "$release: exe_path names the file that ran ($got)" ;; *) fail "$release: exe_path '$got'" ;; esac
+    check_exec_rows
     ver=${release%%-*}
     major=${ver%%.*} minor=${ver#*.}
     minor=${minor%%.*}
@@ -294,19 +262,7 @@ PY
             esac
         fi
     done
-    P=file
-    # Resolved paths are seen from the guest's real root, not the chroot: /host/tmp/...
-    w=/host/tmp/work
-    want="open data.txt $w/data.txt 0 0;close $w/data.txt $w/data.txt 0 12345;open data.txt $w/data.txt 0 0;close $w/data.txt $w/data.txt 12345 0;rename data.txt $w/data.txt 0 0 moved.txt;unlink moved.txt $w/moved.txt 0 0"
-    got=$(q "SELECT string_agg(concat_ws(' ', op, path, abs_path, bytes_read, bytes_written, path2), ';' ORDER BY ktime_ns)
-             FROM file WHERE abs_path LIKE '%/tmp/work/%' AND abs_path NOT LIKE '%inherit%'")
-    [ "$got" = "$want" ] && ok "$release: file rows exact" || fail "$release: file rows
-     got:  $got
-     want: $want"
-    got=$(q "SELECT string_agg(concat_ws(' ', bytes_written, writes, closed_by), ';') FROM file
-             WHERE op = 'close' AND abs_path = '$w/inherit.txt'")
-    [ "$got" = "1234 2 exit" ] && ok "$release: one close row per open file: fork, dup, exit without close" ||
-        fail "$release: inherit.txt close rows '$got', want '1234 2 exit'"
+    check_file_rows
     P=recorder
     # All capabilities dropped; CAP_BPF kept only where the kernel checks it on every bpf(2).
     got=$(awk '$1 == "CapEff:" || $1 == "CapPrm:" {print $2}' "$out/caps" | sort -u)
