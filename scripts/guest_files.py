@@ -1,4 +1,4 @@
-"""The files workload of the kernel guests (scripts/test-kernels.sh, test-arm64.sh), run in
+"""The files workload of the kernel guests (scripts/test-kernels.sh, amd64 and arm64), run in
 a shell that exits 7: a file created, written (12,345 bytes), read back, renamed and
 unlinked; then one open file held through three descriptors, a forked child's inherited one
 (1,000 bytes) and a dup (234), left open at exit. The checks are in scripts/qemu-lib.sh.

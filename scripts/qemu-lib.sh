@@ -1,18 +1,24 @@
 # Shared by scripts/test-kernels.sh and scripts/bench-hooks.sh (sourced, not run): Debian's
 # kernel packages fetched into a cache and booted under qemu (software emulation, no KVM
-# needed) with a busybox initramfs that mounts this machine's root read-only over 9p and
-# runs OUT/guest.sh in a chroot of it, OUT shared read-write at /mnt.
+# needed) with a busybox initramfs that mounts a root read-only over 9p (this machine's,
+# or for arm64 a Debian arm64 userland) and runs OUT/guest.sh in a chroot of it, OUT
+# shared read-write at /mnt.
 #
-#   qemu_setup                    installs qemu and the initramfs tools when missing
-#   fetch_kernel SUITE PACKAGE    prints the directory the package is unpacked in
-#                                 (PACKAGE auto: the suite's newest amd64 kernel)
-#   boot_guest KDIR OUT           boots it with OUT/guest.sh; returns when the guest is off
-#                                 (its console in OUT/../console.log); sets $release
+#   qemu_setup [arm64]            installs qemu and the initramfs tools when missing
+#   fetch_kernel SUITE PACKAGE [ARCH]
+#                                 prints the directory the package is unpacked in
+#                                 (PACKAGE auto: the suite's newest kernel for ARCH,
+#                                 amd64 by default; arm64 adds its busybox-static)
+#   boot_guest KDIR OUT [ARCH ROOT]
+#                                 boots it with OUT/guest.sh in a chroot of ROOT (default
+#                                 /, amd64); returns when the guest is off (its console
+#                                 in OUT/../console.log); sets $release and $guest_seconds
 #                                 ($qemu_accel, $qemu_smp, $qemu_extra, $qemu_timeout:
 #                                 other qemu settings)
 qemu_setup() {
     need=()
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+    if [ "${1:-}" = arm64 ]; then command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm); fi
     [ -x /bin/busybox ] || need+=(busybox-static)
     command -v cpio >/dev/null || need+=(cpio)
     command -v xz >/dev/null || need+=(xz-utils)
@@ -28,37 +34,47 @@ qemu_setup() {
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/capture-kernels
 mkdir -p "$cache"
 
-# apt-get or apt-cache with a package list and cache of their own for one Debian suite.
+# apt-get or apt-cache with a package list and cache of their own for one Debian suite and
+# architecture ($arch: amd64 unless set); the archive is read even when its Release file
+# has expired (sid's, between pushes).
 apt_suite() {
-    local tool=$1 suite=$2
+    local tool=$1 suite=$2 a=${arch:-amd64}
     shift 2
     local dir=$cache/apt-$suite
+    [ "$a" = amd64 ] || dir=$dir-$a
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
-    echo "deb http://deb.debian.org/debian $suite main" >"$dir/sources.list"
+    echo "deb [arch=$a] http://deb.debian.org/debian $suite main" >"$dir/sources.list"
     "$tool" -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-        -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" -o APT::Sandbox::User=root "$@"
+        -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" -o APT::Sandbox::User=root \
+        -o APT::Architecture="$a" -o APT::Architectures="$a" -o Acquire::Check-Valid-Until=false "$@"
 }
 
 # Downloads and unpacks a kernel package; prints the directory it is in.
 fetch_kernel() {
-    local suite=$1 pkg=$2
+    local suite=$1 pkg=$2 arch=${3:-amd64}
+    local lists=$cache/apt-$suite
+    [ "$arch" = amd64 ] || lists=$lists-$arch
     if [ "$pkg" = auto ]; then
         apt_suite apt-get "$suite" update >/dev/null
         # Names: linux-image-6.1.0-50-amd64-unsigned (bookworm and older),
         # linux-image-6.12.107+deb13-amd64-unsigned (trixie), and in sid only
         # linux-image-7.2.13+deb14-amd64, which holds no kernel (see below).
-        pkg=$(apt_suite apt-cache "$suite" --names-only search '^linux-image-[0-9][0-9.]*(-[0-9]+|\+deb[0-9]+)-amd64(-unsigned)?$' 2>/dev/null |
+        pkg=$(apt_suite apt-cache "$suite" --names-only search "^linux-image-[0-9][0-9.]*(-[0-9]+|\\+deb[0-9]+)-$arch(-unsigned)?\$" 2>/dev/null |
             awk '{print $1}' | sort -V | tail -n 1)
         [ -n "$pkg" ] || { echo "no kernel package found in $suite" >&2; return 1; }
     fi
     local dir=$cache/$pkg
     if [ ! -d "$dir/root/boot" ]; then
-        [ -n "$(ls "$cache"/apt-"$suite"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
+        [ -n "$(ls "$lists"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
         rm -rf "$dir" && mkdir -p "$dir"
         (cd "$dir" && apt_suite apt-get "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
+        # An arm64 guest's initramfs needs an arm64 busybox.
+        if [ "$arch" != amd64 ]; then
+            (cd "$dir" && apt_suite apt-get "$suite" download busybox-static >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
+        fi
         # From 7.x (sid) the image package is empty: the kernel and its modules come in
         # linux-binary-unsigned-VERSION, linux-modules-VERSION and linux-base-VERSION.
-        if ! ls "$dir"/root/boot/vmlinuz-* "$dir"/root/usr/lib/modules/*/vmlinuz* >/dev/null 2>&1; then
+        if ! compgen -G "$dir/root/boot/vmlinuz-*" >/dev/null && ! compgen -G "$dir/root/usr/lib/modules/*/vmlinuz*" >/dev/null; then
             local ver=${pkg#linux-image-}
             ver=${ver%-unsigned}
             (cd "$dir" && apt_suite apt-get "$suite" download "linux-binary-unsigned-$ver" "linux-modules-$ver" "linux-base-$ver" >/dev/null &&
@@ -102,15 +118,19 @@ EOF
 }
 
 
-# Boots the kernel in KDIR with OUT/guest.sh (OUT's parent holds the initramfs and the
-# console log); sets $release and $guest_seconds.
+# Boots the kernel in KDIR with OUT/guest.sh in a chroot of ROOT (OUT's parent holds the
+# initramfs and the console log); sets $release and $guest_seconds.
 boot_guest() {
-    local kdir=$1 out=$2
+    local kdir=$1 out=$2 arch=${3:-amd64} root=${4:-/}
     local work
     work=$(dirname "$out")
     release=$(ls "$kdir/root/lib/modules")
     mkdir -p "$work/initramfs"/{bin,modules,proc,sys,dev,host}
-    cp /bin/busybox "$work/initramfs/bin/busybox"
+    if [ "$arch" = amd64 ]; then
+        cp /bin/busybox "$work/initramfs/bin/busybox"
+    else
+        cp "$kdir/root/usr/bin/busybox" "$work/initramfs/bin/busybox"
+    fi
     rm -f "$work/initramfs/modules/order"
     for m in 9pnet_virtio 9p virtio_pci; do
         modprobe -d "$kdir/root" -S "$release" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
@@ -123,13 +143,18 @@ boot_guest() {
     # The image: /boot/vmlinuz-RELEASE, or from 7.x beside the modules.
     local vmlinuz=$kdir/root/boot/vmlinuz-$release
     [ -e "$vmlinuz" ] || vmlinuz=$(ls "$kdir/root/lib/modules/$release"/vmlinuz* | head -n 1)
+    local qemu=(qemu-system-x86_64) console=ttyS0
+    if [ "$arch" = arm64 ]; then
+        # Software emulation of a virt board with every feature qemu knows (-cpu max).
+        qemu=(qemu-system-aarch64 -machine virt -cpu max) console=ttyAMA0
+    fi
     local start=$SECONDS
     # shellcheck disable=SC2086 # $qemu_extra: more options, split on spaces
-    timeout "${qemu_timeout:-900}" qemu-system-x86_64 -accel "${qemu_accel:-tcg,thread=multi}" -smp "${qemu_smp:-2}" -m 2048 \
+    timeout "${qemu_timeout:-900}" "${qemu[@]}" -accel "${qemu_accel:-tcg,thread=multi}" -smp "${qemu_smp:-2}" -m 2048 \
         -nographic -no-reboot ${qemu_extra:-} \
         -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
-        -append "console=ttyS0 panic=-1 quiet" \
-        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+        -append "console=$console panic=-1 quiet" \
+        -virtfs "local,path=$root,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
         -virtfs "local,path=$out,mount_tag=out,security_model=none" >"$work/console.log" 2>&1 || true
     guest_seconds=$((SECONDS - start))
 }

@@ -2,17 +2,20 @@
 # The recorder on other kernels: Debian's kernel packages booted under qemu (software
 # emulation, no KVM needed), the same binaries run inside, the capture checked outside.
 #
-#   sudo scripts/test-kernels.sh [--update-readme] RECORDER CAPQ [SUITE:PACKAGE ...]
+#   sudo scripts/test-kernels.sh [--update-readme] [--arm64 RECORDER ROOT] RECORDER CAPQ [KERNEL ...]
 #
-# Default: the newest amd64 kernel of sid (Linux 7.x), trixie (6.12), bookworm (6.1) and
-# bullseye (5.10, older than bpf_get_current_task_btf, so the probes' fallback paths run).
+# KERNEL: [arm64/]SUITE:PACKAGE (PACKAGE auto: the suite's newest). Default: the newest
+# amd64 kernel of sid (Linux 7.x), trixie (6.12), bookworm (6.1) and bullseye (5.10, older
+# than bpf_get_current_task_btf, so the probes' fallback paths run), and with --arm64
+# (what scripts/build-arm64.sh prints: the cross-built recorder and an arm64 userland)
+# trixie's arm64 kernel too, booted with qemu-system-aarch64 -machine virt -cpu max.
 # Packages come from Debian's archive through apt-get, with a private package list per
-# suite (the system's own apt sources are not touched), and are cached in
-# ~/.cache/capture-kernels.
+# suite and architecture (the system's own apt sources are not touched), and are cached
+# in ~/.cache/capture-kernels.
 #
-# The guest gets a busybox initramfs with the modules 9p needs; it mounts this machine's
-# root read-only over 9p and runs the recorder (every probe) in a chroot of it, so the
-# binaries and their libraries are the ones built here. A workload runs under the
+# The guest gets a busybox initramfs with the modules 9p needs; it mounts a root read-only
+# over 9p (this machine's for amd64, so the binaries and their libraries are the ones built
+# here; ROOT for arm64) and runs the recorder (every probe) in a chroot of it. A workload runs under the
 # recorder (files and execs; a TCP and a UDP exchange on loopback; dnsmasq asked by dig;
 # the kernel package's dummy.ko loaded and unloaded with insmod, rmmod, modprobe and
 # init_module, and calls that fail with EEXIST, ENOENT, ENOEXEC and EPERM), the capture
@@ -23,25 +26,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
-update_readme=0
-if [ "${1:-}" = --update-readme ]; then
-    update_readme=1
-    shift
-fi
+update_readme=0 arm64_recorder= arm64_root=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --update-readme) update_readme=1 && shift ;;
+        --arm64)
+            [ $# -ge 3 ] || { echo "--arm64 takes two paths: the arm64 recorder and its userland (scripts/build-arm64.sh prints both)" >&2; exit 2; }
+            arm64_recorder=$(realpath "$2") arm64_root=$(realpath "$3")
+            shift 3 ;;
+        *) break ;;
+    esac
+done
+[ $# -ge 2 ] || { echo "usage: test-kernels.sh [--update-readme] [--arm64 RECORDER ROOT] RECORDER CAPQ [KERNEL ...]" >&2; exit 2; }
 recorder=$(realpath "$1")
 capq=$(realpath "$2")
 shift 2
 kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || kernels=(sid:auto trixie:auto bookworm:auto bullseye:auto)
+if [ ${#kernels[@]} -eq 0 ]; then
+    kernels=(sid:auto trixie:auto bookworm:auto bullseye:auto)
+    [ -z "$arm64_recorder" ] || kernels+=(arm64/trixie:auto)
+fi
+for k in "${kernels[@]}"; do
+    case $k in
+        arm64/*:*) [ -n "$arm64_recorder" ] || { echo "$k: an arm64 kernel needs --arm64 RECORDER ROOT" >&2; exit 2; } ;;
+        */*) echo "$k: the architectures are amd64 (the default) and arm64/" >&2; exit 2 ;;
+        *:*) ;;
+        *) echo "$k: a kernel is SUITE:PACKAGE, e.g. trixie:auto or arm64/trixie:auto" >&2; exit 2 ;;
+    esac
+done
 if [ "$(id -u)" -ne 0 ]; then
     echo "test-kernels.sh installs packages and boots kernels: run it as root" >&2
     exit 1
 fi
 . scripts/qemu-lib.sh
-qemu_setup
+qemu_setup ${arm64_recorder:+arm64}
 fails=0
 # Each check counts for the probe named in $P (the matrix's "rows checked" and "pass").
 declare -A checked=() failed=()
@@ -79,6 +100,7 @@ matrix_rows() {
 write_guest() {
     cat >"$1" <<EOF
 uname -r >/mnt/uname
+uname -m >/mnt/machine
 cd /tmp
 RUST_LOG=${RECORDER_LOG:-info} /mnt/capture_linux_rotating --output-dir /tmp/capture --flush-interval 200ms --flow-interval 1s -q >/tmp/recorder.log 2>&1 &
 rec=\$!
@@ -167,7 +189,8 @@ modprobe -C /dev/null -r -d \$kroot dummy
 /usr/bin/python3 - \$ko /mnt/dummy-unsigned.ko <<'PY' >/mnt/module.txt 2>&1
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
-INIT, DELETE, FINIT = 175, 176, 313  # x86_64
+import platform
+INIT, DELETE, FINIT = {"x86_64": (175, 176, 313), "aarch64": (105, 106, 273)}[platform.machine()]
 def call(nr, *args):
     r = libc.syscall(nr, *args)
     return -ctypes.get_errno() if r < 0 else r
@@ -200,20 +223,34 @@ EOF
 q() { "$capq" --dir "$out/capture" --format csv "$1" | tail -n +2; }
 
 for k in "${kernels[@]}"; do
+    arch=amd64 machine=x86_64 bin=$recorder root=/
+    case $k in arm64/*) arch=arm64 machine=aarch64 bin=$arm64_recorder root=$arm64_root k=${k#arm64/} ;; esac
     suite=${k%%:*}
     pkg=${k#*:}
-    kdir=$(fetch_kernel "$suite" "$pkg")
+    kdir=$(fetch_kernel "$suite" "$pkg" "$arch")
     release=$(ls "$kdir/root/lib/modules")
     work=$(mktemp -d)
     out=$work/out
     mkdir -p "$out"
     write_guest "$out/guest.sh"
-    echo "$kdir/root" >"$out/kroot"
-    # Its real path: the guest's kernel names the file it loads with links resolved.
-    ko=$(realpath "$kdir/root/lib/modules/$release/kernel/drivers/net/dummy.ko")
+    if [ "$root" = / ]; then
+        kroot=$kdir/root
+        # Its real path: the guest's kernel names the file it loads with links resolved.
+        ko=$(realpath "$kdir/root/lib/modules/$release/kernel/drivers/net/dummy.ko")
+    else
+        # The guest sees only ROOT: the kernel's modules go in it (hard links where they can).
+        kroot=/opt/kernels/$release
+        if [ ! -e "$root$kroot/lib/modules/$release/modules.dep" ]; then
+            rm -rf "${root:?}$kroot" && mkdir -p "$root$kroot/lib/modules"
+            cp -al "$kdir/root/lib/modules/$release" "$root$kroot/lib/modules/" 2>/dev/null ||
+                cp -a "$kdir/root/lib/modules/$release" "$root$kroot/lib/modules/"
+        fi
+        ko=$kroot/lib/modules/$release/kernel/drivers/net/dummy.ko
+    fi
+    echo "$kroot" >"$out/kroot"
     echo "$ko" >"$out/ko"
     # The same module without its signature, for a load that taints it E (unsigned).
-    python3 - "$ko" "$out/dummy-unsigned.ko" <<'PY'
+    python3 - "${root%/}$ko" "$out/dummy-unsigned.ko" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()
 magic = b"~Module signature appended~\n"
@@ -223,22 +260,25 @@ if data.endswith(magic):
 open(sys.argv[2], "wb").write(data)
 PY
     # The guest's /tmp is a tmpfs of its own, so the recorder goes in through the share.
-    cp "$recorder" "$out/capture_linux_rotating"
+    cp "$bin" "$out/capture_linux_rotating"
     cp scripts/guest_files.py "$out/"
     checked=() failed=()
     P=recorder
-    boot_guest "$kdir" "$out"
-    echo "== $release (${suite}): guest ran $guest_seconds s"
+    boot_guest "$kdir" "$out" "$arch" "$root"
+    echo "== $release ($suite, $machine): guest ran $guest_seconds s"
 
     if [ "$(cat "$out/recorder.rc" 2>/dev/null)" != 0 ]; then
         fail "$release: the recorder did not run to a clean stop; console, guest and recorder logs:"
         tail -n 20 "$work/console.log" "$out/guest.log" "$out/recorder.log" 2>/dev/null | sed 's/^/     /'
+        for p in exec file net dns module; do failed[$p]=1; done
+        [ -e "$out/recorder.log" ] || : >"$out/recorder.log"
+        matrix_rows "$machine"
         continue
     fi
     sed 's/^/     recorder: /' "$out/recorder.log"
     P=exec
-    got=$(cat "$out/uname")
-    [ "$got" = "$release" ] && ok "$release: booted, recorder stopped cleanly" || fail "$release: guest ran $got"
+    got="$(cat "$out/uname") $(cat "$out/machine")"
+    [ "$got" = "$release $machine" ] && ok "$release: booted $machine, recorder stopped cleanly" || fail "$release: guest ran $got, not $release $machine"
     check_exec_rows
     ver=${release%%-*}
     major=${ver%%.*} minor=${ver#*.}
@@ -350,7 +390,7 @@ $(echo "$want" | sed 's/^/       /')"
     got=$(q "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error + malformed), 0) FROM stats")
     P=recorder
     [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" || fail "$release: $got dropped or malformed"
-    matrix_rows x86_64
+    matrix_rows "$machine"
     rm -rf "$work"
 done
 echo "== the matrix (kernel x architecture x probe: the hooks chosen there, checks, result)"

@@ -14,8 +14,9 @@
 #    tests: the real recorder, real BPF programs in this kernel, real workloads (exec and
 #    file; the ways real programs hold files and run programs, test_live_files.py; TCP on
 #    loopback for net; dnsmasq with dig, getent and Python for dns); then the same on
-#    Debian's 7.x, 6.12, 6.1 and 5.10 kernels booted under qemu (scripts/test-kernels.sh), where the
-#    module probe is tested too.
+#    Debian's 7.x, 6.12, 6.1 and 5.10 kernels booted under qemu, and on arm64 (the recorder
+#    cross-built by scripts/build-arm64.sh, Debian's arm64 6.12 under qemu-system-aarch64)
+#    (scripts/test-kernels.sh), where the module probe is tested too.
 # Environment: CARGO_TARGET_DIR (default target), CAPTURE_VENV (default .venv),
 # ENABLE_EBPF_BUILD (default 0).
 set -euo pipefail
@@ -85,8 +86,12 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     "$venv/bin/python" scripts/test_live_fleet.py "$target/release/capture_linux_rotating" "$target/release/capq" \
         "$target/release/examples/synth_capture"
 
-    step "other kernels: Debian's 7.x, 6.12, 6.1 and 5.10 under qemu, the same binaries, exact rows, the hook matrix"
-    scripts/test-kernels.sh "$target/release/capture_linux_rotating" "$target/release/capq"
+    step "arm64: the recorder cross-built (Debian sid's Rust in a chroot), an arm64 userland"
+    arm64=$(scripts/build-arm64.sh)
+
+    step "other kernels: Debian's 7.x, 6.12, 6.1 and 5.10 under qemu, arm64's 6.12, exact rows, the hook matrix"
+    # shellcheck disable=SC2086 # $arm64: two paths, the recorder and its userland
+    scripts/test-kernels.sh --arm64 $arm64 "$target/release/capture_linux_rotating" "$target/release/capq"
 else
     step "eBPF build and live tests skipped (ENABLE_EBPF_BUILD=1 as root runs them)"
 fi
