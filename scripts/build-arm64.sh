@@ -43,6 +43,7 @@ cleanup() {
     for m in "${mounted[@]}"; do umount "$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 in_chroot() {
     local root=$1
     shift

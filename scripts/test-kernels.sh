@@ -233,24 +233,18 @@ for k in "${kernels[@]}"; do
     out=$work/out
     mkdir -p "$out"
     write_guest "$out/guest.sh"
-    if [ "$root" = / ]; then
-        kroot=$kdir/root
-        # Its real path: the guest's kernel names the file it loads with links resolved.
-        ko=$(realpath "$kdir/root/lib/modules/$release/kernel/drivers/net/dummy.ko")
-    else
-        # The guest sees only ROOT: the kernel's modules go in it (hard links where they can).
-        kroot=/opt/kernels/$release
-        if [ ! -e "$root$kroot/lib/modules/$release/modules.dep" ]; then
-            rm -rf "${root:?}$kroot" && mkdir -p "$root$kroot/lib/modules"
-            cp -al "$kdir/root/lib/modules/$release" "$root$kroot/lib/modules/" 2>/dev/null ||
-                cp -a "$kdir/root/lib/modules/$release" "$root$kroot/lib/modules/"
-        fi
-        ko=$kroot/lib/modules/$release/kernel/drivers/net/dummy.ko
-    fi
+    # What modprobe needs of the kernel's modules (its indexes and dummy.ko), in the share:
+    # the guest's /tmp is its own, and its root may be another architecture's userland.
+    kroot=/mnt/kernel
+    mods=lib/modules/$release
+    mkdir -p "$out/kernel/$mods/kernel/drivers/net"
+    cp "$kdir/root/$mods"/modules.* "$out/kernel/$mods/"
+    cp "$kdir/root/$mods/kernel/drivers/net/dummy.ko" "$out/kernel/$mods/kernel/drivers/net/"
+    ko=$kroot/$mods/kernel/drivers/net/dummy.ko
     echo "$kroot" >"$out/kroot"
     echo "$ko" >"$out/ko"
     # The same module without its signature, for a load that taints it E (unsigned).
-    python3 - "${root%/}$ko" "$out/dummy-unsigned.ko" <<'PY'
+    python3 - "$out/kernel/$mods/kernel/drivers/net/dummy.ko" "$out/dummy-unsigned.ko" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()
 magic = b"~Module signature appended~\n"

@@ -38,6 +38,21 @@ summary() {
 
 suite() {
 
+tmp=$(mktemp -d)
+arm64_pid=
+trap '[ -z "$arm64_pid" ] || kill -- "-$arm64_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ENABLE_EBPF_BUILD=1 needs root (it installs packages and loads BPF programs): sudo -E scripts/test.sh" >&2
+        exit 1
+    fi
+    # The arm64 recorder and userland build meanwhile (most of it downloads and unpacks
+    # Debian packages, from nothing): its output comes at the arm64 step.
+    # (In a process group of its own, so that a failure here stops all of it.)
+    setsid scripts/build-arm64.sh >"$tmp/arm64.paths" 2>"$tmp/arm64.log" &
+    arm64_pid=$!
+fi
+
 step "build (release profile, all targets)"
 cargo build --release --locked --workspace --all-targets
 
@@ -49,18 +64,24 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-readers.txt
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 "$target/release/examples/synth_capture" "$tmp/capture" 30000 7
 "$venv/bin/python" scripts/check_readers.py "$tmp/capture" "$target/release/capq"
 "$venv/bin/python" scripts/test_repl.py "$target/release/capq" "$tmp/capture"
 
 if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
-    step "eBPF build packages and preflight"
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "ENABLE_EBPF_BUILD=1 needs root (it installs packages and loads BPF programs): sudo -E scripts/test.sh" >&2
+    # Before anything else installs packages (one apt at a time), and so that the live
+    # tests have the machine to themselves.
+    step "arm64: the recorder cross-built (Debian sid's Rust in a chroot), an arm64 userland"
+    arm64_status=0
+    wait "$arm64_pid" || arm64_status=$?
+    arm64_pid=
+    cat "$tmp/arm64.log"
+    if [ "$arm64_status" -ne 0 ]; then
+        echo "scripts/build-arm64.sh failed (exit $arm64_status): its output is above" >&2
         exit 1
     fi
+
+    step "eBPF build packages and preflight"
     scripts/ebpf-preflight.sh --install
     # The live DNS test's real server and clients, from Debian's packages.
     if ! command -v dnsmasq >/dev/null || ! command -v dig >/dev/null; then
@@ -86,12 +107,9 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     "$venv/bin/python" scripts/test_live_fleet.py "$target/release/capture_linux_rotating" "$target/release/capq" \
         "$target/release/examples/synth_capture"
 
-    step "arm64: the recorder cross-built (Debian sid's Rust in a chroot), an arm64 userland"
-    arm64=$(scripts/build-arm64.sh)
-
     step "other kernels: Debian's 7.x, 6.12, 6.1 and 5.10 under qemu, arm64's 6.12, exact rows, the hook matrix"
     # shellcheck disable=SC2086 # $arm64: two paths, the recorder and its userland
-    scripts/test-kernels.sh --arm64 $arm64 "$target/release/capture_linux_rotating" "$target/release/capq"
+    scripts/test-kernels.sh --arm64 $(cat "$tmp/arm64.paths") "$target/release/capture_linux_rotating" "$target/release/capq"
 else
     step "eBPF build and live tests skipped (ENABLE_EBPF_BUILD=1 as root runs them)"
 fi
