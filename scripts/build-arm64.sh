@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -gt 0 ]; then
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -38,21 +38,31 @@ export PATH=$PATH:/sbin:/usr/sbin
 # arm64 binaries run through qemu-user (debootstrap's second stage in the userland).
 mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+# The chroot's /proc and /dev: mounted by this shell (never inside a $(...), whose changes
+# to `mounted` would be lost) and unmounted when it exits, so no bind mount of /dev stays
+# in the cache for a later rm -rf to walk into.
 mounted=()
 cleanup() {
     for m in "${mounted[@]}"; do umount "$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
+mount_chroot() {
+    local root=$1
+    mountpoint -q "$root/proc" || { mount -t proc proc "$root/proc" && mounted+=("$root/proc"); }
+    mountpoint -q "$root/dev" || { mount --bind /dev "$root/dev" && mounted+=("$root/dev"); }
+}
+# Before a tree is removed: whatever is mounted in it (a run stopped half way).
+unmount_under() {
+    local m
+    awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+        umount -l "$m"
+    done
+}
+# Runs a command in the chroot ROOT (mounted by mount_chroot).
 in_chroot() {
     local root=$1
     shift
-    for fs in proc dev; do
-        if ! mountpoint -q "$root/$fs"; then
-            if [ $fs = proc ]; then mount -t proc proc "$root/proc"; else mount --bind /dev "$root/dev"; fi
-            mounted+=("$root/$fs")
-        fi
-    done
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     # This machine's CA bundle (an intercepting proxy's certificate may be in it).
     cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca.crt"
@@ -62,9 +72,11 @@ in_chroot() {
 # 1. The toolchain: a sid chroot with Debian's Rust and the arm64 cross pieces.
 tc=$cache/sid
 if [ ! -x "$tc/usr/bin/aarch64-linux-gnu-gcc" ]; then
+    unmount_under "$tc"
     rm -rf "$tc"
     start=$SECONDS
     debootstrap --variant=minbase --include=ca-certificates sid "$tc" http://deb.debian.org/debian >/dev/null
+    mount_chroot "$tc"
     in_chroot "$tc" sh -c 'dpkg --add-architecture arm64 &&
         apt-get -o Acquire::Check-Valid-Until=false update -q >/dev/null &&
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rustc cargo \
@@ -72,6 +84,7 @@ if [ ! -x "$tc/usr/bin/aarch64-linux-gnu-gcc" ]; then
             libelf-dev:arm64 zlib1g-dev:arm64 libelf-dev zlib1g-dev pkg-config make gcc libc6-dev >/dev/null'
     echo "== toolchain chroot (debootstrap sid, apt-get): $((SECONDS - start)) s"
 fi
+mount_chroot "$tc"
 echo "== toolchain: $(in_chroot "$tc" rustc --version), $(in_chroot "$tc" aarch64-linux-gnu-gcc --version | head -n 1)"
 
 # 2. The recorder, cross-built from this tree's tracked files.
@@ -93,6 +106,7 @@ echo "== cross build: $((SECONDS - start)) s, $(readelf -h "$recorder" | sed -n 
 rootfs=$cache/rootfs
 packages=python3,iproute2,dnsmasq-base,bind9-dnsutils,kmod
 if [ "$(cat "$rootfs/.capture-packages" 2>/dev/null)" != "$packages" ]; then
+    unmount_under "$rootfs"
     rm -rf "$rootfs"
     start=$SECONDS
     debootstrap --arch=arm64 --variant=minbase --include=$packages trixie "$rootfs" \

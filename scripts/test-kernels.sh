@@ -14,19 +14,19 @@
 # in ~/.cache/capture-kernels.
 #
 # The guest gets a busybox initramfs with the modules 9p needs; it mounts a root read-only
-# over 9p (this machine's for amd64, so the binaries and their libraries are the ones built
-# here; ROOT for arm64) and runs the recorder (every probe) in a chroot of it. A workload runs under the
-# recorder (files and execs; a TCP and a UDP exchange on loopback; dnsmasq asked by dig;
-# the kernel package's dummy.ko loaded and unloaded with insmod, rmmod, modprobe and
-# init_module, and calls that fail with EEXIST, ENOENT, ENOEXEC and EPERM), the capture
-# comes back over a second 9p share, and capq checks it here, exactly; a probe the kernel
-# cannot run must say so in one line (net on 5.10). Last, a table: kernel x architecture x
-# probe -> the hooks the recorder chose there, checks, result (--update-readme: into
-# README.md, between its kernel-matrix markers).
+# over 9p (this machine's for amd64, so the binaries and their libraries are the ones
+# built here; ROOT for arm64) and runs the recorder (every probe) in a chroot of it. A
+# workload runs under the recorder (files and execs; a TCP and a UDP exchange on
+# loopback; dnsmasq asked by dig; the kernel package's dummy.ko loaded and unloaded with
+# insmod, rmmod, modprobe and init_module, and calls that fail with EEXIST, ENOENT,
+# ENOEXEC and EPERM), the capture comes back over a second 9p share, and capq checks it
+# here, exactly; a probe the kernel cannot run must say so in one line (net on 5.10).
+# Last, a table: kernel x architecture x probe -> the hooks the recorder chose there,
+# checks, result (--update-readme: into README.md, between its kernel-matrix markers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 update_readme=0 arm64_recorder= arm64_root=
