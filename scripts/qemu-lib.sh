@@ -37,11 +37,14 @@ mkdir -p "$cache"
 # apt-get or apt-cache with a package list and cache of their own for one Debian suite and
 # architecture ($arch: amd64 unless set); the archive is read even when its Release file
 # has expired (sid's, between pushes).
+apt_dir() {
+    if [ "${arch:-amd64}" = amd64 ]; then echo "$cache/apt-$1"; else echo "$cache/apt-$1-$arch"; fi
+}
 apt_suite() {
     local tool=$1 suite=$2 a=${arch:-amd64}
     shift 2
-    local dir=$cache/apt-$suite
-    [ "$a" = amd64 ] || dir=$dir-$a
+    local dir
+    dir=$(apt_dir "$suite")
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
     echo "deb [arch=$a] http://deb.debian.org/debian $suite main" >"$dir/sources.list"
     "$tool" -q -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
@@ -52,8 +55,6 @@ apt_suite() {
 # Downloads and unpacks a kernel package; prints the directory it is in.
 fetch_kernel() {
     local suite=$1 pkg=$2 arch=${3:-amd64}
-    local lists=$cache/apt-$suite
-    [ "$arch" = amd64 ] || lists=$lists-$arch
     if [ "$pkg" = auto ]; then
         apt_suite apt-get "$suite" update >/dev/null
         # Names: linux-image-6.1.0-50-amd64-unsigned (bookworm and older),
@@ -65,7 +66,7 @@ fetch_kernel() {
     fi
     local dir=$cache/$pkg
     if [ ! -d "$dir/root/boot" ]; then
-        [ -n "$(ls "$lists"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
+        [ -n "$(ls "$(apt_dir "$suite")"/lists/*Packages* 2>/dev/null)" ] || apt_suite apt-get "$suite" update >/dev/null
         rm -rf "$dir" && mkdir -p "$dir"
         (cd "$dir" && apt_suite apt-get "$suite" download "$pkg" >/dev/null && dpkg -x ./*.deb root && rm -f ./*.deb)
         # An arm64 guest's initramfs needs an arm64 busybox.
