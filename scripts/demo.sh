@@ -22,8 +22,9 @@ fi
 echo "== eBPF build packages"
 scripts/ebpf-preflight.sh --install
 echo "== building (release; the first build takes a while)"
-cargo build --release --locked -p agent-linux --features with-ebpf-load --bin capture_linux_rotating
-cargo build --release --locked -p capq
+# One cargo run for both: built apart, the recorder's arrow and parquet (fewer features)
+# are built twice, and each build's last crates leave a core idle (README, Build cost).
+cargo build --release --locked -p agent-linux -p capq --features agent-linux/with-ebpf-load
 target=${CARGO_TARGET_DIR:-target}
 
 echo "== recording for $duration into ./capture"

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod output;
+pub mod pushdown;
 pub mod timearg;
 
 use std::io::{self, IsTerminal, Read, Write};
@@ -19,6 +20,7 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
@@ -686,8 +688,12 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             return Err(Failure::usage("--since must be earlier than --until"));
         }
     }
-    let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    let state = SessionStateBuilder::new()
+        .with_config(SessionConfig::new().with_information_schema(true))
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(pushdown::SelectivePushdown))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     let report = catalog::register_all(&ctx, &src, window).await.map_err(|e| Failure::query(explain(&e)))?;
     let ctx = Session {
         ctx,
