@@ -688,8 +688,16 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             return Err(Failure::usage("--since must be earlier than --until"));
         }
     }
+    let mut config = SessionConfig::new().with_information_schema(true);
+    // A join whose smaller side has up to 4 M rows builds one hash table that every
+    // partition probes (CollectLeft), instead of hashing both sides into partitions: the
+    // 24 M file rows joined to 1.2 M execs, 12 paired runs, CPU -9% and wall time -2% in
+    // the median (README, Queries).
+    let o = &mut config.options_mut().optimizer;
+    o.hash_join_single_partition_threshold_rows = 4_000_000;
+    o.hash_join_single_partition_threshold = 256 << 20;
     let state = SessionStateBuilder::new()
-        .with_config(SessionConfig::new().with_information_schema(true))
+        .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(pushdown::SelectivePushdown))
         .build();

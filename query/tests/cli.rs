@@ -521,3 +521,28 @@ fn scans_filter_while_decoding_only_where_that_skips_other_columns() {
     }
     assert_eq!(csv(d, "SELECT count(*) AS n, max(pid) AS p FROM exec WHERE array_has(argv, '-la')"), "n,p\n1,101\n");
 }
+
+#[test]
+fn joins_with_a_side_of_a_few_million_rows_build_one_hash_table() {
+    // 200,000 rows a side: past DataFusion's default (131,072 rows, 1 MiB), within capq's.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(7);
+    let files: Vec<(Probe, Vec<u8>)> = (0..200_000)
+        .map(|_| {
+            let mut r = Vec::new();
+            s.file(&mut r);
+            (Probe::File, r)
+        })
+        .collect();
+    write(dir.path(), &files, H10 - 3_700_000_000_000 + 60_000_000_000, Table::File);
+    let d = dir.path();
+    let sql = "SELECT count(*) AS n FROM file a JOIN file b ON a.file_id = b.file_id";
+    let plan = csv(d, &format!("EXPLAIN {sql}"));
+    assert!(plan.contains("HashJoinExec: mode=CollectLeft"), "{plan}");
+    let pairs = csv(
+        d,
+        "SELECT sum(c * c) AS n FROM (SELECT count(*) AS c FROM file WHERE file_id IS NOT NULL GROUP BY file_id)",
+    );
+    assert_eq!(csv(d, sql), pairs);
+    assert_ne!(pairs, "n\n0\n");
+}
