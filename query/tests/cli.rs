@@ -99,17 +99,22 @@ fn capture() -> tempfile::TempDir {
         })
         .collect();
     write(dir.path(), &exits, offset, Table::Exit);
-    let mut s = Synth::new(5);
-    let files: Vec<(Probe, Vec<u8>)> = (0..1000)
+    write_files(dir.path(), 5, 1000);
+    dir
+}
+
+/// `n` synthetic file rows from `seed`, at 10:xx like the rest of `capture()`.
+fn write_files(dir: &Path, seed: u64, n: usize) {
+    let mut s = Synth::new(seed);
+    let files: Vec<(Probe, Vec<u8>)> = (0..n)
         .map(|_| {
             let mut r = Vec::new();
             s.file(&mut r);
             (Probe::File, r)
         })
         .collect();
-    // Synthetic file ktimes are about 3.7e12: put them at 10:xx too.
-    write(dir.path(), &files, H10 - 3_700_000_000_000 + 60_000_000_000, Table::File);
-    dir
+    // Synthetic file ktimes are about 3.7e12.
+    write(dir, &files, H10 - 3_700_000_000_000 + 60_000_000_000, Table::File);
 }
 
 fn capq(dir: &Path, args: &[&str]) -> Output {
@@ -526,15 +531,7 @@ fn scans_filter_while_decoding_only_where_that_skips_other_columns() {
 fn joins_with_a_side_of_a_few_million_rows_build_one_hash_table() {
     // 200,000 rows a side: past DataFusion's default (131,072 rows, 1 MiB), within capq's.
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Synth::new(7);
-    let files: Vec<(Probe, Vec<u8>)> = (0..200_000)
-        .map(|_| {
-            let mut r = Vec::new();
-            s.file(&mut r);
-            (Probe::File, r)
-        })
-        .collect();
-    write(dir.path(), &files, H10 - 3_700_000_000_000 + 60_000_000_000, Table::File);
+    write_files(dir.path(), 7, 200_000);
     let d = dir.path();
     let sql = "SELECT count(*) AS n FROM file a JOIN file b ON a.file_id = b.file_id";
     let plan = csv(d, &format!("EXPLAIN {sql}"));
