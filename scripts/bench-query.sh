@@ -2,6 +2,7 @@
 # Query benchmark (not a test): capq against DuckDB and Polars on one synthetic capture.
 #
 #   scripts/bench-query.sh [--events 30000000] [--rounds 3] [--dir DIR] [--only NAME,...]
+#                          [--against OTHER_CAPQ]     (this build against another, no DuckDB)
 #
 # Builds capq and the synth_capture example (release), writes a capture of EVENTS
 # synthetic events through the real pipeline into DIR (default target/bench-query-EVENTS;

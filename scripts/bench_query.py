@@ -15,7 +15,11 @@ against that (capq's time is its whole process: the stricter comparison). Prints
 per query: seconds per engine, capq / DuckDB and capq / Polars, and their geometric
 means.
 
-usage: bench_query.py CAPQ CAPTURE_DIR [--rounds 3] [--only NAME,...]
+usage: bench_query.py CAPQ CAPTURE_DIR [--rounds 3] [--only NAME,...] [--against OTHER_CAPQ]
+
+With --against, this capq and another build take turns on the same set (no DuckDB or
+Polars): seconds each, capq / other per query and in geometric mean; the answers must be
+the same.
 """
 import argparse
 import math
@@ -94,6 +98,8 @@ def main():
     ap.add_argument("capture")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated query names (default: all)")
+    ap.add_argument("--against", metavar="CAPQ", help="another capq build: the two alternate on the set, "
+                    "no DuckDB or Polars, and each query's answers must be the same")
     a = ap.parse_args()
     py = sys.executable
     import duckdb
@@ -106,6 +112,8 @@ def main():
     rows = con.sql(f"SELECT count(*) FROM read_parquet('{cap}/*/*/*/*/*.parquet', union_by_name=true)").fetchall()[0][0]
     print(f"capture {cap}: {rows} rows; point filters: pid {pid}, path {path!r}; best of {a.rounds}, whole process")
     only = set(filter(None, a.only.split(",")))
+    if a.against:
+        return against(a, pid, path, only)
     engines = ("capq", "duckdb", "polars")
     base = {e: min(timed(cmd) for _ in range(a.rounds)) for e, cmd in (
         ("duckdb", [py, "-c", DUCK, cap, ""]), ("polars", [py, "-c", POLARS, cap, ""]))}
@@ -145,6 +153,30 @@ def main():
               + (f"{rp:>11.2f}x" if rp else f"{'-':>12}"), flush=True)
     gm = lambda xs: math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
     print(f"{'geometric mean':<26} {'':>8} {'':>17} {'':>17} {gm(ratios_d):>11.2f}x {gm(ratios_p):>11.2f}x")
+
+
+def against(a, pid, path, only):
+    """This capq against another build, alternating, best of --rounds, whole process."""
+    print(f"{'query':<26} {'capq s':>8} {'other s':>8} {'capq/other':>11}")
+    ratios = []
+    for name, sqls in QUERIES.items():
+        if only and name not in only:
+            continue
+        sql = sqls[0].format(pid=pid, path=path.replace("'", "''"))
+        best, answers = {}, {}
+        for _ in range(a.rounds):
+            for b in (a.capq, a.against):
+                t0 = time.perf_counter()
+                r = subprocess.run([b, "--dir", a.capture, "--format", "csv", sql], capture_output=True)
+                best[b] = min(best.get(b, math.inf), time.perf_counter() - t0)
+                if r.returncode != 0:
+                    raise SystemExit(f"{b} failed ({r.returncode}) on {name}: {r.stderr.decode()[:500]}")
+                answers.setdefault(b, r.stdout)
+        if answers[a.capq] != answers[a.against]:
+            raise SystemExit(f"{name}: the two builds' answers differ")
+        ratios.append(best[a.capq] / best[a.against])
+        print(f"{name:<26} {best[a.capq]:>8.3f} {best[a.against]:>8.3f} {ratios[-1]:>10.3f}", flush=True)
+    print(f"{'geometric mean':<26} {'':>8} {'':>8} {math.exp(sum(map(math.log, ratios)) / len(ratios)):>10.3f}")
 
 
 if __name__ == "__main__":
