@@ -47,8 +47,8 @@ impl PhysicalOptimizerRule for SelectivePushdown {
                 return Ok(Transformed::no(node));
             };
             let Some(predicate) = source.filter() else { return Ok(Transformed::no(node)) };
-            // Only scalar columns filtered, and some other column read: the filter is
-            // decoded first, the others for the rows that pass.
+            // Scalar columns filtered for values, and some other column read: the filter's
+            // columns are decoded first, the others for the rows that pass.
             let schema = node.schema();
             let columns = collect_columns(&predicate);
             let filtered: HashSet<&str> = columns.iter().map(|c| c.name()).collect();
