@@ -22,7 +22,7 @@ use std::sync::Arc;
 use capture_schemas::layout::{check_footer, day_of, host_of, hour_of, Footer};
 use capture_schemas::remote::{s3_store, Retries, S3Url};
 use capture_schemas::Table;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
@@ -349,6 +349,23 @@ pub fn with_host(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// `schema` with its strings read as views (`Utf8View`): the Parquet reader then makes a
+/// 16-byte view per row into the dictionary page it decoded instead of copying each
+/// string (a group-by on `path` over 24 M rows: -22%, a filter on it: -52% or more).
+/// Lists of strings stay as they lie: `array_has` over lists of views was 21% slower
+/// (README, Queries).
+fn view_types(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// Registers `table` in `ctx` (replacing it) over `segments`, filtered to `window`: one
 /// listing per host, each with its `host` column, as one table.
 pub fn register(
@@ -357,7 +374,7 @@ pub fn register(
     segments: &[Segment],
     window: Window,
 ) -> datafusion::error::Result<()> {
-    let schema = table.schema();
+    let schema = view_types(&table.schema());
     let mut by_host: BTreeMap<&str, Vec<ListingTableUrl>> = BTreeMap::new();
     for s in segments {
         by_host.entry(s.host.as_str()).or_default().push(ListingTableUrl::parse(s.path.to_string_lossy())?);

@@ -457,10 +457,12 @@ async fn emit(df: datafusion::dataframe::DataFrame, sink: &Sink) -> Result<(), R
             };
             let mut stream = df.execute_stream().await.map_err(|e| early(q(e)))?;
             let file = create_output(path).map_err(early)?;
-            let mut w =
-                datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| early(q(e.into())))?;
+            let schema = output::plain_strings(&schema);
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                .map_err(|e| early(q(e.into())))?;
             while let Some(b) = stream.next().await {
-                w.write(&b.map_err(|e| early(q(e)))?).map_err(|e| early(q(e.into())))?;
+                let b = output::to_plain(&b.map_err(|e| early(q(e)))?, &schema).map_err(|e| early(q(e)))?;
+                w.write(&b).map_err(|e| early(q(e.into())))?;
             }
             w.close().map_err(|e| early(q(e.into())))?;
             Ok(())
