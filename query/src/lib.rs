@@ -5,6 +5,7 @@
 //! turns [`run`]'s result into an exit code.
 
 pub mod catalog;
+pub mod groupkeys;
 pub mod output;
 pub mod pushdown;
 pub mod timearg;
@@ -702,6 +703,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(pushdown::SelectivePushdown))
+        .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys))
         .build();
     let ctx = SessionContext::new_with_state(state);
     let report = catalog::register_all(&ctx, &src, window).await.map_err(|e| Failure::query(explain(&e)))?;
