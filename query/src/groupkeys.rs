@@ -1,29 +1,31 @@
-//! `GROUP BY` one string column, grouped on integer keys: each distinct string is hashed
+//! `GROUP BY` on string columns, grouped on integer keys: each distinct string is hashed
 //! once per dictionary page, not once per row.
 //!
 //! capq reads strings as views (catalog::view_types): a row of a dictionary-encoded
 //! column is a 16-byte view into the page's dictionary, and every row holding the same
 //! dictionary entry holds the same view. DataFusion's aggregation hashes and compares the
 //! string bytes of every row (a group-by on `path` over 24 M rows: 80% of its time). This
-//! rule replaces a partial (or single) aggregation grouped by one string column with a
+//! rule replaces a partial (or single) aggregation with string group columns by a
 //! [`ChooseExec`], which per partition runs either that aggregation as it was or the same
-//! one over keys: a [`KeysExec`] turns the column into a `UInt32` key per row, remembering
-//! the key of each view while the batches keep the same buffers (so a string is hashed
-//! once per dictionary page), the aggregation groups on the integers, and a
+//! one over keys: a [`KeysExec`] turns each chosen column into a `UInt32` key per row,
+//! remembering the key of each view while the batches keep the same buffers (so a string
+//! is hashed once per dictionary page), the aggregation groups on the integers, and a
 //! [`StringsExec`] turns the keys back into the strings, so the plan above sees the
-//! aggregation's own output. The keyed plan runs where it pays: the column's views repeat
-//! and are mostly of long strings (ChooseExec's doc). `EXPLAIN ANALYZE` says how many
-//! partitions ran keyed; the aggregation's own metrics are not shown.
+//! aggregation's own output. A column is keyed where that pays: its views repeat and are
+//! mostly of long strings (ChooseExec's doc). `EXPLAIN ANALYZE` says how many partitions
+//! ran keyed; the keyed aggregation's own metrics are not shown.
 //!
-//! Keys are per partition (each partition's two nodes share one table of strings, taken
-//! under a lock once per batch, not per row). The rule stays out of the way when the
-//! aggregation reads the group column in an aggregate or filter, needs its input ordered,
-//! has grouping sets, a limit or a dynamic filter: there the plan is DataFusion's.
+//! Keys are per partition and column (a partition's two nodes share one table of strings
+//! per column, taken under a lock once per batch, not per row). A group column stays as
+//! it is when the aggregation also reads it elsewhere (an aggregate, a filter, another
+//! group expression); the rule leaves aggregations that need their input ordered, or have
+//! grouping sets, a limit or a dynamic filter, to DataFusion.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
@@ -73,13 +75,13 @@ impl PhysicalOptimizerRule for StringGroupKeys {
     }
 }
 
-/// `agg` over keys, or `None` where the rule does not apply (the module's doc).
+/// `agg` as a [`ChooseExec`], or `None` where the rule does not apply (the module's doc).
 fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if !matches!(agg.mode(), AggregateMode::Partial | AggregateMode::Single) {
         return Ok(None);
     }
     let group = agg.group_expr();
-    if group.has_grouping_set() || group.expr().len() != 1 || group.groups().len() != 1 {
+    if group.has_grouping_set() || group.groups().len() != 1 {
         return Ok(None);
     }
     if agg.limit_options().is_some()
@@ -89,43 +91,74 @@ fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<
     {
         return Ok(None);
     }
-    let (expr, name) = &group.expr()[0];
-    let Some(col) = expr.downcast_ref::<Column>() else { return Ok(None) };
     let input = agg.input();
-    if input.schema().field(col.index()).data_type() != &DataType::Utf8View {
-        return Ok(None);
-    }
+    let schema = input.schema();
+    // Every expression the aggregation evaluates: a column one of them reads (other than
+    // as a bare group column) cannot become keys.
     let mut read: Vec<Arc<dyn PhysicalExpr>> = agg.aggr_expr().iter().flat_map(|a| a.expressions()).collect();
     read.extend(agg.filter_expr().iter().flatten().cloned());
-    if read.iter().any(|e| collect_columns(e).iter().any(|c| c.index() == col.index())) {
+    read.extend(group.expr().iter().map(|(e, _)| e.clone()));
+    let uses = |index: usize| -> usize {
+        read.iter().map(|e| collect_columns(e).iter().filter(|c| c.index() == index).count()).sum()
+    };
+    let candidates: Vec<Candidate> = group
+        .expr()
+        .iter()
+        .enumerate()
+        .filter_map(|(position, (e, _))| {
+            let c = e.downcast_ref::<Column>()?;
+            let ok = schema.field(c.index()).data_type() == &DataType::Utf8View && uses(c.index()) == 1;
+            ok.then_some(Candidate { position, column: c.index() })
+        })
+        .collect();
+    if candidates.is_empty() {
         return Ok(None);
     }
-    let partitions = input.output_partitioning().partition_count();
-    // DataFusion's aggregation as it was, and the keyed one, each over a hand-off.
-    let plain_in = Arc::new(HandoffExec::new(input));
+    // DataFusion's aggregation as it was, over a hand-off; the keyed one is made per
+    // partition, for the columns that partition keys.
+    let handoff = Arc::new(HandoffExec::new(input));
     #[allow(deprecated)] // replace_children needs options that say the same
-    let plain = node.clone().with_new_children(vec![plain_in.clone()])?;
-    let keyed_in = Arc::new(HandoffExec::new(input));
-    let tables: Arc<Vec<Mutex<Strings>>> = Arc::new((0..partitions).map(|_| Mutex::new(Strings::new())).collect());
-    let keys: Arc<dyn ExecutionPlan> = Arc::new(KeysExec::new(keyed_in.clone(), col.index(), tables.clone()));
-    let group_by = PhysicalGroupBy::new_single(vec![(Arc::new(Column::new(col.name(), col.index())), name.clone())]);
-    let keyed = AggregateExec::try_new(
-        *agg.mode(),
-        group_by,
-        agg.aggr_expr().to_vec(),
-        agg.filter_expr().to_vec(),
-        keys.clone(),
-        keys.schema(),
-    )?;
-    let keyed = Arc::new(StringsExec { input: Arc::new(keyed), props: agg.properties().clone(), tables });
+    let plain = node.clone().with_new_children(vec![handoff.clone()])?;
     Ok(Some(Arc::new(ChooseExec {
         input: input.clone(),
-        column: col.index(),
-        plain: (plain, plain_in),
-        keyed: (keyed, keyed_in),
+        candidates,
+        agg: Arc::new(agg.clone_parts()),
+        plain: (plain, handoff),
         props: agg.properties().clone(),
         chosen: Default::default(),
     })))
+}
+
+/// A group column that may become keys: its place among the group columns (and so in
+/// the aggregation's output) and in the input.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    position: usize,
+    column: usize,
+}
+
+/// What a keyed aggregation is made of: the replaced one's parts.
+#[derive(Debug)]
+struct AggParts {
+    mode: AggregateMode,
+    group: PhysicalGroupBy,
+    aggr: Vec<Arc<datafusion::physical_expr::aggregate::AggregateFunctionExpr>>,
+    filter: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
+trait CloneParts {
+    fn clone_parts(&self) -> AggParts;
+}
+
+impl CloneParts for AggregateExec {
+    fn clone_parts(&self) -> AggParts {
+        AggParts {
+            mode: *self.mode(),
+            group: self.group_expr().clone(),
+            aggr: self.aggr_expr().to_vec(),
+            filter: self.filter_expr().to_vec(),
+        }
+    }
 }
 
 /// What the four nodes below have alike: a name, their properties kept in `props`, and
@@ -198,39 +231,84 @@ impl ExecutionPlan for HandoffExec {
     }
 }
 
-/// Per partition, reads the first two batches of its input and runs the keyed
-/// aggregation when their string column shares its buffers (a dictionary page decoded
-/// into views: the views of one string repeat) and at least half the first batch's
-/// strings are longer than 12 bytes; else DataFusion's as it was. A plain page, or strings
-/// made in memory, give every row its own copy, and keys would only add work (up to 2.1
-/// times the time); strings of 12 bytes or less live in their views, which DataFusion
-/// compares without hashing bytes (keys made a group-by on `op` about 20% slower).
+/// Per partition, reads the first two batches of its input and keys each candidate
+/// column whose views there share their buffers (a dictionary page decoded into views:
+/// the views of one string repeat) and are at least half of strings longer than 12 bytes;
+/// with no column to key, DataFusion's aggregation runs as it was. A plain page, or
+/// strings made in memory, give every row its own copy, and keys would only add work (up
+/// to 2.1 times the time); strings of 12 bytes or less live in their views, which
+/// DataFusion compares without hashing bytes (keys made a group-by on `op` about 20%
+/// slower).
 pub struct ChooseExec {
     input: Arc<dyn ExecutionPlan>,
-    column: usize,
+    candidates: Vec<Candidate>,
+    agg: Arc<AggParts>,
     plain: (Arc<dyn ExecutionPlan>, Arc<HandoffExec>),
-    keyed: (Arc<dyn ExecutionPlan>, Arc<HandoffExec>),
     props: Arc<PlanProperties>,
     /// Partitions that ran keyed, and all that ran (for EXPLAIN ANALYZE).
-    chosen: Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
+    chosen: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl fmt::Debug for ChooseExec {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.debug_struct("ChooseExec").field("plain", &self.plain.0).field("keyed", &self.keyed.0).finish()
+        f.debug_struct("ChooseExec").field("candidates", &self.candidates).field("plain", &self.plain.0).finish()
     }
 }
 
 impl DisplayAs for ChooseExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        use std::sync::atomic::Ordering::Relaxed;
-        let name = self.input.schema().field(self.column).name().clone();
-        write!(f, "capq StringGroupBy: {name}@{} on keys where its views repeat", self.column)?;
+        let schema = self.input.schema();
+        let names: Vec<String> =
+            self.candidates.iter().map(|c| format!("{}@{}", schema.field(c.column).name(), c.column)).collect();
+        write!(f, "capq StringGroupBy: {} on keys where their views repeat", names.join(", "))?;
         let (keyed, all) = (self.chosen.0.load(Relaxed), self.chosen.1.load(Relaxed));
         if all > 0 {
             write!(f, ", keyed in {keyed} of {all} partitions")?;
         }
         write!(f, "; as: {}", displayable(self.plain.0.as_ref()).one_line().to_string().trim_end())
+    }
+}
+
+/// Whether `column`'s views in the two batches share their buffers and at least half of
+/// the first batch's are of strings longer than 12 bytes.
+fn repeats(head: &[RecordBatch], column: usize) -> bool {
+    let [a, b] = head else { return false };
+    let (a, b) = (a.column(column).as_string_view(), b.column(column).as_string_view());
+    let long = a.views().iter().filter(|v| **v as u32 > 12).count();
+    let (x, y) = (a.data_buffers(), b.data_buffers());
+    long * 2 >= a.len() && x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.ptr_eq(y))
+}
+
+impl ChooseExec {
+    fn with_input(&self, input: Arc<dyn ExecutionPlan>) -> ChooseExec {
+        ChooseExec {
+            input,
+            candidates: self.candidates.clone(),
+            agg: self.agg.clone(),
+            plain: self.plain.clone(),
+            props: self.props.clone(),
+            chosen: self.chosen.clone(),
+        }
+    }
+
+    /// The aggregation over keys for `keyed`, fed by a new hand-off, for one partition.
+    fn keyed_plan(&self, keyed: Vec<Candidate>) -> Result<(Arc<dyn ExecutionPlan>, Arc<HandoffExec>)> {
+        let handoff = Arc::new(HandoffExec::new(&self.input));
+        let tables: Arc<Vec<Mutex<Strings>>> = Arc::new(keyed.iter().map(|_| Mutex::new(Strings::new())).collect());
+        let columns = keyed.iter().map(|c| c.column).collect();
+        let keys: Arc<dyn ExecutionPlan> = Arc::new(KeysExec::new(handoff.clone(), columns, tables.clone()));
+        let a = &self.agg;
+        // The group columns are the same expressions (by index): over keys they read keys.
+        let agg = AggregateExec::try_new(
+            a.mode,
+            a.group.clone(),
+            a.aggr.clone(),
+            a.filter.clone(),
+            keys.clone(),
+            keys.schema(),
+        )?;
+        let positions = keyed.iter().map(|c| c.position).collect();
+        Ok((Arc::new(StringsExec { input: Arc::new(agg), props: self.props.clone(), tables, positions }), handoff))
     }
 }
 
@@ -242,20 +320,12 @@ impl ExecutionPlan for ChooseExec {
     }
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(ChooseExec {
-            input: children.swap_remove(0),
-            column: self.column,
-            plain: self.plain.clone(),
-            keyed: self.keyed.clone(),
-            props: self.props.clone(),
-            chosen: self.chosen.clone(),
-        }))
+        Ok(Arc::new(self.with_input(children.swap_remove(0))))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let mut input = self.input.execute(partition, context.clone())?;
-        let (plain, keyed, column, chosen) = (self.plain.clone(), self.keyed.clone(), self.column, self.chosen.clone());
-        let in_schema = self.input.schema();
+        let this = self.with_input(self.input.clone());
         let run = async move {
             let mut head = Vec::with_capacity(2);
             while head.len() < 2 {
@@ -264,19 +334,15 @@ impl ExecutionPlan for ChooseExec {
                     None => break,
                 }
             }
-            let repeat = head.len() == 2 && {
-                let (a, b) = (head[0].column(column).as_string_view(), head[1].column(column).as_string_view());
-                let long = a.views().iter().filter(|v| **v as u32 > 12).count();
-                let (a, b) = (a.data_buffers(), b.data_buffers());
-                long * 2 >= head[0].num_rows() && a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.ptr_eq(b))
-            };
-            let (plan, handoff) = if repeat { keyed } else { plain };
-            chosen.0.fetch_add(repeat as usize, std::sync::atomic::Ordering::Relaxed);
-            chosen.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let keyed: Vec<Candidate> = this.candidates.iter().filter(|c| repeats(&head, c.column)).copied().collect();
+            this.chosen.0.fetch_add(usize::from(!keyed.is_empty()), Relaxed);
+            this.chosen.1.fetch_add(1, Relaxed);
+            let (plan, handoff) = if keyed.is_empty() { this.plain.clone() } else { this.keyed_plan(keyed)? };
             let rest = futures::stream::iter(head.into_iter().map(Ok)).chain(input);
             let slot =
                 handoff.slots.get(partition).ok_or_else(|| DataFusionError::Internal("ChooseExec partition".into()))?;
-            *slot.lock().map_err(|_| poisoned())? = Some(Box::pin(RecordBatchStreamAdapter::new(in_schema, rest)));
+            *slot.lock().map_err(|_| poisoned())? =
+                Some(Box::pin(RecordBatchStreamAdapter::new(this.input.schema(), rest)));
             plan.execute(partition, context)
         };
         let stream = futures::stream::once(run).try_flatten();
@@ -382,32 +448,28 @@ impl Hasher for ViewHash {
     }
 }
 
-/// Its input with the string column `column` as `UInt32` keys (same name and nulls).
+/// Its input with the string columns `columns` as `UInt32` keys (same names and nulls),
+/// each with its table of strings (`tables`, in the same order).
 #[derive(Debug)]
 pub struct KeysExec {
     input: Arc<dyn ExecutionPlan>,
-    column: usize,
+    columns: Vec<usize>,
     schema: SchemaRef,
     props: Arc<PlanProperties>,
     tables: Arc<Vec<Mutex<Strings>>>,
 }
 
 impl KeysExec {
-    fn new(input: Arc<dyn ExecutionPlan>, column: usize, tables: Arc<Vec<Mutex<Strings>>>) -> KeysExec {
+    fn new(input: Arc<dyn ExecutionPlan>, columns: Vec<usize>, tables: Arc<Vec<Mutex<Strings>>>) -> KeysExec {
         let fields: Vec<Field> = input
             .schema()
             .fields()
             .iter()
             .enumerate()
-            .map(
-                |(i, f)| {
-                    if i == column {
-                        f.as_ref().clone().with_data_type(DataType::UInt32)
-                    } else {
-                        f.as_ref().clone()
-                    }
-                },
-            )
+            .map(|(i, f)| {
+                let t = if columns.contains(&i) { DataType::UInt32 } else { f.data_type().clone() };
+                f.as_ref().clone().with_data_type(t)
+            })
             .collect();
         let schema = Arc::new(Schema::new_with_metadata(fields, input.schema().metadata().clone()));
         // No ordering or hash partitioning is claimed: keys do not sort as the strings do.
@@ -418,13 +480,14 @@ impl KeysExec {
             p.emission_type,
             p.boundedness,
         );
-        KeysExec { input, column, schema, props: Arc::new(props), tables }
+        KeysExec { input, columns, schema, props: Arc::new(props), tables }
     }
 }
 
 impl DisplayAs for KeysExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "capq KeysExec: {}@{} as keys", self.schema.field(self.column).name(), self.column)
+        let names: Vec<String> = self.columns.iter().map(|&c| format!("{}@{c}", self.schema.field(c).name())).collect();
+        write!(f, "capq KeysExec: {} as keys", names.join(", "))
     }
 }
 
@@ -436,20 +499,20 @@ impl ExecutionPlan for KeysExec {
     }
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(KeysExec::new(children.swap_remove(0), self.column, self.tables.clone())))
+        Ok(Arc::new(KeysExec::new(children.swap_remove(0), self.columns.clone(), self.tables.clone())))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let tables = self.tables.clone();
-        let (schema, column) = (self.schema.clone(), self.column);
-        let mut cache = ViewKeys::new();
+        let (schema, columns) = (self.schema.clone(), self.columns.clone());
+        let mut caches: Vec<ViewKeys> = columns.iter().map(|_| ViewKeys::new()).collect();
         let stream = input.map(move |b| {
             let b = b?;
-            let table = tables.get(partition).ok_or_else(|| DataFusionError::Internal("KeysExec partition".into()))?;
-            let keys = cache.keys(b.column(column).as_string_view(), table)?;
             let mut cols = b.columns().to_vec();
-            cols[column] = keys;
+            for ((&c, cache), table) in columns.iter().zip(&mut caches).zip(tables.iter()) {
+                cols[c] = cache.keys(b.column(c).as_string_view(), table)?;
+            }
             Ok(RecordBatch::try_new(schema.clone(), cols)?)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
@@ -520,18 +583,22 @@ fn poisoned() -> DataFusionError {
     DataFusionError::Internal("a group-by's string table was poisoned by a panic".into())
 }
 
-/// The aggregation's output with its key column (the first) turned back into strings.
+/// The aggregation's output with its key columns (at `positions`, each with its table of
+/// strings in `tables`) turned back into strings.
 #[derive(Debug)]
 pub struct StringsExec {
     input: Arc<dyn ExecutionPlan>,
     /// The replaced aggregation's: the same schema, partitioning and equivalences.
     props: Arc<PlanProperties>,
     tables: Arc<Vec<Mutex<Strings>>>,
+    positions: Vec<usize>,
 }
 
 impl DisplayAs for StringsExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "capq StringsExec: keys@0 as {}", self.props.eq_properties.schema().field(0).name())
+        let schema = self.props.eq_properties.schema();
+        let names: Vec<String> = self.positions.iter().map(|&p| format!("{}@{p}", schema.field(p).name())).collect();
+        write!(f, "capq StringsExec: keys as {}", names.join(", "))
     }
 }
 
@@ -547,32 +614,33 @@ impl ExecutionPlan for StringsExec {
             input: children.swap_remove(0),
             props: self.props.clone(),
             tables: self.tables.clone(),
+            positions: self.positions.clone(),
         }))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let tables = self.tables.clone();
+        let (tables, positions) = (self.tables.clone(), self.positions.clone());
         let schema = self.schema();
         let out = schema.clone();
         let stream = input.map(move |b| {
             let b = b?;
-            let keys = b.column(0).as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
-            let table =
-                tables.get(partition).ok_or_else(|| DataFusionError::Internal("StringsExec partition".into()))?;
-            let t = table.lock().map_err(|_| poisoned())?;
-            let mut s = StringViewBuilder::with_capacity(keys.len());
-            for k in keys.iter() {
-                match k {
-                    Some(k) => s.append_value(
-                        t.get(k).ok_or_else(|| DataFusionError::Internal(format!("group key {k} has no string")))?,
-                    ),
-                    None => s.append_null(),
-                }
-            }
-            drop(t);
             let mut cols = b.columns().to_vec();
-            cols[0] = Arc::new(s.finish());
+            for (&p, table) in positions.iter().zip(tables.iter()) {
+                let keys = b.column(p).as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
+                let t = table.lock().map_err(|_| poisoned())?;
+                let mut s = StringViewBuilder::with_capacity(keys.len());
+                for k in keys.iter() {
+                    match k {
+                        Some(k) => s.append_value(
+                            t.get(k)
+                                .ok_or_else(|| DataFusionError::Internal(format!("group key {k} has no string")))?,
+                        ),
+                        None => s.append_null(),
+                    }
+                }
+                cols[p] = Arc::new(s.finish());
+            }
             Ok(RecordBatch::try_new(out.clone(), cols)?)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
@@ -612,10 +680,12 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("x", DataType::Int64, true),
             Field::new("s", DataType::Utf8View, true),
+            Field::new("u", DataType::Utf8View, true),
         ]));
         let one = |len: usize, seed: usize| -> RecordBatch {
             let x = Int64Array::from_iter_values((0..len as i64).map(|i| i * 3 + seed as i64));
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(strings(len, seed, shared))]).unwrap()
+            let (s, u) = (strings(len, seed, shared), strings(len, seed * 31 + 17, shared));
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s), Arc::new(u)]).unwrap()
         };
         if shared {
             let all = one(count * n, seed);
@@ -662,6 +732,11 @@ mod tests {
         let queries = [
             ("SELECT s, count(*) AS n, sum(x) AS x, min(x) AS lo FROM t GROUP BY s ORDER BY s", true),
             ("SELECT s FROM t GROUP BY s ORDER BY s", true),
+            // Two string columns keyed, and one beside a number.
+            ("SELECT u, s, count(*) AS n, max(x) AS m FROM t GROUP BY s, u ORDER BY u, s", true),
+            ("SELECT x % 7 AS k, s, count(*) AS n FROM t GROUP BY s, x % 7 ORDER BY k, s", true),
+            // Grouped by (u, s) first, both keyed, then by u.
+            ("SELECT u, count(DISTINCT s) AS d, max(x) AS m FROM t GROUP BY u ORDER BY u", true),
             ("SELECT s, count(*) AS n FROM t WHERE x % 2 = 0 GROUP BY s ORDER BY n DESC, s LIMIT 5", false),
             ("SELECT s, count(DISTINCT x % 10) AS d FROM t GROUP BY s ORDER BY s", false),
             // Rewritten by DataFusion into a group-by on (s, s), then on s.
@@ -691,12 +766,13 @@ mod tests {
     async fn leaves_plans_it_cannot_key() {
         let c = ctx(true, vec![batches(2, 1000, 1, true), batches(2, 1000, 2, true)]);
         for sql in [
-            // The group column read by an aggregate, two group columns, an expression.
+            // The group column read by an aggregate; an expression.
             "SELECT s, max(s) FROM t GROUP BY s",
             "SELECT s, string_agg(s, ',') FROM t GROUP BY s",
             // An aggregate that needs its input ordered.
             "SELECT s, array_agg(x ORDER BY x) FROM t GROUP BY s",
-            "SELECT s, x, count(*) FROM t GROUP BY s, x",
+            // The group column read by another group expression.
+            "SELECT s, x + length(s) AS l, count(*) FROM t GROUP BY s, x + length(s)",
             "SELECT s || '' AS s2, count(*) FROM t GROUP BY s2",
             "SELECT x, count(*) FROM t GROUP BY x",
         ] {
