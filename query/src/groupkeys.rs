@@ -17,9 +17,9 @@
 //!
 //! Keys are per partition and column (a partition's two nodes share one table of strings
 //! per column, taken under a lock once per batch, not per row). A group column stays as
-//! it is when the aggregation also reads it elsewhere (an aggregate, a filter, another
-//! group expression); the rule leaves aggregations that need their input ordered, or have
-//! grouping sets, a limit or a dynamic filter, to DataFusion.
+//! it is when the aggregation also reads it elsewhere (an aggregate's argument or ORDER
+//! BY, a FILTER, another group expression); the rule leaves aggregations that need their
+//! input ordered, or have grouping sets, a limit or a dynamic filter, to DataFusion.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -93,11 +93,14 @@ fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<
     }
     let input = agg.input();
     let schema = input.schema();
-    // Every expression the aggregation evaluates: a column one of them reads (other than
-    // as a bare group column) cannot become keys.
-    let mut read: Vec<Arc<dyn PhysicalExpr>> = agg.aggr_expr().iter().flat_map(|a| a.expressions()).collect();
-    read.extend(agg.filter_expr().iter().flatten().cloned());
-    read.extend(group.expr().iter().map(|(e, _)| e.clone()));
+    // Every expression the aggregation evaluates (group expressions, arguments, their
+    // ORDER BYs, filters): a column one of them reads, other than as one bare group
+    // column, cannot become keys.
+    let mut read: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+    node.apply_expressions(&mut |e| {
+        read.push(e.clone());
+        Ok(TreeNodeRecursion::Continue)
+    })?;
     let uses = |index: usize| -> usize {
         read.iter().map(|e| collect_columns(e).iter().filter(|c| c.index() == index).count()).sum()
     };
@@ -114,16 +117,14 @@ fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<
     if candidates.is_empty() {
         return Ok(None);
     }
-    // DataFusion's aggregation as it was, over a hand-off; the keyed one is made per
-    // partition, for the columns that partition keys.
-    let handoff = Arc::new(HandoffExec::new(input));
-    #[allow(deprecated)] // replace_children needs options that say the same
-    let plain = node.clone().with_new_children(vec![handoff.clone()])?;
+    // Each execution of a partition makes its plan over a hand-off of its own: DataFusion's
+    // aggregation as it was (`plain`, given a new child), or the one over keys for the
+    // columns that partition keys.
     Ok(Some(Arc::new(ChooseExec {
         input: input.clone(),
         candidates,
         agg: Arc::new(agg.clone_parts()),
-        plain: (plain, handoff),
+        plain: node.clone(),
         props: agg.properties().clone(),
         chosen: Default::default(),
     })))
@@ -243,7 +244,8 @@ pub struct ChooseExec {
     input: Arc<dyn ExecutionPlan>,
     candidates: Vec<Candidate>,
     agg: Arc<AggParts>,
-    plain: (Arc<dyn ExecutionPlan>, Arc<HandoffExec>),
+    /// The aggregation as DataFusion planned it (its child is replaced by a hand-off).
+    plain: Arc<dyn ExecutionPlan>,
     props: Arc<PlanProperties>,
     /// Partitions that ran keyed, and all that ran (for EXPLAIN ANALYZE).
     chosen: Arc<(AtomicUsize, AtomicUsize)>,
@@ -251,7 +253,7 @@ pub struct ChooseExec {
 
 impl fmt::Debug for ChooseExec {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.debug_struct("ChooseExec").field("candidates", &self.candidates).field("plain", &self.plain.0).finish()
+        f.debug_struct("ChooseExec").field("candidates", &self.candidates).field("plain", &self.plain).finish()
     }
 }
 
@@ -265,7 +267,7 @@ impl DisplayAs for ChooseExec {
         if all > 0 {
             write!(f, ", keyed in {keyed} of {all} partitions")?;
         }
-        write!(f, "; as: {}", displayable(self.plain.0.as_ref()).one_line().to_string().trim_end())
+        write!(f, "; as: {}", displayable(self.plain.as_ref()).one_line().to_string().trim_end())
     }
 }
 
@@ -273,7 +275,9 @@ impl DisplayAs for ChooseExec {
 /// the first batch's are of strings longer than 12 bytes.
 fn repeats(head: &[RecordBatch], column: usize) -> bool {
     let [a, b] = head else { return false };
-    let (a, b) = (a.column(column).as_string_view(), b.column(column).as_string_view());
+    let (Some(a), Some(b)) = (a.column(column).as_string_view_opt(), b.column(column).as_string_view_opt()) else {
+        return false;
+    };
     let long = a.views().iter().filter(|v| **v as u32 > 12).count();
     let (x, y) = (a.data_buffers(), b.data_buffers());
     long * 2 >= a.len() && x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.ptr_eq(y))
@@ -289,6 +293,14 @@ impl ChooseExec {
             props: self.props.clone(),
             chosen: self.chosen.clone(),
         }
+    }
+
+    /// DataFusion's aggregation, fed by a new hand-off, for one partition.
+    fn plain_plan(&self) -> Result<(Arc<dyn ExecutionPlan>, Arc<HandoffExec>)> {
+        let handoff = Arc::new(HandoffExec::new(&self.input));
+        #[allow(deprecated)] // replace_children would need options that say the same
+        let plan = self.plain.clone().with_new_children(vec![handoff.clone()])?;
+        Ok((plan, handoff))
     }
 
     /// The aggregation over keys for `keyed`, fed by a new hand-off, for one partition.
@@ -337,7 +349,7 @@ impl ExecutionPlan for ChooseExec {
             let keyed: Vec<Candidate> = this.candidates.iter().filter(|c| repeats(&head, c.column)).copied().collect();
             this.chosen.0.fetch_add(usize::from(!keyed.is_empty()), Relaxed);
             this.chosen.1.fetch_add(1, Relaxed);
-            let (plan, handoff) = if keyed.is_empty() { this.plain.clone() } else { this.keyed_plan(keyed)? };
+            let (plan, handoff) = if keyed.is_empty() { this.plain_plan()? } else { this.keyed_plan(keyed)? };
             let rest = futures::stream::iter(head.into_iter().map(Ok)).chain(input);
             let slot =
                 handoff.slots.get(partition).ok_or_else(|| DataFusionError::Internal("ChooseExec partition".into()))?;
@@ -511,7 +523,11 @@ impl ExecutionPlan for KeysExec {
             let b = b?;
             let mut cols = b.columns().to_vec();
             for ((&c, cache), table) in columns.iter().zip(&mut caches).zip(tables.iter()) {
-                cols[c] = cache.keys(b.column(c).as_string_view(), table)?;
+                let strings = b
+                    .column(c)
+                    .as_string_view_opt()
+                    .ok_or_else(|| DataFusionError::Internal(format!("KeysExec: column {c} is not of string views")))?;
+                cols[c] = cache.keys(strings, table)?;
             }
             Ok(RecordBatch::try_new(schema.clone(), cols)?)
         });
@@ -627,7 +643,10 @@ impl ExecutionPlan for StringsExec {
             let b = b?;
             let mut cols = b.columns().to_vec();
             for (&p, table) in positions.iter().zip(tables.iter()) {
-                let keys = b.column(p).as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
+                let keys = b
+                    .column(p)
+                    .as_primitive_opt::<datafusion::arrow::datatypes::UInt32Type>()
+                    .ok_or_else(|| DataFusionError::Internal(format!("StringsExec: column {p} is not of keys")))?;
                 let t = table.lock().map_err(|_| poisoned())?;
                 let mut s = StringViewBuilder::with_capacity(keys.len());
                 for k in keys.iter() {
@@ -681,11 +700,14 @@ mod tests {
             Field::new("x", DataType::Int64, true),
             Field::new("s", DataType::Utf8View, true),
             Field::new("u", DataType::Utf8View, true),
+            Field::new("w", DataType::Utf8View, true),
         ]));
         let one = |len: usize, seed: usize| -> RecordBatch {
             let x = Int64Array::from_iter_values((0..len as i64).map(|i| i * 3 + seed as i64));
             let (s, u) = (strings(len, seed, shared), strings(len, seed * 31 + 17, shared));
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s), Arc::new(u)]).unwrap()
+            // Short strings only: never keyed.
+            let w = StringViewArray::from_iter((0..len).map(|i| (i % 9 != 0).then(|| format!("w{}", (i + seed) % 17))));
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s), Arc::new(u), Arc::new(w)]).unwrap()
         };
         if shared {
             let all = one(count * n, seed);
@@ -696,7 +718,17 @@ mod tests {
     }
 
     fn ctx(rule: bool, partitions: Vec<Vec<RecordBatch>>) -> SessionContext {
-        let config = SessionConfig::new().with_target_partitions(partitions.len().max(1));
+        ctx_with(rule, partitions, false)
+    }
+
+    /// With `skip`, partial aggregations give up grouping after 10 rows and pass rows on.
+    fn ctx_with(rule: bool, partitions: Vec<Vec<RecordBatch>>, skip: bool) -> SessionContext {
+        let mut config = SessionConfig::new().with_target_partitions(partitions.len().max(1));
+        if skip {
+            let e = &mut config.options_mut().execution;
+            e.skip_partial_aggregation_probe_rows_threshold = 10;
+            e.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+        }
         let mut b = SessionStateBuilder::new().with_config(config).with_default_features();
         if rule {
             b = b.with_physical_optimizer_rule(Arc::new(StringGroupKeys));
@@ -737,14 +769,22 @@ mod tests {
             ("SELECT x % 7 AS k, s, count(*) AS n FROM t GROUP BY s, x % 7 ORDER BY k, s", true),
             // Grouped by (u, s) first, both keyed, then by u.
             ("SELECT u, count(DISTINCT s) AS d, max(x) AS m FROM t GROUP BY u ORDER BY u", true),
+            // Only s keyed, the second of three group columns; an aggregate's FILTER on x.
+            ("SELECT w, s, x % 3 AS k, count(*) AS n FROM t GROUP BY w, s, x % 3 ORDER BY w, s, k", true),
+            ("SELECT s, count(*) FILTER (WHERE x > 500) AS n FROM t GROUP BY s ORDER BY s", true),
             ("SELECT s, count(*) AS n FROM t WHERE x % 2 = 0 GROUP BY s ORDER BY n DESC, s LIMIT 5", false),
             ("SELECT s, count(DISTINCT x % 10) AS d FROM t GROUP BY s ORDER BY s", false),
             // Rewritten by DataFusion into a group-by on (s, s), then on s.
             ("SELECT s, count(DISTINCT s) AS d FROM t GROUP BY s ORDER BY s", false),
         ];
-        for (parts, keyed) in [(shared, "keyed in 2 of 2 partitions"), (plain, "keyed in 0 of 2 partitions")] {
-            let with = ctx(true, parts.clone());
-            let without = ctx(false, parts);
+        let runs = [
+            (shared.clone(), false, "keyed in 2 of 2 partitions"),
+            (shared, true, "keyed in 2 of 2 partitions"),
+            (plain, false, "keyed in 0 of 2 partitions"),
+        ];
+        for (parts, skip, keyed) in runs {
+            let with = ctx_with(true, parts.clone(), skip);
+            let without = ctx_with(false, parts, skip);
             for (sql, direct) in queries {
                 assert!(plan(&with, sql).await.contains("StringGroupBy"), "{sql}");
                 assert!(!plan(&without, sql).await.contains("StringGroupBy"));
@@ -754,12 +794,15 @@ mod tests {
                 }
             }
         }
-        // One partition: a single-mode aggregation.
+        // One partition: single-mode aggregations.
         let one = vec![[batches(2, 5000, 8, true), batches(2, 2000, 9, true)].concat()];
-        let sql = queries[0].0;
         let (a, b) = (ctx(true, one.clone()), ctx(false, one));
-        assert!(plan(&a, &format!("ANALYZE {sql}")).await.contains("keyed in 1 of 1 partitions"));
-        assert_eq!(rows(&a, sql).await, rows(&b, sql).await);
+        for (sql, direct) in queries {
+            if direct {
+                assert!(plan(&a, &format!("ANALYZE {sql}")).await.contains("keyed in 1 of 1 partitions"), "{sql}");
+            }
+            assert_eq!(rows(&a, sql).await, rows(&b, sql).await, "{sql}");
+        }
     }
 
     #[tokio::test]
@@ -769,8 +812,11 @@ mod tests {
             // The group column read by an aggregate; an expression.
             "SELECT s, max(s) FROM t GROUP BY s",
             "SELECT s, string_agg(s, ',') FROM t GROUP BY s",
-            // An aggregate that needs its input ordered.
+            // An aggregate that needs its input ordered; one ordered by the group column;
+            // a FILTER on it.
             "SELECT s, array_agg(x ORDER BY x) FROM t GROUP BY s",
+            "SELECT s, first_value(x ORDER BY s) FROM t GROUP BY s",
+            "SELECT s, count(*) FILTER (WHERE s > 'm') FROM t GROUP BY s",
             // The group column read by another group expression.
             "SELECT s, x + length(s) AS l, count(*) FROM t GROUP BY s, x + length(s)",
             "SELECT s || '' AS s2, count(*) FROM t GROUP BY s2",
