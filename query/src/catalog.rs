@@ -355,13 +355,17 @@ pub fn with_host(schema: &SchemaRef) -> SchemaRef {
 /// Lists of strings stay as they lie: `array_has` over lists of views was 21% slower
 /// (README, Queries).
 fn view_types(schema: &SchemaRef) -> SchemaRef {
+    retype(schema, &DataType::Utf8, DataType::Utf8View)
+}
+
+/// `schema` with its top-level columns of type `from` made `to`.
+pub fn retype(schema: &SchemaRef, from: &DataType, to: DataType) -> SchemaRef {
     let fields: Vec<Arc<Field>> = schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
-            _ => f.clone(),
-        })
+        .map(
+            |f| if f.data_type() == from { Arc::new(f.as_ref().clone().with_data_type(to.clone())) } else { f.clone() },
+        )
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }

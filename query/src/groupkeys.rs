@@ -123,7 +123,7 @@ fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<
     Ok(Some(Arc::new(ChooseExec {
         input: input.clone(),
         candidates,
-        agg: Arc::new(agg.clone_parts()),
+        agg: Arc::new(AggParts::of(agg)),
         plain: node.clone(),
         props: agg.properties().clone(),
         chosen: Default::default(),
@@ -147,17 +147,13 @@ struct AggParts {
     filter: Vec<Option<Arc<dyn PhysicalExpr>>>,
 }
 
-trait CloneParts {
-    fn clone_parts(&self) -> AggParts;
-}
-
-impl CloneParts for AggregateExec {
-    fn clone_parts(&self) -> AggParts {
+impl AggParts {
+    fn of(agg: &AggregateExec) -> AggParts {
         AggParts {
-            mode: *self.mode(),
-            group: self.group_expr().clone(),
-            aggr: self.aggr_expr().to_vec(),
-            filter: self.filter_expr().to_vec(),
+            mode: *agg.mode(),
+            group: agg.group_expr().clone(),
+            aggr: agg.aggr_expr().to_vec(),
+            filter: agg.filter_expr().to_vec(),
         }
     }
 }

@@ -64,15 +64,7 @@ fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
 /// `Utf8` in its Arrow schema, as the capture's own segments do, for readers that predate
 /// views (capq reads strings as views: catalog::view_types).
 pub fn plain_strings(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    crate::catalog::retype(schema, &DataType::Utf8View, DataType::Utf8)
 }
 
 /// `batch` cast to `schema` (from `plain_strings`).
