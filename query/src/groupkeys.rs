@@ -158,6 +158,12 @@ impl AggParts {
     }
 }
 
+/// `name@index, ...` of `columns` in `schema`, as DataFusion shows columns in plans.
+fn names(schema: &SchemaRef, columns: &[usize]) -> String {
+    let names: Vec<String> = columns.iter().map(|&c| format!("{}@{c}", schema.field(c).name())).collect();
+    names.join(", ")
+}
+
 /// What the four nodes below have alike: a name, their properties kept in `props`, and
 /// no expressions of their own.
 macro_rules! plan_basics {
@@ -255,10 +261,8 @@ impl fmt::Debug for ChooseExec {
 
 impl DisplayAs for ChooseExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let schema = self.input.schema();
-        let names: Vec<String> =
-            self.candidates.iter().map(|c| format!("{}@{}", schema.field(c.column).name(), c.column)).collect();
-        write!(f, "capq StringGroupBy: {} on keys where their views repeat", names.join(", "))?;
+        let columns: Vec<usize> = self.candidates.iter().map(|c| c.column).collect();
+        write!(f, "capq StringGroupBy: {} on keys where their views repeat", names(&self.input.schema(), &columns))?;
         let (keyed, all) = (self.chosen.0.load(Relaxed), self.chosen.1.load(Relaxed));
         if all > 0 {
             write!(f, ", keyed in {keyed} of {all} partitions")?;
@@ -494,8 +498,7 @@ impl KeysExec {
 
 impl DisplayAs for KeysExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<String> = self.columns.iter().map(|&c| format!("{}@{c}", self.schema.field(c).name())).collect();
-        write!(f, "capq KeysExec: {} as keys", names.join(", "))
+        write!(f, "capq KeysExec: {} as keys", names(&self.schema, &self.columns))
     }
 }
 
@@ -608,9 +611,7 @@ pub struct StringsExec {
 
 impl DisplayAs for StringsExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let schema = self.props.eq_properties.schema();
-        let names: Vec<String> = self.positions.iter().map(|&p| format!("{}@{p}", schema.field(p).name())).collect();
-        write!(f, "capq StringsExec: keys as {}", names.join(", "))
+        write!(f, "capq StringsExec: keys as {}", names(self.props.eq_properties.schema(), &self.positions))
     }
 }
 
