@@ -57,6 +57,10 @@ QUERIES = {
     ),
     "point filter pid": ("SELECT count(*) AS n, sum(bytes_written) AS w FROM file WHERE pid = {pid}",) * 3,
     "point filter path": ("SELECT count(*) AS n FROM file WHERE path = '{path}'",) * 3,
+    "broad filter (op = open)": (
+        "SELECT path, count(*) AS c, sum(bytes_read) AS r FROM file WHERE op = 'open' "
+        "GROUP BY path ORDER BY c DESC, path LIMIT 10",
+    ) * 3,
 }
 
 DUCK = """
