@@ -536,24 +536,50 @@ impl ExecutionPlan for KeysExec {
 
 /// A stream's view -> key memory, kept while the batches' buffers are the same ones (a
 /// long string's view names its buffer and offset, so the same view is the same string
-/// only within one set of buffers; a short one holds its bytes). Where most views of a
-/// batch are new (a page without a dictionary, or more distinct strings than rows
-/// repeat them), the next 8 batches go to the strings directly.
+/// only within one set of buffers; a short one holds its bytes). In front of the map, a
+/// direct-mapped cache by a hash of the view: one multiply, one load and one compare
+/// that all but never fails once a dictionary's strings are in, so no branch per row
+/// depends on the data (the map's probe, and any split of long from short strings,
+/// mispredicted on a page that mixes them). Where most views of a batch are new (a page
+/// without a dictionary, or more distinct strings than rows repeat them), the next 8
+/// batches go to the strings directly.
 struct ViewKeys {
     buffers: Vec<Buffer>,
     keys: HashMap<u128, u32, ViewHasher>,
+    /// The cache: the view last seen at each place, and its key + 1 (0: none since the
+    /// buffers changed). A power of two long, doubled while the map holds more than half
+    /// as many views, up to `NEAR_MAX`.
+    near_views: Vec<u128>,
+    near_keys: Vec<u32>,
+    hasher: ViewHasher,
     direct: u32,
 }
 
+const NEAR_MIN: usize = 1 << 10;
+const NEAR_MAX: usize = 1 << 16;
+
 impl ViewKeys {
     fn new() -> ViewKeys {
-        ViewKeys { buffers: Vec::new(), keys: HashMap::with_hasher(ViewHasher::new()), direct: 0 }
+        let hasher = ViewHasher::new();
+        ViewKeys {
+            buffers: Vec::new(),
+            keys: HashMap::with_hasher(hasher),
+            near_views: vec![0; NEAR_MIN],
+            near_keys: vec![0; NEAR_MIN],
+            hasher,
+            direct: 0,
+        }
+    }
+
+    fn forget(&mut self) {
+        self.keys.clear();
+        self.near_keys.fill(0);
     }
 
     fn keys(&mut self, col: &StringViewArray, table: &Mutex<Strings>) -> Result<ArrayRef> {
         let bufs = col.data_buffers();
         if bufs.len() != self.buffers.len() || bufs.iter().zip(&self.buffers).any(|(a, b)| !a.ptr_eq(b)) {
-            self.keys.clear();
+            self.forget();
             self.buffers = bufs.to_vec();
         }
         let views = col.views();
@@ -568,7 +594,13 @@ impl ViewKeys {
             }
         } else {
             let mut misses = 0;
+            let mask = self.near_views.len() - 1;
             for (i, &v) in views.iter().enumerate() {
+                let at = self.hasher.hash_one(v) as usize & mask;
+                if self.near_views[at] == v && self.near_keys[at] != 0 {
+                    out.push(self.near_keys[at] - 1);
+                    continue;
+                }
                 if !valid(i) {
                     out.push(0);
                     continue;
@@ -582,11 +614,17 @@ impl ViewKeys {
                         k
                     }
                 };
+                self.near_views[at] = v;
+                self.near_keys[at] = k.wrapping_add(1);
                 out.push(k);
             }
             if misses * 2 > views.len() {
                 self.direct = 8;
-                self.keys.clear();
+                self.forget();
+            } else if self.keys.len() * 2 > self.near_views.len() && self.near_views.len() < NEAR_MAX {
+                let n = self.near_views.len() * 2;
+                self.near_views = vec![0; n];
+                self.near_keys = vec![0; n];
             }
         }
         drop(t);
@@ -800,6 +838,50 @@ mod tests {
             }
             assert_eq!(rows(&a, sql).await, rows(&b, sql).await, "{sql}");
         }
+    }
+
+    /// Views made by hand, as any `StringViewArray` may hold them: a string and its prefix
+    /// at one place, one string at two places, short strings, nulls; then other strings
+    /// in new buffers under the same views. Every key names the row's own string.
+    #[test]
+    fn keys_name_the_strings_their_views_point_at() {
+        use datafusion::arrow::array::ByteView;
+        use datafusion::arrow::buffer::NullBuffer;
+        let table = Mutex::new(Strings::new());
+        let mut cache = ViewKeys::new();
+        let check = |cache: &mut ViewKeys, text: &str| {
+            let bytes = text.as_bytes();
+            let long = |off: usize, len: usize| {
+                ByteView::new(len as u32, &bytes[off..off + 4]).with_buffer_index(0).with_offset(off as u32).as_u128()
+            };
+            let short = |s: &str| {
+                let mut v = [0u8; 16];
+                v[..4].copy_from_slice(&(s.len() as u32).to_le_bytes());
+                v[4..4 + s.len()].copy_from_slice(s.as_bytes());
+                u128::from_le_bytes(v)
+            };
+            // Repeated so that most views of the batch are known ones (no direct mode).
+            let pattern = [long(0, 25), long(0, 16), long(25, 25), short("ls"), long(0, 25), 0, long(25, 25)];
+            let views: Vec<u128> = pattern.iter().copied().cycle().take(70).collect();
+            let nulls = NullBuffer::from_iter(views.iter().map(|&v| v != 0));
+            let col =
+                StringViewArray::try_new(ScalarBuffer::from(views), vec![Buffer::from(bytes)], Some(nulls)).unwrap();
+            let keys = cache.keys(&col, &table).unwrap();
+            let keys = keys.as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
+            let t = table.lock().unwrap();
+            for i in 0..col.len() {
+                assert_eq!(col.is_valid(i), keys.is_valid(i), "row {i}");
+                if col.is_valid(i) {
+                    assert_eq!(t.get(keys.value(i)), Some(col.value(i)), "row {i}");
+                }
+            }
+        };
+        let a = "/usr/lib/x86_64/libc.so.6/usr/lib/x86_64/libc.so.6";
+        check(&mut cache, a);
+        check(&mut cache, a);
+        // The same views (length, first four bytes, place) over other strings.
+        check(&mut cache, "/usr/lib/x86_64/libm.so.6/usr/lib/x86_64/libz.so.1");
+        check(&mut cache, a);
     }
 
     #[tokio::test]
