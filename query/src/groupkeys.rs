@@ -551,6 +551,8 @@ struct ViewKeys {
     /// as many views, up to `NEAR_MAX`.
     near_views: Vec<u128>,
     near_keys: Vec<u32>,
+    /// Some key was cached since the cache was last cleared.
+    near_used: bool,
     hasher: ViewHasher,
     direct: u32,
 }
@@ -566,6 +568,7 @@ impl ViewKeys {
             keys: HashMap::with_hasher(hasher),
             near_views: vec![0; NEAR_MIN],
             near_keys: vec![0; NEAR_MIN],
+            near_used: false,
             hasher,
             direct: 0,
         }
@@ -573,7 +576,10 @@ impl ViewKeys {
 
     fn forget(&mut self) {
         self.keys.clear();
-        self.near_keys.fill(0);
+        if self.near_used {
+            self.near_keys.fill(0);
+            self.near_used = false;
+        }
     }
 
     fn keys(&mut self, col: &StringViewArray, table: &Mutex<Strings>) -> Result<ArrayRef> {
@@ -616,6 +622,7 @@ impl ViewKeys {
                 };
                 self.near_views[at] = v;
                 self.near_keys[at] = k.wrapping_add(1);
+                self.near_used = true;
                 out.push(k);
             }
             if misses * 2 > views.len() {
