@@ -9,16 +9,17 @@
 //! 13% more CPU, and `op = 'open'`, half the rows, 2.5 times the time (README, Queries).
 //! So this rule, run after DataFusion's own, turns it on per scan: in plans without a
 //! join, for scans that read more columns than their filter does, whose filter reads no
-//! nested column and asks for values (`=` or `IN`), and keeps its rows in few runs. The
-//! last is measured: the parts of the filter that ask for values are evaluated on one row
-//! group of the scan's middle segment (its first 65,536 rows, their columns alone, a
-//! millisecond or two), and the scan is pushed when the rows they keep there start at
-//! most one run per 256 rows. The reader pays per run
-//! of kept rows, so scattered rows cost more than they save: on 30 M events, 0.002% of
-//! the rows (one pid) took 0.09 s pushed against 0.22 s not, 1.4% were level, 2.8%
-//! took 0.66 against 0.28 s. Where the sample cannot be read (segments on S3, a middle
-//! segment without the filter's column), the scan is pushed as before. The filter above the scan stays, so the rows
-//! are the same either way.
+//! nested column and asks for values (`=` or `IN`), and keeps its rows in few runs.
+//!
+//! The last is measured: the parts of the filter that ask for values are evaluated on
+//! one row group of the scan's middle segment (its first 65,536 rows, their columns
+//! alone, a millisecond or two), and the scan is pushed when the rows they keep there
+//! start at most one run per 256 rows. The reader pays per run of kept rows, so
+//! scattered rows cost more than they save: on 30 M events, 0.002% of the rows (one pid)
+//! took 0.09 s pushed against 0.22 s not, 1.4% were level, 2.8% took 0.66 against
+//! 0.28 s. Where the sample cannot be read (segments on S3, a middle segment without the
+//! filter's column), the scan is pushed as before. The filter above the scan stays, so
+//! the rows are the same either way.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -120,7 +121,7 @@ const RUN_EVERY: usize = 256;
 const SAMPLE_ROWS: usize = 65_536;
 
 /// What the filter kept of a sample: rows read, and runs of consecutive kept rows.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Sample {
     rows: usize,
     runs: usize,
