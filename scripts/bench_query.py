@@ -13,7 +13,8 @@ Python (about 0.1 s of which is starting Python and importing the module: the `p
 row says how much); their query alone is timed inside the process too, and the ratios are
 against that (capq's time is its whole process: the stricter comparison). Prints one row
 per query: seconds per engine, capq / DuckDB and capq / Polars, and their geometric
-means.
+means. Each engine's answer must be capq's (the integers of each row, in order), or the
+run stops without a ratio.
 
 usage: bench_query.py CAPQ CAPTURE_DIR [--rounds 3] [--only NAME,...] [--against OTHER_CAPQ]
 
@@ -22,6 +23,8 @@ Polars): seconds each, capq / other per query and in geometric mean; the answers
 the same.
 """
 import argparse
+import csv
+import json
 import math
 import os
 import subprocess
@@ -64,36 +67,43 @@ QUERIES = {
 }
 
 DUCK = """
-import sys, time, duckdb
+import json, sys, time, duckdb
 d, sql = sys.argv[1], sys.argv[2]
+duckdb.sql("SET enable_progress_bar = false")
 t0 = time.perf_counter()
 for t in ("file", "exec"):
     duckdb.sql(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{d}/{t}/**/*.parquet', hive_partitioning=true)")
-if sql:
-    duckdb.sql(sql).fetchall()
-print(time.perf_counter() - t0)
+rows = duckdb.sql(sql).fetchall() if sql else []
+t = time.perf_counter() - t0
+print(json.dumps([[v for v in r if type(v) is int] for r in rows]))
+print(t)
 """
 
 POLARS = """
-import sys, time, polars as pl
+import json, sys, time, polars as pl
 d, sql = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 ctx = pl.SQLContext({t: pl.scan_parquet(f"{d}/{t}/**/*.parquet", hive_partitioning=True) for t in ("file", "exec")})
-if sql:
-    ctx.execute(sql).collect()
-print(time.perf_counter() - t0)
+rows = ctx.execute(sql).collect().rows() if sql else []
+t = time.perf_counter() - t0
+print(json.dumps([[v for v in r if type(v) is int] for r in rows]))
+print(t)
 """
 
 
 def timed(cmd, inner=False):
     """Wall seconds of the whole process; with `inner`, the seconds it printed last (the
-    query alone, timed inside the Python process)."""
+    query alone, timed inside the Python process). Then its answer: the integers of each
+    row (capq's CSV cells that parse as integers; the peers print theirs as JSON)."""
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE if inner else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - t0
     if r.returncode not in (0, 3):
         raise SystemExit(f"{cmd[0]} failed ({r.returncode}): {r.stderr.strip()[:500]}")
-    return float(r.stdout.split()[-1]) if inner else elapsed
+    if inner:
+        answer, seconds = r.stdout.strip().splitlines()[-2:]
+        return float(seconds), json.loads(answer)
+    return elapsed, [[int(c) for c in row if c.lstrip("-").isdigit()] for row in csv.reader(r.stdout.splitlines()[1:])]
 
 
 def main():
@@ -119,7 +129,7 @@ def main():
     if a.against:
         return against(a, pid, path, only)
     engines = ("capq", "duckdb", "polars")
-    base = {e: min(timed(cmd) for _ in range(a.rounds)) for e, cmd in (
+    base = {e: min(timed(cmd)[0] for _ in range(a.rounds)) for e, cmd in (
         ("duckdb", [py, "-c", DUCK, cap, ""]), ("polars", [py, "-c", POLARS, cap, ""]))}
     print("capq: the whole process; DuckDB and Polars: the query alone (views, plan, run, fetch), timed in")
     print("their Python process, and in brackets the whole process; ratios against the query alone")
@@ -137,16 +147,24 @@ def main():
         }
         best = {e: math.inf for e in engines}
         inner = {e: math.inf for e in engines}
+        answers = {}
         for _ in range(a.rounds):
             for e in engines:
                 if not cmds[e]:
                     continue
                 if e == "capq":
-                    best[e] = min(best[e], timed(cmds[e]))
+                    t, answers[e] = timed(cmds[e])
+                    best[e] = min(best[e], t)
                 else:
                     t0 = time.perf_counter()
-                    inner[e] = min(inner[e], timed(cmds[e], inner=True))
+                    t, answers[e] = timed(cmds[e], inner=True)
+                    inner[e] = min(inner[e], t)
                     best[e] = min(best[e], time.perf_counter() - t0)
+        # A peer that answered otherwise (or not at all) gets no ratio: the integers of
+        # every row (counts, sums, lengths), in order, must be capq's.
+        for e in answers:
+            if answers[e] != answers["capq"] or not answers[e]:
+                raise SystemExit(f"{name}: {e} answered {answers[e][:3]}..., capq {answers['capq'][:3]}...")
         rd = best["capq"] / inner["duckdb"]
         ratios_d.append(rd)
         rp = best["capq"] / inner["polars"] if cmds["polars"] else None
