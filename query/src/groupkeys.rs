@@ -11,9 +11,13 @@
 //! remembering the key of each view while the batches keep the same buffers (so a string
 //! is hashed once per dictionary page), the aggregation groups on the integers, and a
 //! [`StringsExec`] turns the keys back into the strings, so the plan above sees the
-//! aggregation's own output. A column is keyed where that pays: its views repeat and are
+//! aggregation's own output. Where the keyed column is the only group column and every
+//! aggregate has a groups accumulator, a [`DenseAggExec`] takes the place of those last
+//! two: the keys are the accumulators' group indices, with no table of groups. A column
+//! is keyed where that pays: its views repeat and, unless the keys are group indices, are
 //! mostly of long strings (ChooseExec's doc). `EXPLAIN ANALYZE` says how many partitions
-//! ran keyed; the keyed aggregation's own metrics are not shown.
+//! ran keyed and how many of those on the keys as group indices; the keyed aggregation's
+//! own metrics are not shown.
 //!
 //! Keys are per partition and column (a partition's two nodes share one table of strings
 //! per column, taken under a lock once per batch, not per row). A group column stays as
@@ -32,16 +36,19 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder, UInt32Array,
 };
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::aggregates::{
+    aggregate_expressions, evaluate_many, AggregateExec, AggregateMode, PhysicalGroupBy,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     displayable, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, InputOrderMode, Partitioning,
@@ -158,6 +165,15 @@ impl AggParts {
     }
 }
 
+impl AggParts {
+    /// Whether it can run as a [`DenseAggExec`] once its group column is keyed: one group
+    /// column, and every aggregate with a groups accumulator that needs no order.
+    fn dense(&self) -> bool {
+        self.group.expr().len() == 1
+            && self.aggr.iter().all(|e| e.order_bys().is_empty() && e.groups_accumulator_supported())
+    }
+}
+
 /// `name@index, ...` of `columns` in `schema`, as DataFusion shows columns in plans.
 fn names(schema: &SchemaRef, columns: &[usize]) -> String {
     let names: Vec<String> = columns.iter().map(|&c| format!("{}@{c}", schema.field(c).name())).collect();
@@ -187,6 +203,9 @@ macro_rules! plan_basics {
 
 /// One partition's stream, each on its way from [`ChooseExec`] to the plan it chose.
 type Slots = Arc<Vec<Mutex<Option<SendableRecordBatchStream>>>>;
+
+/// A plan for one partition and the hand-off that feeds it.
+type Fed = (Arc<dyn ExecutionPlan>, Arc<HandoffExec>);
 
 /// A leaf that gives each partition the stream [`ChooseExec`] put there: its input's.
 struct HandoffExec {
@@ -239,9 +258,10 @@ impl ExecutionPlan for HandoffExec {
 /// the views of one string repeat) and are at least half of strings longer than 12 bytes;
 /// with no column to key, DataFusion's aggregation runs as it was. A plain page, or
 /// strings made in memory, give every row its own copy, and keys would only add work (up
-/// to 2.1 times the time); strings of 12 bytes or less live in their views, which
-/// DataFusion compares without hashing bytes (keys made a group-by on `op` about 20%
-/// slower).
+/// to 2.1 times the time). Strings of 12 bytes or less live in their views, which
+/// DataFusion compares without hashing bytes: grouped again by DataFusion, their keys made
+/// a group-by on `op` about 20% slower, but as the group indices of a [`DenseAggExec`]
+/// they took 12% less CPU (README, Queries), so there short strings are keyed too.
 pub struct ChooseExec {
     input: Arc<dyn ExecutionPlan>,
     candidates: Vec<Candidate>,
@@ -249,8 +269,9 @@ pub struct ChooseExec {
     /// The aggregation as DataFusion planned it (its child is replaced by a hand-off).
     plain: Arc<dyn ExecutionPlan>,
     props: Arc<PlanProperties>,
-    /// Partitions that ran keyed, and all that ran (for EXPLAIN ANALYZE).
-    chosen: Arc<(AtomicUsize, AtomicUsize)>,
+    /// Partitions that ran keyed, all that ran, and those of the keyed that grouped on the
+    /// keys directly (for EXPLAIN ANALYZE).
+    chosen: Arc<(AtomicUsize, AtomicUsize, AtomicUsize)>,
 }
 
 impl fmt::Debug for ChooseExec {
@@ -265,22 +286,23 @@ impl DisplayAs for ChooseExec {
         write!(f, "capq StringGroupBy: {} on keys where their views repeat", names(&self.input.schema(), &columns))?;
         let (keyed, all) = (self.chosen.0.load(Relaxed), self.chosen.1.load(Relaxed));
         if all > 0 {
-            write!(f, ", keyed in {keyed} of {all} partitions")?;
+            let dense = self.chosen.2.load(Relaxed);
+            write!(f, ", keyed in {keyed} of {all} partitions ({dense} with the keys as group indices)")?;
         }
         write!(f, "; as: {}", displayable(self.plain.as_ref()).one_line().to_string().trim_end())
     }
 }
 
-/// Whether `column`'s views in the two batches share their buffers and at least half of
-/// the first batch's are of strings longer than 12 bytes.
-fn repeats(head: &[RecordBatch], column: usize) -> bool {
+/// Whether `column`'s views in the two batches share their buffers and, unless `short`,
+/// at least half of the first batch's are of strings longer than 12 bytes.
+fn repeats(head: &[RecordBatch], column: usize, short: bool) -> bool {
     let [a, b] = head else { return false };
     let (Some(a), Some(b)) = (a.column(column).as_string_view_opt(), b.column(column).as_string_view_opt()) else {
         return false;
     };
     let long = a.views().iter().filter(|v| **v as u32 > 12).count();
     let (x, y) = (a.data_buffers(), b.data_buffers());
-    long * 2 >= a.len() && x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.ptr_eq(y))
+    (short || long * 2 >= a.len()) && x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.ptr_eq(y))
 }
 
 impl ChooseExec {
@@ -296,7 +318,7 @@ impl ChooseExec {
     }
 
     /// DataFusion's aggregation, fed by a new hand-off, for one partition.
-    fn plain_plan(&self) -> Result<(Arc<dyn ExecutionPlan>, Arc<HandoffExec>)> {
+    fn plain_plan(&self) -> Result<Fed> {
         let handoff = Arc::new(HandoffExec::new(&self.input));
         #[allow(deprecated)] // replace_children would need options that say the same
         let plan = self.plain.clone().with_new_children(vec![handoff.clone()])?;
@@ -304,7 +326,7 @@ impl ChooseExec {
     }
 
     /// The aggregation over keys for `keyed`, fed by a new hand-off, for one partition.
-    fn keyed_plan(&self, keyed: Vec<Candidate>) -> Result<(Arc<dyn ExecutionPlan>, Arc<HandoffExec>)> {
+    fn keyed_plan(&self, keyed: Vec<Candidate>) -> Result<Fed> {
         let handoff = Arc::new(HandoffExec::new(&self.input));
         let tables: Arc<Vec<Mutex<Strings>>> = Arc::new(keyed.iter().map(|_| Mutex::new(Strings::new())).collect());
         let columns = keyed.iter().map(|c| c.column).collect();
@@ -321,6 +343,30 @@ impl ChooseExec {
         )?;
         let positions = keyed.iter().map(|c| c.position).collect();
         Ok((Arc::new(StringsExec { input: Arc::new(agg), props: self.props.clone(), tables, positions }), handoff))
+    }
+
+    /// Where the one group column is keyed and every aggregate has a groups accumulator
+    /// (and needs no order), the aggregation over keys as a [`DenseAggExec`], fed by a new
+    /// hand-off, for one partition.
+    fn dense_plan(&self, keyed: &[Candidate]) -> Result<Option<Fed>> {
+        let a = &self.agg;
+        if keyed.len() != 1 || !a.dense() {
+            return Ok(None);
+        }
+        let handoff = Arc::new(HandoffExec::new(&self.input));
+        let tables: Arc<Vec<Mutex<Strings>>> = Arc::new(vec![Mutex::new(Strings::new())]);
+        let keys: Arc<dyn ExecutionPlan> =
+            Arc::new(KeysExec::new(handoff.clone(), vec![keyed[0].column], tables.clone()));
+        let args = aggregate_expressions(&a.aggr, &a.mode, 0)?;
+        let plan = DenseAggExec {
+            input: keys,
+            column: keyed[0].column,
+            agg: a.clone(),
+            args,
+            props: self.props.clone(),
+            tables,
+        };
+        Ok(Some((Arc::new(plan), handoff)))
     }
 }
 
@@ -346,10 +392,18 @@ impl ExecutionPlan for ChooseExec {
                     None => break,
                 }
             }
-            let keyed: Vec<Candidate> = this.candidates.iter().filter(|c| repeats(&head, c.column)).copied().collect();
+            let short = this.agg.dense();
+            let keyed: Vec<Candidate> =
+                this.candidates.iter().filter(|c| repeats(&head, c.column, short)).copied().collect();
             this.chosen.0.fetch_add(usize::from(!keyed.is_empty()), Relaxed);
             this.chosen.1.fetch_add(1, Relaxed);
-            let (plan, handoff) = if keyed.is_empty() { this.plain_plan()? } else { this.keyed_plan(keyed)? };
+            let dense = if keyed.is_empty() { None } else { this.dense_plan(&keyed)? };
+            this.chosen.2.fetch_add(usize::from(dense.is_some()), Relaxed);
+            let (plan, handoff) = match dense {
+                Some(d) => d,
+                None if keyed.is_empty() => this.plain_plan()?,
+                None => this.keyed_plan(keyed)?,
+            };
             let rest = futures::stream::iter(head.into_iter().map(Ok)).chain(input);
             let slot =
                 handoff.slots.get(partition).ok_or_else(|| DataFusionError::Internal("ChooseExec partition".into()))?;
@@ -382,6 +436,10 @@ impl Strings {
             bytes: String::new(),
             hasher: Default::default(),
         }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
     }
 
     fn get(&self, k: u32) -> Option<&str> {
@@ -538,17 +596,17 @@ impl ExecutionPlan for KeysExec {
 /// long string's view names its buffer and offset, so the same view is the same string
 /// only within one set of buffers; a short one holds its bytes). In front of the map, a
 /// direct-mapped cache by a hash of the view: one multiply, one load and one compare
-/// that all but never fails once a dictionary's strings are in (finding keys was 41% of
-/// the path group-by's `perf` samples with the map alone, 32% with the cache: README,
-/// Queries). Where most views of a batch are new (a page without a dictionary, or more
-/// distinct strings than rows repeat them), the next 8 batches go to the strings
-/// directly.
+/// that seldom fails once a dictionary's strings are in (finding keys was 41% of the path
+/// group-by's `perf` samples with the map alone, 32% with the cache: README, Queries).
+/// Where most views of a batch are new (a page without a dictionary, or more distinct
+/// strings than rows repeat them), the next 8 batches go to the strings directly.
 struct ViewKeys {
     buffers: Vec<Buffer>,
     keys: HashMap<u128, u32, ViewHasher>,
     /// The cache: the view last seen at each place, and its key + 1 (0: none since the
-    /// buffers changed). A power of two long, doubled while the map holds more than half
-    /// as many views, up to `NEAR_MAX`.
+    /// buffers changed). A power of two long, doubled while the map holds more than an
+    /// eighth as many views, up to `NEAR_MAX`: at a half, two common strings in one slot
+    /// took turns missing (the path group-by, 252 paths a dictionary: 13% more CPU).
     near_views: Vec<u128>,
     near_keys: Vec<u32>,
     /// Some key was cached since the cache was last cleared.
@@ -628,7 +686,7 @@ impl ViewKeys {
             if misses * 2 > views.len() {
                 self.direct = 8;
                 self.forget();
-            } else if self.keys.len() * 2 > self.near_views.len() && self.near_views.len() < NEAR_MAX {
+            } else if self.keys.len() * 8 > self.near_views.len() && self.near_views.len() < NEAR_MAX {
                 let n = self.near_views.len() * 2;
                 self.near_views = vec![0; n];
                 self.near_keys = vec![0; n];
@@ -641,6 +699,124 @@ impl ViewKeys {
 
 fn poisoned() -> DataFusionError {
     DataFusionError::Internal("a group-by's string table was poisoned by a panic".into())
+}
+
+/// A partial or single aggregation grouped by one keyed column alone, run without a
+/// table of groups: a row's group index is its key + 1 (0 is the null group), so the
+/// accumulators are driven straight from the keys. DataFusion's aggregation over the keys
+/// hashed and probed each key again (30% of the path group-by's `perf` samples). Emits
+/// once its input ends: the strings in key order (the null group first, if any row was
+/// null), then each aggregate's state (partial) or value (single), in batches of the
+/// session's batch size.
+#[derive(Debug)]
+pub struct DenseAggExec {
+    /// A [`KeysExec`] keying `column`.
+    input: Arc<dyn ExecutionPlan>,
+    column: usize,
+    agg: Arc<AggParts>,
+    /// Each aggregate's arguments, as DataFusion evaluates them for its mode.
+    args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// The replaced aggregation's: the same schema, partitioning and equivalences.
+    props: Arc<PlanProperties>,
+    /// The keys' one table of strings, shared with the [`KeysExec`].
+    tables: Arc<Vec<Mutex<Strings>>>,
+}
+
+impl DisplayAs for DenseAggExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "capq DenseAggExec: keys of column {} as group indices", self.column)
+    }
+}
+
+impl ExecutionPlan for DenseAggExec {
+    plan_basics!("DenseAggExec");
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(DenseAggExec {
+            input: children.swap_remove(0),
+            column: self.column,
+            agg: self.agg.clone(),
+            args: self.args.clone(),
+            props: self.props.clone(),
+            tables: self.tables.clone(),
+        }))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let mut input = self.input.execute(partition, context.clone())?;
+        let mut accs: Vec<Box<dyn GroupsAccumulator>> =
+            self.agg.aggr.iter().map(|a| a.create_groups_accumulator()).collect::<Result<_>>()?;
+        let (agg, args, tables, column) = (self.agg.clone(), self.args.clone(), self.tables.clone(), self.column);
+        let schema = self.schema();
+        let out = schema.clone();
+        let batch_size = context.session_config().batch_size().max(1);
+        let run = async move {
+            let mut groups: Vec<usize> = Vec::new();
+            let (mut total, mut nulls) = (0, false);
+            while let Some(b) = input.next().await {
+                let b = b?;
+                let keys = b.column(column).as_primitive_opt::<UInt32Type>().ok_or_else(|| {
+                    DataFusionError::Internal(format!("DenseAggExec: column {column} is not of keys"))
+                })?;
+                groups.clear();
+                match keys.nulls().filter(|n| n.null_count() > 0) {
+                    None => groups.extend(keys.values().iter().map(|&k| k as usize + 1)),
+                    Some(n) => {
+                        nulls = true;
+                        groups.extend(
+                            keys.values().iter().zip(n.iter()).map(|(&k, v)| if v { k as usize + 1 } else { 0 }),
+                        );
+                    }
+                }
+                total = tables[0].lock().map_err(|_| poisoned())?.len() + 1;
+                let values = evaluate_many(&args, &b)?;
+                for ((acc, values), filter) in accs.iter_mut().zip(&values).zip(&agg.filter) {
+                    let filter =
+                        filter.as_ref().map(|f| f.evaluate(&b).and_then(|v| v.into_array(b.num_rows()))).transpose()?;
+                    acc.update_batch(values, &groups, filter.as_ref().map(|f| f.as_boolean()), total)?;
+                }
+            }
+            if total == 0 {
+                return Ok(futures::stream::iter(Vec::new()));
+            }
+            let t = tables[0].lock().map_err(|_| poisoned())?;
+            if t.len() + 1 != total {
+                return Err(DataFusionError::Internal("DenseAggExec: keys made after the last batch".into()));
+            }
+            let mut strings = StringViewBuilder::with_capacity(total);
+            strings.append_null();
+            for k in 0..t.len() as u32 {
+                strings.append_value(
+                    t.get(k).ok_or_else(|| DataFusionError::Internal(format!("group key {k} has no string")))?,
+                );
+            }
+            drop(t);
+            let mut cols: Vec<ArrayRef> = vec![Arc::new(strings.finish())];
+            for acc in &mut accs {
+                if agg.mode == AggregateMode::Single {
+                    cols.push(acc.evaluate(EmitTo::All)?);
+                } else {
+                    cols.extend(acc.state(EmitTo::All)?);
+                }
+            }
+            // Group 0 is the null group: only kept if a row was null.
+            let first = usize::from(!nulls);
+            let batches: Vec<Result<RecordBatch>> = (first..total)
+                .step_by(batch_size)
+                .map(|at| {
+                    let n = batch_size.min(total - at);
+                    Ok(RecordBatch::try_new(out.clone(), cols.iter().map(|c| c.slice(at, n)).collect())?)
+                })
+                .collect();
+            Ok(futures::stream::iter(batches))
+        };
+        let stream = futures::stream::once(run).try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
 }
 
 /// The aggregation's output with its key columns (at `positions`, each with its table of
@@ -747,8 +923,8 @@ mod tests {
         let one = |len: usize, seed: usize| -> RecordBatch {
             let x = Int64Array::from_iter_values((0..len as i64).map(|i| i * 3 + seed as i64));
             let (s, u) = (strings(len, seed, shared), strings(len, seed * 31 + 17, shared));
-            // Short strings only: never keyed.
-            let w = StringViewArray::from_iter((0..len).map(|i| (i % 9 != 0).then(|| format!("w{}", (i + seed) % 17))));
+            // Short strings only, no nulls: keyed only where the keys are group indices.
+            let w = StringViewArray::from_iter_values((0..len).map(|i| format!("w{}", (i + seed) % 17)));
             RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s), Arc::new(u), Arc::new(w)]).unwrap()
         };
         if shared {
@@ -760,12 +936,13 @@ mod tests {
     }
 
     fn ctx(rule: bool, partitions: Vec<Vec<RecordBatch>>) -> SessionContext {
-        ctx_with(rule, partitions, false)
+        ctx_with(rule, partitions, false, 8192)
     }
 
     /// With `skip`, partial aggregations give up grouping after 10 rows and pass rows on.
-    fn ctx_with(rule: bool, partitions: Vec<Vec<RecordBatch>>, skip: bool) -> SessionContext {
-        let mut config = SessionConfig::new().with_target_partitions(partitions.len().max(1));
+    /// And output batches of `batch` rows.
+    fn ctx_with(rule: bool, partitions: Vec<Vec<RecordBatch>>, skip: bool, batch: usize) -> SessionContext {
+        let mut config = SessionConfig::new().with_target_partitions(partitions.len().max(1)).with_batch_size(batch);
         if skip {
             let e = &mut config.options_mut().execution;
             e.skip_partial_aggregation_probe_rows_threshold = 10;
@@ -803,45 +980,58 @@ mod tests {
         // a filter's output is copied into new buffers when it is coalesced, and the
         // distinct counts group the output of a first aggregation, so there DataFusion's
         // plan runs either way.
+        // Each with what EXPLAIN ANALYZE says of its aggregation over the table's batches
+        // (None: not read as they are, where a filter's output is copied into new buffers
+        // when it is coalesced, or a distinct count groups a first aggregation's output),
+        // over shared and over plain batches.
+        const DENSE: Option<[&str; 2]> = Some(["2 of 2 partitions (2 with", "0 of 2 partitions (0 with"]);
+        const KEYED: Option<[&str; 2]> = Some(["2 of 2 partitions (0 with", "0 of 2 partitions (0 with"]);
         let queries = [
-            ("SELECT s, count(*) AS n, sum(x) AS x, min(x) AS lo FROM t GROUP BY s ORDER BY s", true),
-            ("SELECT s FROM t GROUP BY s ORDER BY s", true),
+            ("SELECT s, count(*) AS n, sum(x) AS x, min(x) AS lo FROM t GROUP BY s ORDER BY s", DENSE),
+            ("SELECT s FROM t GROUP BY s ORDER BY s", DENSE),
+            // Two state columns (avg's sum and count) from a partial aggregation.
+            ("SELECT s, avg(x) AS a, count(x) AS c, max(x) AS m FROM t GROUP BY s ORDER BY s", DENSE),
+            // Short strings without nulls: their views hold the bytes, so plain batches
+            // key too.
+            (
+                "SELECT w, count(*) AS n, sum(x) AS x FROM t GROUP BY w ORDER BY w",
+                Some(["2 of 2 partitions (2 with"; 2]),
+            ),
             // Two string columns keyed, and one beside a number.
-            ("SELECT u, s, count(*) AS n, max(x) AS m FROM t GROUP BY s, u ORDER BY u, s", true),
-            ("SELECT x % 7 AS k, s, count(*) AS n FROM t GROUP BY s, x % 7 ORDER BY k, s", true),
+            ("SELECT u, s, count(*) AS n, max(x) AS m FROM t GROUP BY s, u ORDER BY u, s", KEYED),
+            ("SELECT x % 7 AS k, s, count(*) AS n FROM t GROUP BY s, x % 7 ORDER BY k, s", KEYED),
             // Grouped by (u, s) first, both keyed, then by u.
-            ("SELECT u, count(DISTINCT s) AS d, max(x) AS m FROM t GROUP BY u ORDER BY u", true),
+            ("SELECT u, count(DISTINCT s) AS d, max(x) AS m FROM t GROUP BY u ORDER BY u", KEYED),
             // Only s keyed, the second of three group columns; an aggregate's FILTER on x.
-            ("SELECT w, s, x % 3 AS k, count(*) AS n FROM t GROUP BY w, s, x % 3 ORDER BY w, s, k", true),
-            ("SELECT s, count(*) FILTER (WHERE x > 500) AS n FROM t GROUP BY s ORDER BY s", true),
-            ("SELECT s, count(*) AS n FROM t WHERE x % 2 = 0 GROUP BY s ORDER BY n DESC, s LIMIT 5", false),
-            ("SELECT s, count(DISTINCT x % 10) AS d FROM t GROUP BY s ORDER BY s", false),
+            ("SELECT w, s, x % 3 AS k, count(*) AS n FROM t GROUP BY w, s, x % 3 ORDER BY w, s, k", KEYED),
+            ("SELECT s, count(*) FILTER (WHERE x > 500) AS n FROM t GROUP BY s ORDER BY s", DENSE),
+            ("SELECT s, count(*) AS n FROM t WHERE x % 2 = 0 GROUP BY s ORDER BY n DESC, s LIMIT 5", None),
+            ("SELECT s, count(DISTINCT x % 10) AS d FROM t GROUP BY s ORDER BY s", None),
             // Rewritten by DataFusion into a group-by on (s, s), then on s.
-            ("SELECT s, count(DISTINCT s) AS d FROM t GROUP BY s ORDER BY s", false),
+            ("SELECT s, count(DISTINCT s) AS d FROM t GROUP BY s ORDER BY s", None),
         ];
-        let runs = [
-            (shared.clone(), false, "keyed in 2 of 2 partitions"),
-            (shared, true, "keyed in 2 of 2 partitions"),
-            (plain, false, "keyed in 0 of 2 partitions"),
-        ];
-        for (parts, skip, keyed) in runs {
-            let with = ctx_with(true, parts.clone(), skip);
-            let without = ctx_with(false, parts, skip);
-            for (sql, direct) in queries {
+        let runs = [(shared.clone(), false, 0), (shared, true, 0), (plain, false, 1)];
+        for (parts, skip, which) in runs {
+            let with = ctx_with(true, parts.clone(), skip, 8192);
+            let without = ctx_with(false, parts, skip, 8192);
+            for (sql, says) in queries {
                 assert!(plan(&with, sql).await.contains("StringGroupBy"), "{sql}");
                 assert!(!plan(&without, sql).await.contains("StringGroupBy"));
                 assert_eq!(rows(&with, sql).await, rows(&without, sql).await, "{sql}");
-                if direct {
-                    assert!(plan(&with, &format!("ANALYZE {sql}")).await.contains(keyed), "{sql}");
+                if let Some(says) = says {
+                    let p = plan(&with, &format!("ANALYZE {sql}")).await;
+                    assert!(p.contains(&format!("keyed in {}", says[which])), "{sql}: {p}");
                 }
             }
         }
-        // One partition: single-mode aggregations.
+        // One partition: single-mode aggregations, emitting in batches of 7 rows.
         let one = vec![[batches(2, 5000, 8, true), batches(2, 2000, 9, true)].concat()];
-        let (a, b) = (ctx(true, one.clone()), ctx(false, one));
-        for (sql, direct) in queries {
-            if direct {
-                assert!(plan(&a, &format!("ANALYZE {sql}")).await.contains("keyed in 1 of 1 partitions"), "{sql}");
+        let (a, b) = (ctx_with(true, one.clone(), false, 7), ctx_with(false, one, false, 7));
+        for (sql, says) in queries {
+            if let Some(says) = says {
+                let one = says[0].replace("2 of 2 partitions", "1 of 1 partitions").replace("(2 with", "(1 with");
+                let p = plan(&a, &format!("ANALYZE {sql}")).await;
+                assert!(p.contains(&format!("keyed in {one}")), "{sql}: {p}");
             }
             assert_eq!(rows(&a, sql).await, rows(&b, sql).await, "{sql}");
         }
