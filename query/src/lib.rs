@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod groupkeys;
+pub mod listfns;
 pub mod output;
 pub mod pushdown;
 pub mod timearg;
@@ -706,6 +707,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys))
         .build();
     let ctx = SessionContext::new_with_state(state);
+    ctx.register_udf(listfns::ArrayLength::udf());
     let report = catalog::register_all(&ctx, &src, window).await.map_err(|e| Failure::query(explain(&e)))?;
     let ctx = Session {
         ctx,
