@@ -591,6 +591,27 @@ fn joins_with_a_side_of_a_few_million_rows_build_one_hash_table() {
 }
 
 #[test]
+fn a_lookup_of_one_process_reads_only_the_row_groups_that_may_hold_it() {
+    // Two row groups, each with a bloom filter on pid (the recorder's writer): a pid
+    // between the least and the greatest but in neither is found in no row group.
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), 12, 200_000);
+    let d = dir.path();
+    let pids: std::collections::BTreeSet<i64> =
+        csv(d, "SELECT DISTINCT pid FROM file").lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    let (lo, hi) = (*pids.first().unwrap(), *pids.last().unwrap());
+    let absent = (lo..hi).find(|p| !pids.contains(p)).unwrap();
+    let plan = csv(d, &format!("EXPLAIN ANALYZE SELECT count(*) AS n FROM file WHERE pid = {absent}"));
+    assert!(plan.contains("row_groups_pruned_bloom_filter=2 total → 0 matched"), "{plan}");
+    assert_eq!(csv(d, &format!("SELECT count(*) AS n FROM file WHERE pid = {absent}")), "n\n0\n");
+    // One that is there: counted as without the filters' help.
+    let p = pids.iter().nth(pids.len() / 2).unwrap();
+    let n = csv(d, &format!("SELECT count(*) AS n FROM file WHERE pid = {p}"));
+    assert_eq!(n, csv(d, &format!("SELECT count(*) AS n FROM file WHERE pid + 0 = {p}")));
+    assert_ne!(n, "n\n0\n");
+}
+
+#[test]
 fn a_group_by_on_a_string_column_groups_on_keys_and_answers_the_same() {
     // Real segments, two row groups (two dictionaries): the keys' memory across buffers
     // that change is tested in groupkeys.rs, where a stale key changes the answer.

@@ -139,6 +139,20 @@ impl WriterConfig {
                 b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::Chunk);
             }
         }
+        // A bloom filter per row group on the file table's process keys, so that a lookup
+        // of one process (`WHERE pid = ...`, `exec_id = ...`) reads only the row groups
+        // that may hold it: min/max cannot say, every row group spans most pids. Over 30
+        // M synthetic events, `pid = 5278` (488 rows) read 7 row groups of 185, 133 -> 48
+        // ms of CPU; the pipeline's CPU did not move and its bytes per event went 8.18 ->
+        // 8.19 (README, Queries). Not on exec, exit, net or dns, whose exec_ids are nearly
+        // one per row: the filters added 1.4% to 7.6% to those tables' bytes.
+        if table == Table::File {
+            for col in BLOOM_COLUMNS {
+                b = b
+                    .set_column_bloom_filter_enabled(ColumnPath::from(col), true)
+                    .set_column_bloom_filter_fpp(ColumnPath::from(col), 0.01);
+            }
+        }
         b.build()
     }
 }
@@ -149,6 +163,9 @@ const FILE_PLAIN_COLUMNS: [&str; 8] =
 
 /// Columns whose chunks carry statistics.
 const STATS_COLUMNS: [&str; 4] = ["ts", "ktime_ns", "pid", "exec_id"];
+
+/// File table columns whose row groups carry a bloom filter (see `properties`).
+const BLOOM_COLUMNS: [&str; 2] = ["pid", "exec_id"];
 
 /// Bounds of a segment's rows and the counters when it was opened.
 struct Open {

@@ -191,6 +191,75 @@ fn statistics_only_on_the_columns_queries_prune_by() {
 }
 
 #[test]
+fn bloom_filters_on_the_file_tables_process_keys() {
+    use agent_linux::decode::{Decoder, EnvpMode};
+    use parquet::arrow::ProjectionMask;
+    use parquet::file::properties::ReaderProperties;
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
+    use std::collections::HashSet;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _) = segment_writer(dir.path(), |c| c.row_group_rows = 500);
+    let mut s = Synth::new(9);
+    w.write(file_batch(&mut s, 2000, offset_at_hour_start())).unwrap();
+    let p = w.publish().unwrap().unwrap();
+    let options = ReadOptionsBuilder::new()
+        .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
+        .build();
+    let r = SerializedFileReader::new_with_options(std::fs::File::open(&p).unwrap(), options).unwrap();
+    assert_eq!(r.metadata().num_row_groups(), 4);
+    let schema = r.metadata().file_metadata().schema_descr_ptr();
+    let at = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).path().parts()[0] == name).unwrap();
+    for g in 0..4 {
+        let rg = r.get_row_group(g).unwrap();
+        // Every value of the row group is in its filter; of 1,000 values between its
+        // least and greatest that are not, few are (1% asked; folded, at most 5% here).
+        let b = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap()).unwrap();
+        let mask = ProjectionMask::columns(b.parquet_schema(), ["pid", "exec_id"]);
+        let rows = b.with_row_groups(vec![g]).with_projection(mask).build().unwrap().next().unwrap().unwrap();
+        let pids: HashSet<i32> = rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int32Array>()
+            .unwrap()
+            .values()
+            .iter()
+            .copied()
+            .collect();
+        let ids: Vec<i64> =
+            rows.column(1).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().values().to_vec();
+        let pid = rg.get_column_bloom_filter(at("pid")).expect("a bloom filter on pid");
+        let exec_id = rg.get_column_bloom_filter(at("exec_id")).expect("a bloom filter on exec_id");
+        assert!(pids.iter().all(|v| pid.check(v)) && ids.iter().all(|v| exec_id.check(v)));
+        let (lo, hi) = (*pids.iter().min().unwrap(), *pids.iter().max().unwrap());
+        let absent: Vec<i32> = (lo..hi).filter(|v| !pids.contains(v)).take(1000).collect();
+        assert_eq!(absent.len(), 1000);
+        let maybe = absent.iter().filter(|v| pid.check(*v)).count();
+        assert!(maybe <= 50, "row group {g}: {maybe} of 1,000 absent pids pass");
+        for col in ["ts", "path", "comm", "cgroup_id"] {
+            assert!(rg.get_column_bloom_filter(at(col)).is_none(), "{col}");
+        }
+    }
+    // None on the exec table, whose exec_ids are one per row.
+    let mut d = Decoder::new(100, 1, EnvpMode::Redacted);
+    let mut rec = Vec::new();
+    for _ in 0..100 {
+        rec.clear();
+        s.exec(&mut rec);
+        d.decode(Probe::Exec, &rec).unwrap();
+    }
+    let cfg = Arc::new(WriterConfig::new(dir.path(), host()));
+    let mut w = SegmentWriter::new(Table::Exec, cfg, Health::new(), Arc::new(Retention::unlimited()));
+    w.write(d.builders.finish(Table::Exec, offset_at_hour_start()).unwrap()).unwrap();
+    let p = w.publish().unwrap().unwrap();
+    let options = ReadOptionsBuilder::new()
+        .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
+        .build();
+    let r = SerializedFileReader::new_with_options(std::fs::File::open(&p).unwrap(), options).unwrap();
+    let rg = r.get_row_group(0).unwrap();
+    assert!((0..rg.num_columns()).all(|i| rg.get_column_bloom_filter(i).is_none()));
+}
+
+#[test]
 fn refuses_to_write_through_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
