@@ -99,6 +99,36 @@ mod tests {
         MemTable::try_new(schema, vec![vec![batch.clone(), batch.slice(3, 5)]]).unwrap()
     }
 
+    /// The list column of [`table`], as a `List`.
+    fn list() -> ArrayRef {
+        let item = Arc::new(Field::new("item", DataType::Int32, true));
+        let values = Arc::new(Int32Array::from_iter((0..40).map(|i| (i % 7 != 0).then_some(i))));
+        let offsets = OffsetBuffer::new(vec![0, 0, 3, 5, 5, 17, 18, 30, 30, 40].into());
+        let nulls = NullBuffer::from(vec![true, true, false, true, true, true, true, false, true]);
+        Arc::new(ListArray::new(item, offsets, values, Some(nulls)).slice(1, 8))
+    }
+
+    #[test]
+    fn reads_a_list_columns_lengths_from_its_offsets() {
+        use datafusion::common::config::ConfigOptions;
+        let list = list();
+        let args = ScalarFunctionArgs {
+            args: vec![ColumnarValue::Array(list.clone())],
+            arg_fields: vec![Arc::new(Field::new("l", list.data_type().clone(), true))],
+            number_rows: list.len(),
+            return_field: Arc::new(Field::new("n", DataType::UInt64, true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        };
+        let ColumnarValue::Array(got) = ArrayLength::default().invoke_with_args(args).unwrap() else {
+            panic!("not an array")
+        };
+        let got = got.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+        let want = [Some(3), None, Some(0), Some(12), Some(1), Some(12), None, Some(10)];
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        // The list's own null buffer, not one made row by row: the offsets' path ran.
+        assert!(got.nulls().unwrap().inner().inner().ptr_eq(list.nulls().unwrap().inner().inner()));
+    }
+
     async fn rows(ctx: &SessionContext, sql: &str) -> String {
         pretty_format_batches(&ctx.sql(sql).await.unwrap().collect().await.unwrap()).unwrap().to_string()
     }

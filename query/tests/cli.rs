@@ -541,10 +541,11 @@ fn scans_filter_while_decoding_only_where_that_skips_other_columns() {
     let point = format!("SELECT count(*) AS n, sum(bytes_written) AS w FROM file WHERE pid = {pid}");
     for args in [&[][..], &["--since", "2026-01-15"][..]] {
         assert_eq!(ok(d, &[&["--format", "csv"], args, &[&point]].concat()), format!("n,w\n{n},{w}\n"));
-        // Past 1,000 the counts print rounded (`51.00 K`).
+        // Past 1,000 the counts print rounded (`51.00 K`). Row groups whose bloom filter
+        // says the pid is not there are not decoded: fewer are dropped than the others.
         let (kept, dropped) = pushed_rows(d, args, &point);
         assert_eq!(kept, n, "{args:?} {point}");
-        assert!(dropped.abs_diff(rows - n) <= 10, "{args:?} {point}: {dropped} dropped of {rows}");
+        assert!(dropped > 0 && dropped <= rows - n + 10, "{args:?} {point}: {dropped} dropped of {rows}");
     }
     // Not where it costs: the filter's column alone, a nested column, a join, a range, a
     // time window alone (it mostly keeps every row), values that many rows scattered
