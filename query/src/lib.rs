@@ -10,6 +10,7 @@ pub mod listfns;
 pub mod output;
 pub mod pushdown;
 pub mod timearg;
+pub mod viewcmp;
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -705,6 +706,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(pushdown::SelectivePushdown))
         .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys))
+        .with_physical_optimizer_rule(Arc::new(viewcmp::ViewEqRule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(listfns::ArrayLength::udf());
