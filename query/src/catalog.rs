@@ -388,10 +388,9 @@ pub fn register(
     }
     // Each host's listing with its host column, put together as one union of them all:
     // plans made directly, not through DataFrames, which clone the session's state at each
-    // step and union two plans at a time (a fleet of 150 hosts took 0.28 s for `SELECT 1`
-    // before; README, Queries).
-    // The first host's projection is checked and its schema kept for the others, which
-    // differ only in the host's value.
+    // step and union two plans at a time (a fleet of 150 hosts: 281 ms of CPU for `SELECT
+    // 1`, against 159 ms now; README, Queries). The first host's projection is checked and
+    // its schema kept for the others, which differ only in the host's value.
     let mut hosts: Vec<Arc<LogicalPlan>> = Vec::with_capacity(by_host.len());
     let mut projected: Option<DFSchemaRef> = None;
     for (host, urls) in by_host {

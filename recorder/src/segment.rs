@@ -144,10 +144,11 @@ impl WriterConfig {
         // that may hold it: min/max cannot say, every row group spans most pids. Over 30
         // M synthetic events, `pid = 5278` (488 rows) read 7 row groups of 185, 133 -> 48
         // ms of CPU; the pipeline took 2.9% more instructions (callgrind) and 8.19 bytes
-        // per event against 8.18 (README, Queries). Not on exec, exit, net or dns, whose exec_ids are nearly
-        // one per row: the filters added 1.4% to 7.6% to those tables' bytes.
-        // Each filter starts sized for a row group of distinct values (parquet's default
-        // is 1 Mi: 2 MiB a filter while it fills) and is folded to its fill when written.
+        // per event against 8.18 (README, Queries). Not on exec, exit, net or dns, whose
+        // exec_ids are nearly one per row: there the filters added 1.4% to 7.6% to the
+        // bytes. Each filter starts sized for a row group of distinct values (parquet's
+        // default is 1 Mi: 2 MiB a filter while it fills) and is folded to its fill when
+        // written.
         if table == Table::File {
             for col in BLOOM_COLUMNS {
                 b = b
