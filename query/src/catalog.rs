@@ -286,63 +286,76 @@ async fn check_remote(
     check_footer(bytes, want)
 }
 
-/// Registers every table of the capture in `ctx`: its usable segments, or an empty table
-/// with its schema when it has none, filtered to `window`.
-pub async fn register_all(ctx: &SessionContext, src: &Source, window: Window) -> datafusion::error::Result<Report> {
-    let mut report = Report::default();
+/// Registers every table with no segments (its schema, no rows), and the S3 store: what
+/// a statement needs of the tables it does not read. [`load`] registers one over its
+/// segments.
+pub fn register_empty(ctx: &SessionContext, src: &Source, window: Window) -> datafusion::error::Result<()> {
     if let Source::S3 { url, store } = src {
         let base = ObjectStoreUrl::parse(format!("s3://{}", url.bucket))?;
         ctx.register_object_store(base.as_ref(), store.clone());
     }
     for table in Table::ALL {
-        let schema = table.schema();
-        let mut used = Vec::new();
-        let checked: Vec<(PathBuf, Option<String>, Result<Footer, String>)> = match src {
-            Source::Local(dir) => {
-                let (segments, not_partitions) = list_table(dir, table);
-                report.skipped.extend(not_partitions.into_iter().map(|(p, why)| (table, p, why)));
-                let mut out = Vec::new();
-                for (path, h, host) in segments {
-                    let (lo, hi) = hour_range(h);
-                    if !window.overlaps(lo, hi) {
-                        report.pruned += 1;
-                        continue;
-                    }
-                    let footer = check_segment(&path, &schema);
-                    out.push((std::path::absolute(&path).unwrap_or(path), host, footer));
-                }
-                out
-            }
-            Source::S3 { url, store } => {
-                let listed = list_s3(store, url, table, window, &mut report).await?;
-                futures::stream::iter(listed)
-                    .map(|(p, size, host)| {
-                        let schema = schema.clone();
-                        async move {
-                            let footer = check_remote(store.as_ref(), &p, size, &schema).await;
-                            (PathBuf::from(format!("s3://{}/{p}", url.bucket)), host, footer)
-                        }
-                    })
-                    .buffered(32)
-                    .collect()
-                    .await
-            }
-        };
-        for (path, host, footer) in checked {
-            match footer {
-                Ok(f) if f.times.is_some_and(|(first, last)| !window.overlaps(first, last)) => report.pruned += 1,
-                Ok(f) => {
-                    let host = host.or(f.host).unwrap_or_else(|| "unknown".into());
-                    used.push(Segment { path, host });
-                }
-                Err(why) => report.skipped.push((table, path, why)),
-            }
-        }
-        report.segments += used.len();
-        register(ctx, table, &used, window)?;
-        report.used.push((table, used));
+        register(ctx, table, &[], window)?;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// Lists `table`'s segments, reads each one's footer, and registers the table over those
+/// it can use, adding to `report` what was used, pruned and skipped.
+pub async fn load(
+    ctx: &SessionContext,
+    src: &Source,
+    table: Table,
+    window: Window,
+    report: &mut Report,
+) -> datafusion::error::Result<()> {
+    let schema = table.schema();
+    let mut used = Vec::new();
+    let checked: Vec<(PathBuf, Option<String>, Result<Footer, String>)> = match src {
+        Source::Local(dir) => {
+            let (segments, not_partitions) = list_table(dir, table);
+            report.skipped.extend(not_partitions.into_iter().map(|(p, why)| (table, p, why)));
+            let mut out = Vec::new();
+            for (path, h, host) in segments {
+                let (lo, hi) = hour_range(h);
+                if !window.overlaps(lo, hi) {
+                    report.pruned += 1;
+                    continue;
+                }
+                let footer = check_segment(&path, &schema);
+                out.push((std::path::absolute(&path).unwrap_or(path), host, footer));
+            }
+            out
+        }
+        Source::S3 { url, store } => {
+            let listed = list_s3(store, url, table, window, report).await?;
+            futures::stream::iter(listed)
+                .map(|(p, size, host)| {
+                    let schema = schema.clone();
+                    async move {
+                        let footer = check_remote(store.as_ref(), &p, size, &schema).await;
+                        (PathBuf::from(format!("s3://{}/{p}", url.bucket)), host, footer)
+                    }
+                })
+                .buffered(32)
+                .collect()
+                .await
+        }
+    };
+    for (path, host, footer) in checked {
+        match footer {
+            Ok(f) if f.times.is_some_and(|(first, last)| !window.overlaps(first, last)) => report.pruned += 1,
+            Ok(f) => {
+                let host = host.or(f.host).unwrap_or_else(|| "unknown".into());
+                used.push(Segment { path, host });
+            }
+            Err(why) => report.skipped.push((table, path, why)),
+        }
+    }
+    report.segments += used.len();
+    register(ctx, table, &used, window)?;
+    report.used.push((table, used));
+    Ok(())
 }
 
 /// A table's schema with the `host` partition column last.

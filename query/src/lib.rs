@@ -288,13 +288,15 @@ impl Sink {
     }
 }
 
-/// The registered capture, what its registration skipped, and what a query may do.
+/// The registered capture, what its registration skipped, and what a query may do. Every
+/// table is registered empty at first; a statement's tables are read (their segments
+/// listed, their footers checked) when a statement first names them.
 pub struct Session {
     pub ctx: SessionContext,
-    skipped: Vec<(Table, PathBuf, String)>,
+    skipped: std::sync::Mutex<Vec<(Table, PathBuf, String)>>,
     /// Where the capture lies.
     src: catalog::Source,
-    /// The segments each table is registered over, and the time window.
+    /// The segments each table read so far is registered over, and the time window.
     used: std::sync::Mutex<Vec<(Table, Vec<catalog::Segment>)>>,
     window: Window,
     /// Tables whose skipped segments were named already (each is named once).
@@ -338,6 +340,27 @@ impl Session {
         Ok(bad)
     }
 
+    /// Registers each of `tables` not read yet over its segments (catalog::load).
+    async fn load(&self, tables: &[Table]) -> datafusion::error::Result<()> {
+        for &t in tables {
+            if self.used.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|(u, _)| *u == t) {
+                continue;
+            }
+            let mut report = catalog::Report::default();
+            catalog::load(&self.ctx, &self.src, t, self.window, &mut report).await?;
+            log::debug!(
+                "{}: {} segments registered, {} pruned by time, {} skipped",
+                t.name(),
+                report.segments,
+                report.pruned,
+                report.skipped.len()
+            );
+            self.skipped.lock().unwrap_or_else(|p| p.into_inner()).extend(report.skipped);
+            self.used.lock().unwrap_or_else(|p| p.into_inner()).extend(report.used);
+        }
+        Ok(())
+    }
+
     /// Names what was skipped of the tables a statement reads (once per table).
     fn warn_for(&self, tables: &[Table]) {
         let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
@@ -346,7 +369,8 @@ impl Session {
                 continue;
             }
             warned.push(*t);
-            for (_, path, why) in self.skipped.iter().filter(|(st, _, _)| st == t) {
+            let skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, path, why) in skipped.iter().filter(|(st, _, _)| st == t) {
                 log::warn!("skipping {}: {why}", path.display());
                 self.partial.store(true, std::sync::atomic::Ordering::Relaxed);
             }
@@ -365,6 +389,7 @@ async fn plan(s: &Session, sql: &str) -> datafusion::error::Result<(datafusion::
         .iter()
         .filter_map(|r| Table::from_name(&r.table().to_ascii_lowercase()))
         .collect();
+    s.load(&tables).await?;
     s.warn_for(&tables);
     let plan = state.statement_to_plan(statement).await?;
     s.options.verify_plan(&plan)?;
@@ -710,12 +735,12 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(listfns::ArrayLength::udf());
-    let report = catalog::register_all(&ctx, &src, window).await.map_err(|e| Failure::query(explain(&e)))?;
+    catalog::register_empty(&ctx, &src, window).map_err(|e| Failure::query(explain(&e)))?;
     let ctx = Session {
         ctx,
         src,
-        skipped: report.skipped,
-        used: std::sync::Mutex::new(report.used),
+        skipped: Default::default(),
+        used: Default::default(),
         window,
         warned: Default::default(),
         partial: Default::default(),
@@ -724,12 +749,6 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             .with_allow_dml(cli.allow_writes)
             .with_allow_statements(cli.allow_writes),
     };
-    log::debug!(
-        "{} segments registered, {} pruned by time, {} skipped",
-        report.segments,
-        report.pruned,
-        ctx.skipped.len()
-    );
     let sink = Sink { format: cli.format, output: cli.output.clone(), max_width: cli.max_width.max(4) };
     match cli.sql {
         Some(sql) => run_script(&ctx, &sql, &sink).await?,

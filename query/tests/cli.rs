@@ -445,6 +445,34 @@ fn a_closed_pipe_ends_quietly() {
 }
 
 #[test]
+fn a_statement_reads_the_footers_of_the_tables_it_names_only() {
+    // Each table is listed and its footers read when a statement first names it: once per
+    // run, however many statements name it; never for one no statement names.
+    let c = capture();
+    let d = c.path();
+    let loaded = |args: &[&str]| -> Vec<String> {
+        let o = capq(d, &[&["-vv", "--format", "csv"], args].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        let mut t: Vec<String> = e
+            .lines()
+            .filter(|l| l.contains("segments registered"))
+            .map(|l| l.split("debug: ").nth(1).unwrap().split(':').next().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    assert!(loaded(&["SELECT 1"]).is_empty());
+    assert_eq!(loaded(&["SELECT count(*) FROM file; SELECT count(*) FROM file WHERE pid > 1"]), ["file"]);
+    assert_eq!(
+        loaded(&["SELECT count(*) FROM exec e JOIN exit x ON e.exec_id = x.exec_id; SELECT count(*) FROM exec"]),
+        ["exec", "exit"]
+    );
+    // A table no statement read is still there, with its columns.
+    assert!(csv(d, "SELECT column_name FROM information_schema.columns WHERE table_name = 'dns'").contains("qname"));
+}
+
+#[test]
 fn hosts_are_a_column_and_captures_written_before_the_host_level_still_read() {
     let c = capture();
     let d = c.path();
