@@ -290,7 +290,10 @@ impl Sink {
 
 /// The registered capture, what its registration skipped, and what a query may do. Every
 /// table is registered empty at first; a statement's tables are read (their segments
-/// listed, their footers checked) when a statement first names them.
+/// listed, their footers checked) when a statement first names them. With
+/// `--allow-writes`, the first statement reads them all: a view made or a table dropped
+/// under a capture table's name (`CREATE VIEW` and `DROP` name no table that the parser
+/// reports) is then never replaced by that table's first read.
 pub struct Session {
     pub ctx: SessionContext,
     skipped: std::sync::Mutex<Vec<(Table, PathBuf, String)>>,
@@ -304,6 +307,8 @@ pub struct Session {
     /// A table read had skipped segments: the exit status is 3.
     partial: std::sync::atomic::AtomicBool,
     options: SQLOptions,
+    /// Every table read before the first statement (`--allow-writes`).
+    eager: bool,
 }
 
 impl Session {
@@ -389,7 +394,7 @@ async fn plan(s: &Session, sql: &str) -> datafusion::error::Result<(datafusion::
         .iter()
         .filter_map(|r| Table::from_name(&r.table().to_ascii_lowercase()))
         .collect();
-    s.load(&tables).await?;
+    s.load(if s.eager { &Table::ALL } else { &tables }).await?;
     s.warn_for(&tables);
     let plan = state.statement_to_plan(statement).await?;
     s.options.verify_plan(&plan)?;
@@ -748,6 +753,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             .with_allow_ddl(cli.allow_writes)
             .with_allow_dml(cli.allow_writes)
             .with_allow_statements(cli.allow_writes),
+        eager: cli.allow_writes,
     };
     let sink = Sink { format: cli.format, output: cli.output.clone(), max_width: cli.max_width.max(4) };
     match cli.sql {
