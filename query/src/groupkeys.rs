@@ -163,9 +163,7 @@ impl AggParts {
             filter: agg.filter_expr().to_vec(),
         }
     }
-}
 
-impl AggParts {
     /// Whether it can run as a [`DenseAggExec`] once its group column is keyed: one group
     /// column, and every aggregate with a groups accumulator that needs no order.
     fn dense(&self) -> bool {
@@ -943,7 +941,7 @@ mod tests {
             let (s, u) = (strings(len, seed, shared), strings(len, seed * 31 + 17, shared));
             // Short strings only, no nulls: keyed only where the keys are group indices.
             let w = StringViewArray::from_iter_values((0..len).map(|i| format!("w{}", (i + seed) % 17)));
-            // Short strings, one in a thousand repeated: never keyed.
+            // Short strings of 9,990 values, nearly every row of a batch its own: never keyed.
             let v = StringViewArray::from_iter_values((0..len).map(|i| format!("v{}", (i * 7 + seed) % 9990)));
             let columns: Vec<ArrayRef> = vec![Arc::new(x), Arc::new(s), Arc::new(u), Arc::new(w), Arc::new(v)];
             RecordBatch::try_new(schema.clone(), columns).unwrap()
