@@ -42,7 +42,7 @@ async fn main() -> datafusion::error::Result<()> {
             let config = SessionConfig::new().with_target_partitions(2);
             let mut b = SessionStateBuilder::new().with_config(config).with_default_features();
             if rule {
-                b = b.with_physical_optimizer_rule(Arc::new(StringGroupKeys));
+                b = b.with_physical_optimizer_rule(Arc::new(StringGroupKeys::default()));
             }
             let ctx = SessionContext::new_with_state(b.build());
             ctx.register_table("t", Arc::new(MemTable::try_new(parts[0][0].schema(), parts.clone())?))?;

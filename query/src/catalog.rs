@@ -22,6 +22,8 @@ use std::sync::Arc;
 use capture_schemas::layout::{check_footer, day_of, host_of, hour_of, Footer};
 use capture_schemas::remote::{s3_store, Retries, S3Url};
 use capture_schemas::Table;
+
+use crate::dictscan::FileSchemas;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Column, DFSchemaRef};
 use datafusion::dataframe::DataFrame;
@@ -308,6 +310,7 @@ pub async fn load(
     table: Table,
     window: Window,
     report: &mut Report,
+    files: &FileSchemas,
 ) -> datafusion::error::Result<()> {
     let schema = table.schema();
     let mut used = Vec::new();
@@ -346,6 +349,11 @@ pub async fn load(
         match footer {
             Ok(f) if f.times.is_some_and(|(first, last)| !window.overlaps(first, last)) => report.pruned += 1,
             Ok(f) => {
+                files.insert(
+                    ListingTableUrl::parse(path.to_string_lossy())?.prefix().to_string(),
+                    &f.schema,
+                    f.dictionary,
+                );
                 let host = host.or(f.host).unwrap_or_else(|| "unknown".into());
                 used.push(Segment { path, host });
             }

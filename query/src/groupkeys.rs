@@ -33,10 +33,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder, UInt32Array,
+    Array, ArrayData, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringViewArray, StringViewBuilder, UInt32Array,
 };
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, UInt32Type};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
@@ -57,15 +57,26 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use hashbrown::HashTable;
 
-/// The rule: see the module's doc.
+use crate::dictscan::{self, FileSchemas};
+
+/// The rule: see the module's doc. With the segments' schemas (`files`), keyed columns
+/// straight from a Parquet scan are read as dictionaries ([`crate::dictscan`]).
 #[derive(Debug, Default)]
-pub struct StringGroupKeys;
+pub struct StringGroupKeys {
+    files: FileSchemas,
+}
+
+impl StringGroupKeys {
+    pub fn new(files: FileSchemas) -> StringGroupKeys {
+        StringGroupKeys { files }
+    }
+}
 
 impl PhysicalOptimizerRule for StringGroupKeys {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(agg) = node.downcast_ref::<AggregateExec>() else { return Ok(Transformed::no(node)) };
-            match rewrite(agg, &node)? {
+            match rewrite(agg, &node, &self.files)? {
                 Some(new) => Ok(Transformed::yes(new)),
                 None => Ok(Transformed::no(node)),
             }
@@ -83,7 +94,11 @@ impl PhysicalOptimizerRule for StringGroupKeys {
 }
 
 /// `agg` as a [`ChooseExec`], or `None` where the rule does not apply (the module's doc).
-fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn rewrite(
+    agg: &AggregateExec,
+    node: &Arc<dyn ExecutionPlan>,
+    files: &FileSchemas,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if !matches!(agg.mode(), AggregateMode::Partial | AggregateMode::Single) {
         return Ok(None);
     }
@@ -124,11 +139,17 @@ fn rewrite(agg: &AggregateExec, node: &Arc<dyn ExecutionPlan>) -> Result<Option<
     if candidates.is_empty() {
         return Ok(None);
     }
+    let columns: Vec<usize> = candidates.iter().map(|c| c.column).collect();
+    let (input, dict) = match dictscan::retype(input, &columns, files)? {
+        Some(read) => (read, true),
+        None => (input.clone(), false),
+    };
     // Each execution of a partition makes its plan over a hand-off of its own: DataFusion's
     // aggregation as it was (`plain`, given a new child), or the one over keys for the
     // columns that partition keys.
     Ok(Some(Arc::new(ChooseExec {
-        input: input.clone(),
+        input,
+        dict,
         candidates,
         agg: Arc::new(AggParts::of(agg)),
         plain: node.clone(),
@@ -262,6 +283,8 @@ impl ExecutionPlan for HandoffExec {
 /// they took 12% less CPU (README, Queries), so there short strings are keyed too.
 pub struct ChooseExec {
     input: Arc<dyn ExecutionPlan>,
+    /// Every candidate comes as a dictionary: each is keyed by its indices, always.
+    dict: bool,
     candidates: Vec<Candidate>,
     agg: Arc<AggParts>,
     /// The aggregation as DataFusion planned it (its child is replaced by a hand-off).
@@ -281,7 +304,15 @@ impl fmt::Debug for ChooseExec {
 impl DisplayAs for ChooseExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let columns: Vec<usize> = self.candidates.iter().map(|c| c.column).collect();
-        write!(f, "capq StringGroupBy: {} on keys where their views repeat", names(&self.input.schema(), &columns))?;
+        if self.dict {
+            write!(f, "capq StringGroupBy: {} on keys of their dictionaries", names(&self.input.schema(), &columns))?;
+        } else {
+            write!(
+                f,
+                "capq StringGroupBy: {} on keys where their views repeat",
+                names(&self.input.schema(), &columns)
+            )?;
+        }
         let (keyed, all) = (self.chosen.0.load(Relaxed), self.chosen.1.load(Relaxed));
         if all > 0 {
             let dense = self.chosen.2.load(Relaxed);
@@ -322,6 +353,7 @@ impl ChooseExec {
     fn with_input(&self, input: Arc<dyn ExecutionPlan>) -> ChooseExec {
         ChooseExec {
             input,
+            dict: self.dict,
             candidates: self.candidates.clone(),
             agg: self.agg.clone(),
             plain: self.plain.clone(),
@@ -406,8 +438,11 @@ impl ExecutionPlan for ChooseExec {
                 }
             }
             let short = this.agg.dense();
-            let keyed: Vec<Candidate> =
-                this.candidates.iter().filter(|c| repeats(&head, c.column, short)).copied().collect();
+            let keyed: Vec<Candidate> = if this.dict {
+                this.candidates.clone()
+            } else {
+                this.candidates.iter().filter(|c| repeats(&head, c.column, short)).copied().collect()
+            };
             this.chosen.0.fetch_add(usize::from(!keyed.is_empty()), Relaxed);
             this.chosen.1.fetch_add(1, Relaxed);
             let dense = if keyed.is_empty() { None } else { this.dense_plan(&keyed)? };
@@ -472,8 +507,11 @@ impl Strings {
         if let Some(&k) = table.find(h, same) {
             return Ok(k);
         }
+        // u32::MAX is no key: DictKeys marks entries not looked up yet with it.
         let k = u32::try_from(ends.len())
-            .map_err(|_| DataFusionError::Execution("more than 4 G distinct strings in one group-by".into()))?;
+            .ok()
+            .filter(|k| *k != NONE)
+            .ok_or_else(|| DataFusionError::Execution("more than 4 G distinct strings in one group-by".into()))?;
         bytes.push_str(s);
         ends.push(bytes.len());
         hashes.push(h);
@@ -588,16 +626,23 @@ impl ExecutionPlan for KeysExec {
         let input = self.input.execute(partition, context)?;
         let tables = self.tables.clone();
         let (schema, columns) = (self.schema.clone(), self.columns.clone());
-        let mut caches: Vec<ViewKeys> = columns.iter().map(|_| ViewKeys::new()).collect();
+        let mut caches: Vec<(ViewKeys, DictKeys)> =
+            columns.iter().map(|_| (ViewKeys::new(), DictKeys::default())).collect();
         let stream = input.map(move |b| {
             let b = b?;
             let mut cols = b.columns().to_vec();
-            for ((&c, cache), table) in columns.iter().zip(&mut caches).zip(tables.iter()) {
-                let strings = b
-                    .column(c)
-                    .as_string_view_opt()
-                    .ok_or_else(|| DataFusionError::Internal(format!("KeysExec: column {c} is not of string views")))?;
-                cols[c] = cache.keys(strings, table)?;
+            for ((&c, (views, dict)), table) in columns.iter().zip(&mut caches).zip(tables.iter()) {
+                let col = b.column(c);
+                cols[c] = if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+                    dict.keys(d, table)?
+                } else {
+                    let strings = col.as_string_view_opt().ok_or_else(|| {
+                        DataFusionError::Internal(format!(
+                            "KeysExec: column {c} is not of string views or a dictionary"
+                        ))
+                    })?;
+                    views.keys(strings, table)?
+                };
             }
             Ok(RecordBatch::try_new(schema.clone(), cols)?)
         });
@@ -707,6 +752,57 @@ impl ViewKeys {
         }
         drop(t);
         Ok(Arc::new(UInt32Array::new(ScalarBuffer::from(out), nulls.cloned())))
+    }
+}
+
+/// A stream's dictionary index -> key memory, kept while the batches share one
+/// dictionary (the Parquet reader gives every batch of a column chunk the chunk's): a
+/// dictionary entry is looked up in the strings once, when a row first uses it (a
+/// [`DenseAggExec`] makes a group of every key), so a row's key is one load.
+#[derive(Default)]
+struct DictKeys {
+    values: Option<ArrayData>,
+    /// Each entry's key, or `NONE` while no row used it.
+    keys: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl DictKeys {
+    fn keys(&mut self, col: &DictionaryArray<Int32Type>, table: &Mutex<Strings>) -> Result<ArrayRef> {
+        let values = col.values();
+        let data = values.to_data();
+        if !self.values.as_ref().is_some_and(|v| v.ptr_eq(&data)) {
+            self.keys.clear();
+            self.keys.resize(values.len(), NONE);
+            self.values = Some(data);
+        }
+        // A null row's index may be anything, in bounds or not: it reads NONE, then 0.
+        let keys = &self.keys;
+        let indices = col.keys().values();
+        let mut out: Vec<u32> = indices.iter().map(|&x| keys.get(x as usize).copied().unwrap_or(NONE)).collect();
+        let nulls = col.logical_nulls();
+        if out.contains(&NONE) {
+            let strings = values
+                .as_string_opt::<i32>()
+                .ok_or_else(|| DataFusionError::Internal("KeysExec: a dictionary not of strings".into()))?;
+            let mut t = table.lock().map_err(|_| poisoned())?;
+            for (i, o) in out.iter_mut().enumerate() {
+                if *o != NONE {
+                    continue;
+                }
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    *o = 0;
+                    continue;
+                }
+                let x = indices[i] as usize;
+                if self.keys[x] == NONE {
+                    self.keys[x] = t.key(strings.value(x))?;
+                }
+                *o = self.keys[x];
+            }
+        }
+        Ok(Arc::new(UInt32Array::new(ScalarBuffer::from(out), nulls)))
     }
 }
 
@@ -969,7 +1065,7 @@ mod tests {
         }
         let mut b = SessionStateBuilder::new().with_config(config).with_default_features();
         if rule {
-            b = b.with_physical_optimizer_rule(Arc::new(StringGroupKeys));
+            b = b.with_physical_optimizer_rule(Arc::new(StringGroupKeys::default()));
         }
         let ctx = SessionContext::new_with_state(b.build());
         let schema = partitions[0][0].schema();

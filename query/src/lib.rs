@@ -5,6 +5,7 @@
 //! turns [`run`]'s result into an exit code.
 
 pub mod catalog;
+pub mod dictscan;
 pub mod groupkeys;
 pub mod listfns;
 pub mod output;
@@ -309,6 +310,8 @@ pub struct Session {
     options: SQLOptions,
     /// Every table read before the first statement (`--allow-writes`).
     eager: bool,
+    /// Each segment's schema, as the catalog read it (for dictscan).
+    files: dictscan::FileSchemas,
 }
 
 impl Session {
@@ -352,7 +355,7 @@ impl Session {
                 continue;
             }
             let mut report = catalog::Report::default();
-            catalog::load(&self.ctx, &self.src, t, self.window, &mut report).await?;
+            catalog::load(&self.ctx, &self.src, t, self.window, &mut report, &self.files).await?;
             log::debug!(
                 "{}: {} segments registered, {} pruned by time, {} skipped",
                 t.name(),
@@ -731,12 +734,13 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     let o = &mut config.options_mut().optimizer;
     o.hash_join_single_partition_threshold_rows = 4_000_000;
     o.hash_join_single_partition_threshold = 256 << 20;
+    let files = dictscan::FileSchemas::default();
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(pushdown::SelectivePushdown))
-        .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys))
-        .with_physical_optimizer_rule(Arc::new(viewcmp::ViewEqRule))
+        .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys::new(files.clone())))
+        .with_physical_optimizer_rule(Arc::new(viewcmp::ViewEqRule::new(files.clone())))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(listfns::ArrayLength::udf());
@@ -754,6 +758,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             .with_allow_dml(cli.allow_writes)
             .with_allow_statements(cli.allow_writes),
         eager: cli.allow_writes,
+        files,
     };
     let sink = Sink { format: cli.format, output: cli.output.clone(), max_width: cli.max_width.max(4) };
     match cli.sql {

@@ -16,16 +16,21 @@
 //! filter no longer says so, and the nodes above it, rebuilt, no longer claim what they
 //! derived from it (an aggregation on `s` ordered by it runs as an unordered one). The
 //! plan's choices stay, and stay right: the rows do hold one value of `s`.
+//!
+//! Where the filter's column goes no further than the comparisons (`SELECT count(*) ...
+//! WHERE path = 'x'`) and comes straight from a Parquet scan, the scan reads it as a
+//! dictionary ([`crate::dictscan`]) and [`ViewEq`] compares each dictionary entry once per
+//! batch, then looks each row's result up by its index.
 
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringViewArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, StringViewArray};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Schema};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, Operator};
@@ -35,9 +40,20 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
-/// The rule: see the module's doc.
+use crate::dictscan::{self, FileSchemas};
+
+/// The rule: see the module's doc. With the segments' schemas (`files`), a compared
+/// column read nowhere else is read as a dictionary.
 #[derive(Debug, Default)]
-pub struct ViewEqRule;
+pub struct ViewEqRule {
+    files: FileSchemas,
+}
+
+impl ViewEqRule {
+    pub fn new(files: FileSchemas) -> ViewEqRule {
+        ViewEqRule { files }
+    }
+}
 
 impl PhysicalOptimizerRule for ViewEqRule {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
@@ -53,8 +69,24 @@ impl PhysicalOptimizerRule for ViewEqRule {
             if !predicate.transformed {
                 return Ok(Transformed::no(node));
             }
-            let new = FilterExecBuilder::from(filter).with_predicate(predicate.data).build()?;
-            Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>))
+            let mut new = FilterExecBuilder::from(filter).with_predicate(predicate.data.clone());
+            let only = compared_only(&predicate.data, filter.projection().as_deref());
+            if !only.is_empty() {
+                if let Some(input) = dictscan::retype(filter.input(), &only, &self.files)? {
+                    let dict = predicate.data.transform_up(|e| {
+                        let on =
+                            |v: &ViewEq| v.column.downcast_ref::<Column>().is_some_and(|c| only.contains(&c.index()));
+                        Ok(match e.downcast_ref::<ViewEq>() {
+                            Some(v) if on(v) => {
+                                Transformed::yes(Arc::new(ViewEq { dict: true, ..v.clone() }) as Arc<dyn PhysicalExpr>)
+                            }
+                            _ => Transformed::no(e),
+                        })
+                    })?;
+                    new = new.with_input(input).with_predicate(dict.data);
+                }
+            }
+            Ok(Transformed::yes(Arc::new(new.build()?) as Arc<dyn ExecutionPlan>))
         })
         .map(|t| t.data)
     }
@@ -68,12 +100,48 @@ impl PhysicalOptimizerRule for ViewEqRule {
     }
 }
 
-/// `column = needle` (or `<>` when `negated`), `column` a column of string views.
-#[derive(Debug, Eq)]
+/// The columns that `predicate` reads only as a [`ViewEq`]'s column and the filter does
+/// not pass on (`projection`: the input columns it outputs, all without one).
+fn compared_only(predicate: &Arc<dyn PhysicalExpr>, projection: Option<&[usize]>) -> Vec<usize> {
+    let mut compared: Vec<usize> = Vec::new();
+    let _ = predicate.apply(|e| {
+        if let Some(c) = e.downcast_ref::<ViewEq>().and_then(|v| v.column.downcast_ref::<Column>()) {
+            compared.push(c.index());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let all = collect_all(predicate);
+    let mut only: Vec<usize> = compared
+        .iter()
+        .copied()
+        .filter(|c| all.iter().filter(|x| *x == c).count() == compared.iter().filter(|x| *x == c).count())
+        .filter(|c| projection.is_some_and(|p| !p.contains(c)))
+        .collect();
+    only.sort_unstable();
+    only.dedup();
+    only
+}
+
+/// Every column reference in `e`, once per place it is read.
+fn collect_all(e: &Arc<dyn PhysicalExpr>) -> Vec<usize> {
+    let mut all = Vec::new();
+    let _ = e.apply(|x| {
+        if let Some(c) = x.downcast_ref::<Column>() {
+            all.push(c.index());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    all
+}
+
+/// `column = needle` (or `<>` when `negated`), `column` a column of string views, or of
+/// dictionaries (`dict`: only for showing the plan, either is compared).
+#[derive(Debug, Eq, Clone)]
 pub struct ViewEq {
     column: Arc<dyn PhysicalExpr>,
     needle: String,
     negated: bool,
+    dict: bool,
 }
 
 impl PartialEq for ViewEq {
@@ -112,7 +180,7 @@ impl ViewEq {
             ScalarValue::Utf8View(Some(s)) | ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s.clone(),
             _ => return None,
         };
-        Some(ViewEq { column: column.clone(), needle, negated })
+        Some(ViewEq { column: column.clone(), needle, negated, dict: false })
     }
 }
 
@@ -141,10 +209,36 @@ fn compare(strings: &StringViewArray, needle: &[u8], negated: bool) -> BooleanAr
     BooleanArray::new(bits, strings.nulls().cloned())
 }
 
+/// [`compare`] for a dictionary of strings: each entry compared once, each row's result
+/// looked up by its index; null where the row or its entry is.
+fn compare_dict(d: &DictionaryArray<Int32Type>, needle: &[u8], negated: bool) -> Result<BooleanArray> {
+    let values = d
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| DataFusionError::Internal("ViewEq: a dictionary not of strings".into()))?;
+    let keys = d.keys().values();
+    if values.len() > keys.len() {
+        // More entries than rows: each row's compared instead.
+        let bits = BooleanBuffer::collect_bool(keys.len(), |i| {
+            let k = keys[i] as usize;
+            k < values.len() && (values.value(k).as_bytes() == needle) != negated
+        });
+        return Ok(BooleanArray::new(bits, d.logical_nulls()));
+    }
+    let entries = BooleanBuffer::collect_bool(values.len(), |i| (values.value(i).as_bytes() == needle) != negated);
+    // A null row's index may be anything: it reads false, and never out of bounds.
+    let bits = BooleanBuffer::collect_bool(keys.len(), |i| {
+        let k = keys[i] as usize;
+        k < entries.len() && entries.value(k)
+    });
+    Ok(BooleanArray::new(bits, d.logical_nulls()))
+}
+
 impl fmt::Display for ViewEq {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let op = if self.negated { "!=" } else { "=" };
-        write!(f, "{} {op} {} (on views)", self.column, self.needle)
+        let on = if self.dict { "dictionaries" } else { "views" };
+        write!(f, "{} {op} {} (on {on})", self.column, self.needle)
     }
 }
 
@@ -161,6 +255,9 @@ impl PhysicalExpr for ViewEq {
         let needle = self.needle.as_bytes();
         match self.column.evaluate(batch)? {
             ColumnarValue::Array(a) => {
+                if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
+                    return Ok(ColumnarValue::Array(Arc::new(compare_dict(d, needle, self.negated)?)));
+                }
                 let strings = a.as_string_view_opt().ok_or_else(|| {
                     DataFusionError::Internal(format!("ViewEq: {} is not of string views", self.column))
                 })?;
@@ -181,7 +278,7 @@ impl PhysicalExpr for ViewEq {
     }
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn PhysicalExpr>>) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(Arc::new(ViewEq { column: children.swap_remove(0), needle: self.needle.clone(), negated: self.negated }))
+        Ok(Arc::new(ViewEq { column: children.swap_remove(0), needle: self.needle.clone(), ..*self }))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -247,7 +344,7 @@ mod tests {
     fn ctx(rule: bool) -> SessionContext {
         let mut b = SessionStateBuilder::new().with_config(SessionConfig::new()).with_default_features();
         if rule {
-            b = b.with_physical_optimizer_rule(Arc::new(ViewEqRule));
+            b = b.with_physical_optimizer_rule(Arc::new(ViewEqRule::default()));
         }
         let ctx = SessionContext::new_with_state(b.build());
         ctx.register_table("t", Arc::new(table())).unwrap();

@@ -4,9 +4,12 @@
 //! `catalog` fuzz target (recorder/fuzz) feeds them arbitrary names and bytes.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
-use arrow_schema::Schema;
+use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::parquet_to_arrow_schema;
+use parquet::basic::Encoding;
+use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 
 thread_local! {
@@ -95,12 +98,19 @@ pub fn hour_of(name: &str) -> Option<i64> {
 }
 
 /// What a segment's footer says of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Footer {
     /// First and last event times, µs since the epoch.
     pub times: Option<(i64, i64)>,
     /// The recording host (`capture.host`), as [`host_value`] spells it.
     pub host: Option<String>,
+    /// The segment's own Arrow schema (its columns are a prefix of the table's, field
+    /// metadata as written).
+    pub schema: SchemaRef,
+    /// The top-level columns of one Parquet column each whose every page holding values is
+    /// dictionary-encoded, in every row group (a reader can hand them over as dictionaries
+    /// without hashing a row).
+    pub dictionary: Vec<String>,
 }
 
 /// Reads a segment's footer: whether its columns are `want`'s (names and types, in
@@ -125,12 +135,28 @@ pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<
     if !same {
         return Err("its columns differ from this capq's schema (written by another schema version?)".into());
     }
+    let descr = meta.schema_descr();
+    let dictionary = (0..descr.num_columns())
+        .filter(|&i| descr.column(i).path().parts().len() == 1)
+        .filter(|&i| r.metadata().row_groups().iter().all(|g| dictionary_only(g.column(i))))
+        .map(|i| descr.column(i).path().parts()[0].clone())
+        .collect();
     let text = |k: &str| kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref());
     let num = |k: &str| text(k).and_then(|v| v.parse::<i64>().ok());
     Ok(Footer {
         times: num("capture.first_ts_us").zip(num("capture.last_ts_us")),
         host: text("capture.host").map(host_value),
+        schema: Arc::new(schema),
+        dictionary,
     })
+}
+
+/// Whether every data page of a column chunk is dictionary-encoded (its writer recorded
+/// which encodings its pages used; without that record, no).
+fn dictionary_only(c: &ColumnChunkMetaData) -> bool {
+    c.dictionary_page_offset().is_some()
+        && c.page_encoding_stats_mask()
+            .is_some_and(|m| m.is_only(Encoding::RLE_DICTIONARY) || m.is_only(Encoding::PLAIN_DICTIONARY))
 }
 
 #[cfg(test)]
