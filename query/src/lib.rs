@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod dictscan;
 pub mod groupkeys;
 pub mod listfns;
+pub mod localfs;
 pub mod output;
 pub mod pushdown;
 pub mod timearg;
@@ -744,6 +745,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(listfns::ArrayLength::udf());
+    let local = datafusion::execution::object_store::ObjectStoreUrl::local_filesystem();
+    ctx.register_object_store(local.as_ref(), Arc::new(localfs::InlineLocal::new()));
     catalog::register_empty(&ctx, &src, window).map_err(|e| Failure::query(explain(&e)))?;
     let ctx = Session {
         ctx,
