@@ -5,8 +5,9 @@
 //! on `pid` over 30 M events made 208 reads, 226 opens and 2,519 futex calls, and the
 //! kernel's scheduling was about half of its `perf` samples. A segment is read from the
 //! page cache in microseconds, so [`InlineLocal`] reads ranges where they are asked for
-//! (as DuckDB does) and leaves everything else (listing, whole-object reads, conditional
-//! reads, writes, and any read that fails, for its own error) to `LocalFileSystem`.
+//! (as DuckDB does), up to [`INLINE_MAX`] bytes a request, and leaves everything else
+//! (listing, whole-object and larger reads, conditional reads, writes, and any read that
+//! fails or that it would refuse, for its own error) to `LocalFileSystem`.
 
 use std::fmt;
 use std::fs::File;
@@ -23,6 +24,11 @@ use object_store::{
     ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
+/// The most bytes one request reads inline: a column chunk of a segment is well under
+/// it, while a CSV scan (`CREATE EXTERNAL TABLE`) asks for a partition's share of its file
+/// at once, which `LocalFileSystem` streams.
+pub const INLINE_MAX: u64 = 64 << 20;
+
 /// `LocalFileSystem`, with byte ranges read inline (the module's doc).
 #[derive(Debug, Default)]
 pub struct InlineLocal {
@@ -37,6 +43,9 @@ impl InlineLocal {
     /// `ranges` of `location`, with the file's metadata; `None` where anything is amiss
     /// (no such file, a range past its end, a failed read): `LocalFileSystem` then says why.
     fn read(&self, location: &Path, ranges: &[Range<u64>]) -> Option<(Vec<Bytes>, std::fs::Metadata)> {
+        if ranges.iter().map(|r| r.end.saturating_sub(r.start)).sum::<u64>() > INLINE_MAX {
+            return None;
+        }
         let file = File::open(self.inner.path_to_filesystem(location).ok()?).ok()?;
         let meta = file.metadata().ok()?;
         let mut out = Vec::with_capacity(ranges.len());
@@ -50,6 +59,22 @@ impl InlineLocal {
         }
         Some((out, meta))
     }
+}
+
+fn nonempty(r: &GetRange) -> bool {
+    matches!(r, GetRange::Bounded(r) if r.start < r.end)
+}
+
+/// The e-tag `LocalFileSystem` gives a file: inode, modification time (µs) and size.
+fn etag(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("{:x}-{:x}-{:x}", meta.ino(), mtime, meta.len())
 }
 
 impl fmt::Display for InlineLocal {
@@ -75,13 +100,16 @@ impl ObjectStore for InlineLocal {
             && options.if_modified_since.is_none()
             && options.if_unmodified_since.is_none()
             && options.version.is_none();
-        if let (true, Some(GetRange::Bounded(r))) = (plain, &options.range) {
+        // An empty range is LocalFileSystem's error (get_ranges answers it with no bytes).
+        if let (true, Some(GetRange::Bounded(r))) =
+            (plain && options.range.as_ref().is_some_and(nonempty), &options.range)
+        {
             if let Some((mut bytes, meta)) = self.read(location, std::slice::from_ref(r)) {
                 let meta = ObjectMeta {
                     location: location.clone(),
                     last_modified: meta.modified().map(Into::into).unwrap_or_default(),
                     size: meta.len(),
-                    e_tag: None,
+                    e_tag: Some(etag(&meta)),
                     version: None,
                 };
                 let data = bytes.pop().unwrap_or_default();
@@ -142,20 +170,24 @@ mod tests {
         let (ours, theirs) = (InlineLocal::new(), LocalFileSystem::new());
         let ranges = [0..10, 99_990..100_000, 5..5, 1_000..60_000];
         assert_eq!(ours.get_ranges(&path, &ranges).await.unwrap(), theirs.get_ranges(&path, &ranges).await.unwrap());
+        let said = |r: Result<Bytes>| r.map_err(|e| e.to_string());
         for r in ranges {
-            let got = ours.get_range(&path, r.clone()).await.unwrap();
-            assert_eq!(got, Bytes::copy_from_slice(&data[r.start as usize..r.end as usize]));
+            let got = said(ours.get_range(&path, r.clone()).await);
+            assert_eq!(got, said(theirs.get_range(&path, r.clone()).await), "{r:?}");
+            if r.start < r.end {
+                assert_eq!(got, Ok(Bytes::copy_from_slice(&data[r.start as usize..r.end as usize])));
+            }
         }
         let got =
             ours.get_opts(&path, GetOptions { range: Some((10..20).into()), ..Default::default() }).await.unwrap();
         assert_eq!((got.meta.size, got.range.clone()), (100_000, 10..20));
+        assert_eq!(got.meta.e_tag, theirs.head(&path).await.unwrap().e_tag);
         // Read here, not a file handed over for the blocking pool to read.
         assert!(matches!(got.payload, GetResultPayload::Stream(_)));
         assert_eq!(got.bytes().await.unwrap(), Bytes::copy_from_slice(&data[10..20]));
         // Whole reads, and what fails, go to LocalFileSystem, with its errors.
         assert_eq!(ours.get(&path).await.unwrap().bytes().await.unwrap(), Bytes::from(data.clone()));
         // Past the end: what LocalFileSystem answers (a shorter range, or an error).
-        let said = |r: Result<Bytes>| r.map_err(|e| e.to_string());
         for r in [99_000..100_001, 100_001..100_002] {
             assert_eq!(said(ours.get_range(&path, r.clone()).await), said(theirs.get_range(&path, r.clone()).await));
             let one = std::slice::from_ref(&r);
@@ -165,6 +197,13 @@ mod tests {
         let missing = Path::from_absolute_path(dir.path().join("gone.parquet")).unwrap();
         let first = [Range { start: 0, end: 1 }];
         assert!(matches!(ours.get_ranges(&missing, &first).await, Err(object_store::Error::NotFound { .. })));
-        assert_eq!(ours.list(None).count().await, theirs.list(None).count().await);
+        // More than INLINE_MAX at once goes to LocalFileSystem (a file it streams).
+        let big = dir.path().join("big.csv");
+        std::fs::File::create(&big).unwrap().set_len(INLINE_MAX + 1).unwrap();
+        let big = Path::from_absolute_path(big).unwrap();
+        let got = ours.get_opts(&big, GetOptions { range: Some((0..INLINE_MAX + 1).into()), ..Default::default() });
+        assert!(matches!(got.await.unwrap().payload, GetResultPayload::File(..)));
+        let here = Path::from_absolute_path(dir.path()).unwrap();
+        assert_eq!(ours.list(Some(&here)).count().await, 2);
     }
 }
