@@ -225,12 +225,25 @@ fn compare_dict(d: &DictionaryArray<Int32Type>, needle: &[u8], negated: bool) ->
         });
         return Ok(BooleanArray::new(bits, d.logical_nulls()));
     }
-    let entries = BooleanBuffer::collect_bool(values.len(), |i| (values.value(i).as_bytes() == needle) != negated);
-    // A null row's index may be anything: it reads false, and never out of bounds.
-    let bits = BooleanBuffer::collect_bool(keys.len(), |i| {
-        let k = keys[i] as usize;
-        k < entries.len() && entries.value(k)
-    });
+    // A Parquet dictionary holds each value once: the needle is at most one entry, and a
+    // row equals it when its index is that entry's (one integer compare a row).
+    let mut at = (0..values.len()).filter(|&i| values.value(i).as_bytes() == needle);
+    let bits = match (at.next(), at.next()) {
+        (None, _) => BooleanBuffer::collect_bool(keys.len(), |_| negated),
+        (Some(m), None) => {
+            let m = m as i32;
+            BooleanBuffer::collect_bool(keys.len(), |i| (keys[i] == m) != negated)
+        }
+        (Some(_), Some(_)) => {
+            let entries =
+                BooleanBuffer::collect_bool(values.len(), |i| (values.value(i).as_bytes() == needle) != negated);
+            // A null row's index may be anything: it reads false, and never out of bounds.
+            BooleanBuffer::collect_bool(keys.len(), |i| {
+                let k = keys[i] as usize;
+                k < entries.len() && entries.value(k)
+            })
+        }
+    };
     Ok(BooleanArray::new(bits, d.logical_nulls()))
 }
 
@@ -412,6 +425,40 @@ mod tests {
             "SELECT count(*) FROM t WHERE upper(s) = 'OPEN'",
         ] {
             assert!(!rows(&c, &format!("EXPLAIN {sql}")).await.contains("(on views)"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn dictionaries_compare_as_their_strings_do() {
+        use datafusion::arrow::array::{Int32Array, StringArray};
+        // Entries: none, one, or two (a dictionary made in memory may repeat a value) equal
+        // to the needle; null entries and null rows (their indices out of bounds too);
+        // fewer entries than rows and more.
+        let dicts: [Vec<Option<&str>>; 4] = [
+            vec![Some("open"), Some("close"), None, Some("openat")],
+            vec![Some("close"), Some("read")],
+            vec![Some("open"), Some("close"), Some("open")],
+            (0..40).map(|i| Some(["open", "x", "close", "y"][i % 4])).collect(),
+        ];
+        for values in dicts {
+            let n = values.len() as i32;
+            // Every seventh row null; the fourth's index out of bounds.
+            let valid: Vec<bool> = (0..30).map(|i| i % 7 != 3).collect();
+            let raw: Vec<i32> = (0..30).map(|i| if i == 3 { 1000 } else { i * 5 % n }).collect();
+            let keys = Int32Array::new(raw.into(), Some(valid.into()));
+            let d = DictionaryArray::new(keys, Arc::new(StringArray::from(values.clone())));
+            for needle in ["open", "close", "absent", ""] {
+                for negated in [false, true] {
+                    let got = compare_dict(&d, needle.as_bytes(), negated).unwrap();
+                    let want: BooleanArray = (0..d.len())
+                        .map(|i| {
+                            let k = d.keys().is_valid(i).then(|| d.keys().value(i) as usize)?;
+                            values[k].map(|v| (v == needle) != negated)
+                        })
+                        .collect();
+                    assert_eq!(got, want, "{values:?} {needle} {negated}");
+                }
+            }
         }
     }
 }
