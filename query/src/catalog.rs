@@ -376,22 +376,35 @@ pub fn with_host(schema: &SchemaRef) -> SchemaRef {
 /// `schema` with its strings read as views (`Utf8View`): the Parquet reader then makes a
 /// 16-byte view per row into the dictionary page it decoded instead of copying each
 /// string (a group-by on `path` over 24 M rows: -22%, a filter on it: -52% or more).
-/// Lists of strings stay as they lie: `array_has` over lists of views was 21% slower
-/// (README, Queries).
+/// Lists of strings too (`argv`, `envp`): the reader makes them so only where it is told
+/// per file (dictscan::ViewLists), which DataFusion does not do for a list's items.
 fn view_types(schema: &SchemaRef) -> SchemaRef {
     retype(schema, &DataType::Utf8, DataType::Utf8View)
 }
 
-/// `schema` with its top-level columns of type `from` made `to`.
+/// `schema` with its top-level columns of type `from`, and the items of its top-level
+/// lists of `from`, made `to`.
 pub fn retype(schema: &SchemaRef, from: &DataType, to: DataType) -> SchemaRef {
     let fields: Vec<Arc<Field>> = schema
         .fields()
         .iter()
-        .map(
-            |f| if f.data_type() == from { Arc::new(f.as_ref().clone().with_data_type(to.clone())) } else { f.clone() },
-        )
+        .map(|f| match retyped(f.data_type(), from, &to) {
+            Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
+            None => f.clone(),
+        })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `t` with `from` made `to`, itself or as a list's items; `None` where it has no `from`.
+pub fn retyped(t: &DataType, from: &DataType, to: &DataType) -> Option<DataType> {
+    match t {
+        t if t == from => Some(to.clone()),
+        DataType::List(item) if item.data_type() == from => {
+            Some(DataType::List(Arc::new(item.as_ref().clone().with_data_type(to.clone()))))
+        }
+        _ => None,
+    }
 }
 
 /// Registers `table` in `ctx` (replacing it) over `segments`, filtered to `window`: one

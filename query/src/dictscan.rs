@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileSource, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -24,11 +26,14 @@ use datafusion::error::Result;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::{collect_columns, conjunction_opt as conjunction, split_conjunction};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::retyped as retyped_type;
 
 /// Each segment's own Arrow schema and the columns it holds only dictionary-encoded, by
 /// its object-store path (what DataFusion's listing names the file by:
@@ -60,6 +65,52 @@ impl FileSchemas {
 
     fn get(&self, location: &str) -> Option<(SchemaRef, Arc<Vec<String>>)> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).by_path.get(location).cloned()
+    }
+}
+
+/// The rule that has the reader make lists of strings as lists of views (the table's
+/// type for them: catalog::view_types), in every Parquet scan of capq's segments that
+/// reads one and that no rule gave its files' schemas already: DataFusion tells the
+/// reader to make views of top-level strings only, so the items of `argv` were copied out
+/// of the dictionary page one by one and then cast to views.
+#[derive(Debug, Default)]
+pub struct ViewLists {
+    pub files: FileSchemas,
+}
+
+impl PhysicalOptimizerRule for ViewLists {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(scan) = node.downcast_ref::<DataSourceExec>() else { return Ok(Transformed::no(node)) };
+            let lists = node
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| matches!(f.data_type(), DataType::List(item) if item.data_type() == &DataType::Utf8View));
+            let told = scan
+                .data_source()
+                .downcast_ref::<FileScanConfig>()
+                .is_some_and(|c| c.file_groups.iter().flat_map(|g| g.iter()).any(|f| f.arrow_schema.is_some()));
+            if !lists || told {
+                return Ok(Transformed::no(node));
+            }
+            Ok(match retype_scan(scan, &[], &self.files)? {
+                Some(new) => {
+                    log::debug!("a scan reads its lists of strings as lists of views");
+                    Transformed::yes(new)
+                }
+                None => Transformed::no(node),
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "capq_view_lists"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }
 
@@ -191,6 +242,11 @@ fn retype_scan(
                     let ok =
                         matches!(f.data_type(), DataType::Utf8 | DataType::Utf8View) || f.data_type() == &dictionary();
                     ok.then(|| f.with_data_type(dictionary()))
+                } else if let (DataType::List(_), Some(t)) =
+                    (f.data_type(), retyped_type(f.data_type(), &DataType::Utf8, &DataType::Utf8View))
+                {
+                    // A list of strings as a list of views, as the table has it (catalog).
+                    Some(f.with_data_type(t))
                 } else {
                     Some(f)
                 }

@@ -63,13 +63,7 @@ use crate::dictscan::{self, FileSchemas};
 /// straight from a Parquet scan are read as dictionaries ([`crate::dictscan`]).
 #[derive(Debug, Default)]
 pub struct StringGroupKeys {
-    files: FileSchemas,
-}
-
-impl StringGroupKeys {
-    pub fn new(files: FileSchemas) -> StringGroupKeys {
-        StringGroupKeys { files }
-    }
+    pub files: FileSchemas,
 }
 
 impl PhysicalOptimizerRule for StringGroupKeys {

@@ -740,8 +740,9 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(pushdown::SelectivePushdown))
-        .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys::new(files.clone())))
-        .with_physical_optimizer_rule(Arc::new(viewcmp::ViewEqRule::new(files.clone())))
+        .with_physical_optimizer_rule(Arc::new(groupkeys::StringGroupKeys { files: files.clone() }))
+        .with_physical_optimizer_rule(Arc::new(viewcmp::ViewEqRule { files: files.clone() }))
+        .with_physical_optimizer_rule(Arc::new(dictscan::ViewLists { files: files.clone() }))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(listfns::ArrayLength::udf());

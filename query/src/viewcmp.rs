@@ -46,13 +46,7 @@ use crate::dictscan::{self, FileSchemas};
 /// column read nowhere else is read as a dictionary.
 #[derive(Debug, Default)]
 pub struct ViewEqRule {
-    files: FileSchemas,
-}
-
-impl ViewEqRule {
-    pub fn new(files: FileSchemas) -> ViewEqRule {
-        ViewEqRule { files }
-    }
+    pub files: FileSchemas,
 }
 
 impl PhysicalOptimizerRule for ViewEqRule {

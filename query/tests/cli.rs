@@ -150,10 +150,10 @@ fn counts_group_bys_and_absent_tables() {
         "comm,n\ncron,5\nbash,1\nls,1\nwc,1\n"
     );
     // Strings are read as views (a group-by or a filter on them copies 16 bytes a row, not
-    // the string), lists of strings as they lie (array_has on views of views was slower).
+    // the string), and so are lists of strings (dictscan::ViewLists).
     assert_eq!(
         csv(d, "SELECT arrow_typeof(comm) AS s, arrow_typeof(argv) AS l FROM exec LIMIT 1"),
-        "s,l\nUtf8View,List(non-null Utf8)\n"
+        "s,l\nUtf8View,List(non-null Utf8View)\n"
     );
     assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n1000\n");
     for t in ["dns", "net", "module", "stats"] {
@@ -416,7 +416,19 @@ fn parquet_output_and_table_format() {
     // Strings as plain Utf8, as in the capture's segments, though capq reads them as views.
     let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap())
         .unwrap();
-    assert_eq!(b.schema().field_with_name("comm").unwrap().data_type(), &datafusion::arrow::datatypes::DataType::Utf8);
+    use datafusion::arrow::datatypes::DataType;
+    assert_eq!(b.schema().field_with_name("comm").unwrap().data_type(), &DataType::Utf8);
+    assert!(
+        matches!(b.schema().field_with_name("argv").unwrap().data_type(), DataType::List(i) if i.data_type() == &DataType::Utf8)
+    );
+    // argv is read as a list of views straight from the reader (dictscan::ViewLists), and
+    // answers as before.
+    let o = capq(
+        d,
+        &["-vv", "--format", "csv", "SELECT array_to_string(argv, ' ') AS a FROM exec WHERE array_has(argv, '-c')"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reads its lists of strings as lists of views"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("bash -c"), "{}", String::from_utf8_lossy(&o.stdout));
     let table = ok(d, &["--max-width", "12", "SELECT comm, argv FROM exec WHERE comm = 'bash'"]);
     assert_eq!(
         table,
