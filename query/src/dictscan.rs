@@ -232,6 +232,14 @@ fn retype_scan(
     // With those a rule read as dictionaries before (a group-by's under a filter's).
     let before = file_schema.fields().iter().filter(|f| f.data_type() == &dictionary()).map(|f| f.name().clone());
     let names: Vec<String> = names.iter().cloned().chain(before).collect();
+    // The lists the table has as lists of views (catalog::view_types; a table made with
+    // CREATE EXTERNAL TABLE has them as DataFusion reads them, lists of strings).
+    let view_lists: Vec<&String> = file_schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), DataType::List(i) if i.data_type() == &DataType::Utf8View))
+        .map(|f| f.name())
+        .collect();
     let retyped = |s: &Schema| -> Option<SchemaRef> {
         let fields: Vec<Field> = s
             .fields()
@@ -242,10 +250,10 @@ fn retype_scan(
                     let ok =
                         matches!(f.data_type(), DataType::Utf8 | DataType::Utf8View) || f.data_type() == &dictionary();
                     ok.then(|| f.with_data_type(dictionary()))
-                } else if let (DataType::List(_), Some(t)) =
-                    (f.data_type(), retyped_type(f.data_type(), &DataType::Utf8, &DataType::Utf8View))
+                } else if let (true, Some(t)) =
+                    (view_lists.contains(&f.name()), retyped_type(f.data_type(), &DataType::Utf8, &DataType::Utf8View))
                 {
-                    // A list of strings as a list of views, as the table has it (catalog).
+                    // A list of strings as a list of views, as the table has it.
                     Some(f.with_data_type(t))
                 } else {
                     Some(f)
@@ -281,6 +289,12 @@ fn retype_scan(
             group = group.with_statistics(Arc::new(s.clone()));
         }
         groups.push(group);
+    }
+    if names.is_empty() {
+        // Only the lists' hints (ViewLists): the scan as it was, its files told.
+        let mut config = config.clone();
+        config.file_groups = groups;
+        return Ok(Some(DataSourceExec::from_data_source(config)));
     }
     let hint = options.global.metadata_size_hint;
     let table =

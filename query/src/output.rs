@@ -64,7 +64,22 @@ fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
 /// `Utf8` in its Arrow schema, as the capture's own segments do, for readers that predate
 /// views (capq reads strings as views: catalog::view_types).
 pub fn plain_strings(schema: &SchemaRef) -> SchemaRef {
-    crate::catalog::retype(schema, &DataType::Utf8View, DataType::Utf8)
+    let fields: Vec<Field> = schema.fields().iter().map(|f| plain_field(f)).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `f` with its string views plain strings, at any depth of lists and structs (`argv`,
+/// `array_agg(argv)`, `named_struct(...)`).
+fn plain_field(f: &Field) -> Field {
+    let t = match f.data_type() {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::List(i) => DataType::List(Arc::new(plain_field(i))),
+        DataType::LargeList(i) => DataType::LargeList(Arc::new(plain_field(i))),
+        DataType::FixedSizeList(i, n) => DataType::FixedSizeList(Arc::new(plain_field(i)), *n),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(|f| plain_field(f)).collect()),
+        t => t.clone(),
+    };
+    f.clone().with_data_type(t)
 }
 
 /// `batch` cast to `schema` (from `plain_strings`).

@@ -800,3 +800,39 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
     assert!(nulls.starts_with("closed_by,n\n,"), "{nulls}");
     assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n120000\n");
 }
+
+#[test]
+fn external_tables_over_capture_segments_keep_their_lists_as_datafusion_reads_them() {
+    // With --allow-writes every capture table is read first, so its segments' schemas are
+    // known; a table made over the same files has argv as DataFusion reads it (a list of
+    // strings), and a column read as a dictionary beside it (the group-by's) must not make
+    // it views.
+    let c = capture();
+    let d = c.path();
+    let dir = d.join("exec");
+    let sql = format!(
+        "CREATE EXTERNAL TABLE ext STORED AS PARQUET LOCATION '{}/'; \
+         SELECT array_to_string(argv, ' ') AS a, arrow_typeof(argv) AS t FROM ext WHERE comm = 'bash'; \
+         SELECT comm, count(*) AS n, max(cardinality(argv)) AS m FROM ext GROUP BY comm ORDER BY comm",
+        dir.display()
+    );
+    let out = ok(d, &["--allow-writes", "--format", "csv", &sql]);
+    assert!(out.contains("bash -c") && out.contains("List(non-null Utf8)"), "{out}");
+    assert!(out.contains("comm,n,m\nbash,1,3\ncron,5,2\nls,1,3\nwc,1,2\n"), "{out}");
+    // Lists of views in any nesting are written to a Parquet output as plain strings.
+    let o = d.join("agg.parquet");
+    ok(
+        d,
+        &[
+            "--format",
+            "parquet",
+            "--output",
+            o.to_str().unwrap(),
+            "SELECT comm, array_agg(argv) AS a FROM exec GROUP BY comm",
+        ],
+    );
+    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&o).unwrap())
+        .unwrap();
+    let t = format!("{:?}", b.schema().field_with_name("a").unwrap().data_type());
+    assert!(t.contains("Utf8") && !t.contains("View"), "{t}");
+}
