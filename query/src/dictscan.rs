@@ -7,11 +7,13 @@
 //! row out of that dictionary. DataFusion's own operators handle dictionaries slower than
 //! views (its group-by hashes them through the row format: README, Queries), so a plan
 //! gets them only for the columns that go straight from the scan into a node of capq's
-//! that keys them by their dictionary indices: a group-by's [`crate::groupkeys`] keys.
+//! that uses their dictionary indices: a group-by's keys ([`crate::groupkeys`]) and
+//! `=` / `<>` in a filter ([`crate::viewcmp`]).
 //!
 //! The reader takes the type from a schema given per file, which must be that file's own
 //! (field metadata included): [`FileSchemas`] keeps each segment's, as the catalog read
-//! it from the footer. A scan with a file not there keeps its views.
+//! it from the footer. A scan with a file not there keeps its views. The same per-file
+//! schemas have the reader make lists of strings as lists of views ([`ViewLists`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -191,7 +193,9 @@ fn one_child(
     }
 }
 
-/// A Parquet scan like `scan`, its output columns `columns` read as dictionaries.
+/// A Parquet scan like `scan`, its output columns `columns` read as dictionaries and its
+/// files told their own schemas (with the table's lists of views); with no columns, the
+/// same scan with its files told.
 fn retype_scan(
     scan: &DataSourceExec,
     columns: &[usize],
