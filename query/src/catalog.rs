@@ -22,8 +22,6 @@ use std::sync::Arc;
 use capture_schemas::layout::{check_footer, day_of, host_of, hour_of, Footer};
 use capture_schemas::remote::{s3_store, Retries, S3Url};
 use capture_schemas::Table;
-
-use crate::dictscan::FileSchemas;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Column, DFSchemaRef};
 use datafusion::dataframe::DataFrame;
@@ -38,6 +36,8 @@ use datafusion::scalar::ScalarValue;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::dictscan::FileSchemas;
 
 /// A half-open time window in µs since the epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -298,15 +298,8 @@ impl fmt::Debug for ChooseExec {
 impl DisplayAs for ChooseExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let columns: Vec<usize> = self.candidates.iter().map(|c| c.column).collect();
-        if self.dict {
-            write!(f, "capq StringGroupBy: {} on keys of their dictionaries", names(&self.input.schema(), &columns))?;
-        } else {
-            write!(
-                f,
-                "capq StringGroupBy: {} on keys where their views repeat",
-                names(&self.input.schema(), &columns)
-            )?;
-        }
+        let how = if self.dict { "of their dictionaries" } else { "where their views repeat" };
+        write!(f, "capq StringGroupBy: {} on keys {how}", names(&self.input.schema(), &columns))?;
         let (keyed, all) = (self.chosen.0.load(Relaxed), self.chosen.1.load(Relaxed));
         if all > 0 {
             let dense = self.chosen.2.load(Relaxed);
