@@ -33,7 +33,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
-    Array, ArrayData, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringViewArray, StringViewBuilder, UInt32Array,
+    Array, ArrayData, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringArray, StringViewArray, StringViewBuilder,
+    UInt32Array,
 };
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, UInt32Type};
@@ -42,13 +43,11 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{
-    aggregate_expressions, evaluate_many, AggregateExec, AggregateMode, PhysicalGroupBy,
-};
+use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     displayable, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, InputOrderMode, Partitioning,
@@ -387,11 +386,9 @@ impl ChooseExec {
         }
         let handoff = Arc::new(HandoffExec::new(&self.input));
         let tables: Arc<Vec<Mutex<Strings>>> = Arc::new(vec![Mutex::new(Strings::new())]);
-        let keys: Arc<dyn ExecutionPlan> =
-            Arc::new(KeysExec::new(handoff.clone(), vec![keyed[0].column], tables.clone()));
         let args = aggregate_expressions(&a.aggr, &a.mode, 0)?;
         let plan = DenseAggExec {
-            input: keys,
+            input: handoff.clone(),
             column: keyed[0].column,
             agg: a.clone(),
             args,
@@ -751,46 +748,123 @@ struct DictKeys {
     values: Option<ArrayData>,
     /// Each entry's key, or `NONE` while no row used it.
     keys: Vec<u32>,
+    /// How many entries are `NONE`: with none left, no row needs looking at twice.
+    unseen: usize,
 }
 
 const NONE: u32 = u32::MAX;
 
+/// A row's group index (its key + 1) while its entry is not looked up yet.
+const UNSEEN: usize = NONE as usize + 1;
+
 impl DictKeys {
-    fn keys(&mut self, col: &DictionaryArray<Int32Type>, table: &Mutex<Strings>) -> Result<ArrayRef> {
-        let values = col.values();
+    /// Starts over unless `values` is the dictionary of the last batch.
+    fn follow(&mut self, values: &ArrayRef) {
         let data = values.to_data();
         if !self.values.as_ref().is_some_and(|v| v.ptr_eq(&data)) {
             self.keys.clear();
             self.keys.resize(values.len(), NONE);
+            self.unseen = values.len();
             self.values = Some(data);
         }
+    }
+
+    /// Entry `x`'s key, looked up in the strings the first time it is asked for.
+    fn entry(&mut self, x: usize, strings: &StringArray, t: &mut Strings) -> Result<u32> {
+        let k = self
+            .keys
+            .get_mut(x)
+            .ok_or_else(|| DataFusionError::Internal(format!("dictionary index {x} out of bounds")))?;
+        if *k == NONE {
+            *k = t.key(strings.value(x))?;
+            self.unseen -= 1;
+        }
+        Ok(*k)
+    }
+
+    fn strings(col: &DictionaryArray<Int32Type>) -> Result<&StringArray> {
+        col.values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| DataFusionError::Internal("a group-by's dictionary is not of strings".into()))
+    }
+
+    fn keys(&mut self, col: &DictionaryArray<Int32Type>, table: &Mutex<Strings>) -> Result<ArrayRef> {
+        self.follow(col.values());
         // A null row's index may be anything, in bounds or not: it reads NONE, then 0.
-        let keys = &self.keys;
+        let keys = self.keys.as_slice();
         let indices = col.keys().values();
         let mut out: Vec<u32> = indices.iter().map(|&x| keys.get(x as usize).copied().unwrap_or(NONE)).collect();
         let nulls = col.logical_nulls();
-        if out.contains(&NONE) {
-            let strings = values
-                .as_string_opt::<i32>()
-                .ok_or_else(|| DataFusionError::Internal("KeysExec: a dictionary not of strings".into()))?;
+        if (self.unseen > 0 || nulls.is_some()) && out.contains(&NONE) {
+            let strings = DictKeys::strings(col)?;
             let mut t = table.lock().map_err(|_| poisoned())?;
             for (i, o) in out.iter_mut().enumerate() {
-                if *o != NONE {
-                    continue;
+                if *o == NONE {
+                    *o = match nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                        true => 0,
+                        false => self.entry(indices[i] as usize, strings, &mut t)?,
+                    };
                 }
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    *o = 0;
-                    continue;
-                }
-                let x = indices[i] as usize;
-                if self.keys[x] == NONE {
-                    self.keys[x] = t.key(strings.value(x))?;
-                }
-                *o = self.keys[x];
             }
         }
         Ok(Arc::new(UInt32Array::new(ScalarBuffer::from(out), nulls)))
     }
+
+    /// Appends each row's group index to `groups`: its key + 1, or 0 for a null row.
+    /// Says whether a row was null.
+    fn groups(
+        &mut self,
+        col: &DictionaryArray<Int32Type>,
+        table: &Mutex<Strings>,
+        groups: &mut Vec<usize>,
+    ) -> Result<bool> {
+        self.follow(col.values());
+        let keys = self.keys.as_slice();
+        let indices = col.keys().values();
+        let at = groups.len();
+        // NONE + 1 is UNSEEN; so is a null row's index out of bounds.
+        groups.extend(indices.iter().map(|&x| keys.get(x as usize).map_or(UNSEEN, |&k| k as usize + 1)));
+        let rows = &mut groups[at..];
+        let nulls = col.logical_nulls().filter(|n| n.null_count() > 0);
+        if let Some(n) = &nulls {
+            for (g, valid) in rows.iter_mut().zip(n.iter()) {
+                if !valid {
+                    *g = 0;
+                }
+            }
+        }
+        if self.unseen > 0 && rows.contains(&UNSEEN) {
+            let strings = DictKeys::strings(col)?;
+            let mut t = table.lock().map_err(|_| poisoned())?;
+            for (g, &x) in rows.iter_mut().zip(indices) {
+                if *g == UNSEEN {
+                    *g = self.entry(x as usize, strings, &mut t)? as usize + 1;
+                }
+            }
+        }
+        Ok(nulls.is_some())
+    }
+}
+
+/// Each aggregate's arguments over `batch`, as `evaluate_many` gives them; an argument
+/// that is a literal (`count(*)` counts `1`) is made into an array once, as long as the
+/// longest batch yet, and sliced (filling one took 4% of the path group-by's time).
+fn evaluate_args(
+    args: &[Vec<Arc<dyn PhysicalExpr>>],
+    batch: &RecordBatch,
+    constants: &mut [Vec<Option<ArrayRef>>],
+) -> Result<Vec<Vec<ArrayRef>>> {
+    let n = batch.num_rows();
+    let one = |e: &Arc<dyn PhysicalExpr>, kept: &mut Option<ArrayRef>| -> Result<ArrayRef> {
+        if e.downcast_ref::<Literal>().is_none() {
+            return e.evaluate(batch)?.into_array(n);
+        }
+        match kept {
+            Some(a) if a.len() >= n => Ok(a.slice(0, n)),
+            _ => Ok(kept.insert(e.evaluate(batch)?.into_array(n)?).clone()),
+        }
+    };
+    args.iter().zip(constants).map(|(exprs, kept)| exprs.iter().zip(kept).map(|(e, k)| one(e, k)).collect()).collect()
 }
 
 fn poisoned() -> DataFusionError {
@@ -808,7 +882,9 @@ fn poisoned() -> DataFusionError {
 /// and `EXPLAIN ANALYZE` shows none of its metrics.
 #[derive(Debug)]
 pub struct DenseAggExec {
-    /// A [`KeysExec`] keying `column`.
+    /// Its input, `column` still strings: it keys them itself, straight into group
+    /// indices (through a [`KeysExec`] that was two more passes over the rows and 21% of
+    /// the path group-by's time).
     input: Arc<dyn ExecutionPlan>,
     column: usize,
     agg: Arc<AggParts>,
@@ -816,7 +892,7 @@ pub struct DenseAggExec {
     args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// The replaced aggregation's: the same schema, partitioning and equivalences.
     props: Arc<PlanProperties>,
-    /// The keys' one table of strings, shared with the [`KeysExec`].
+    /// The keys' one table of strings.
     tables: Arc<Vec<Mutex<Strings>>>,
 }
 
@@ -854,24 +930,35 @@ impl ExecutionPlan for DenseAggExec {
         let batch_size = context.session_config().batch_size().max(1);
         let run = async move {
             let mut groups: Vec<usize> = Vec::new();
+            let (mut views, mut dict) = (ViewKeys::new(), DictKeys::default());
+            let mut constants: Vec<Vec<Option<ArrayRef>>> = args.iter().map(|a| vec![None; a.len()]).collect();
             let (mut total, mut nulls) = (0, false);
             while let Some(b) = input.next().await {
                 let b = b?;
-                let keys = b.column(column).as_primitive_opt::<UInt32Type>().ok_or_else(|| {
-                    DataFusionError::Internal(format!("DenseAggExec: column {column} is not of keys"))
-                })?;
+                let col = b.column(column);
                 groups.clear();
-                match keys.nulls().filter(|n| n.null_count() > 0) {
-                    None => groups.extend(keys.values().iter().map(|&k| k as usize + 1)),
-                    Some(n) => {
-                        nulls = true;
-                        groups.extend(
-                            keys.values().iter().zip(n.iter()).map(|(&k, v)| if v { k as usize + 1 } else { 0 }),
-                        );
+                if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+                    nulls |= dict.groups(d, &tables[0], &mut groups)?;
+                } else {
+                    let strings = col.as_string_view_opt().ok_or_else(|| {
+                        DataFusionError::Internal(format!(
+                            "DenseAggExec: column {column} is not of string views or a dictionary"
+                        ))
+                    })?;
+                    let keys = views.keys(strings, &tables[0])?;
+                    let keys = keys.as_primitive::<UInt32Type>();
+                    match keys.nulls().filter(|n| n.null_count() > 0) {
+                        None => groups.extend(keys.values().iter().map(|&k| k as usize + 1)),
+                        Some(n) => {
+                            nulls = true;
+                            groups.extend(
+                                keys.values().iter().zip(n.iter()).map(|(&k, v)| if v { k as usize + 1 } else { 0 }),
+                            );
+                        }
                     }
                 }
                 total = tables[0].lock().map_err(|_| poisoned())?.len() + 1;
-                let values = evaluate_many(&args, &b)?;
+                let values = evaluate_args(&args, &b, &mut constants)?;
                 for ((acc, values), filter) in accs.iter_mut().zip(&values).zip(&agg.filter) {
                     let filter =
                         filter.as_ref().map(|f| f.evaluate(&b).and_then(|v| v.into_array(b.num_rows()))).transpose()?;

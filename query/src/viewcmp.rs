@@ -26,8 +26,9 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, StringViewArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, Int32Array, StringViewArray};
 use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::kernels::cmp;
 use datafusion::arrow::datatypes::{DataType, Int32Type, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -223,10 +224,14 @@ fn compare_dict(d: &DictionaryArray<Int32Type>, needle: &[u8], negated: bool) ->
     // row equals it when its index is that entry's (one integer compare a row).
     let mut at = (0..values.len()).filter(|&i| values.value(i).as_bytes() == needle);
     let bits = match (at.next(), at.next()) {
-        (None, _) => BooleanBuffer::collect_bool(keys.len(), |_| negated),
+        (None, _) if negated => BooleanBuffer::new_set(keys.len()),
+        (None, _) => BooleanBuffer::new_unset(keys.len()),
         (Some(m), None) => {
-            let m = m as i32;
-            BooleanBuffer::collect_bool(keys.len(), |i| (keys[i] == m) != negated)
+            // Arrow's kernel, built at its crate's opt-level (3) where capq's is 1: a loop
+            // of this one compare here took 28% of a filter's time, 5 times arrow's.
+            let m = Int32Array::new_scalar(m as i32);
+            let eq = if negated { cmp::neq(d.keys(), &m)? } else { cmp::eq(d.keys(), &m)? };
+            eq.values().clone()
         }
         (Some(_), Some(_)) => {
             let entries =
