@@ -14,6 +14,7 @@ use agent_linux::stats::Health;
 use agent_linux::synth::{self, Synth, Task};
 use agent_linux::writer::list_segments;
 use agent_linux::{Probe, Table};
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
 
 const SEED: u64 = 99;
 /// 2026-01-15T10:00:00Z in ns.
@@ -718,6 +719,13 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
     let n = batch.num_columns();
     assert_eq!(batch.schema().field(n - 3).name(), "path_raw");
     let old = batch.project(&(0..n - 3).collect::<Vec<_>>()).unwrap();
+    // A column read as a dictionary with nulls in it: abs_path, null in one row in 7 of
+    // this segment (a path the recorder could not resolve).
+    let mut cols = old.columns().to_vec();
+    let at = old.schema().index_of("abs_path").unwrap();
+    let unresolved = BooleanArray::from_iter((0..old.num_rows()).map(|r| Some(r % 7 == 3)));
+    cols[at] = datafusion::arrow::compute::nullif(&cols[at], &unresolved).unwrap();
+    let old = RecordBatch::try_new(old.schema(), cols).unwrap();
     let part = d.join("file/host=h/dt=2026-01-15/hr=10");
     let f = std::fs::File::create(part.join("file-old.parquet")).unwrap();
     let mut w = parquet::arrow::ArrowWriter::try_new(f, old.schema(), None).unwrap();
@@ -798,6 +806,8 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
     // A null group is there, and rows of both hosts and of the old segment.
     let nulls = csv(d, "SELECT closed_by, count(*) AS n FROM file GROUP BY closed_by ORDER BY 1 NULLS FIRST LIMIT 1");
     assert!(nulls.starts_with("closed_by,n\n,"), "{nulls}");
+    let nulls = csv(d, "SELECT abs_path, count(*) AS n FROM file GROUP BY abs_path ORDER BY 1 NULLS FIRST LIMIT 1");
+    assert_eq!(nulls, "abs_path,n\n,4286\n");
     assert_eq!(csv(d, "SELECT count(*) AS n FROM file"), "n\n120000\n");
 }
 
@@ -838,4 +848,53 @@ fn external_tables_over_capture_segments_keep_their_lists_as_datafusion_reads_th
         .unwrap();
     let t = format!("{:?}", b.schema().field_with_name("a").unwrap().data_type());
     assert!(t.contains("Utf8") && !t.contains("View"), "{t}");
+}
+
+#[test]
+fn datafusion_reads_no_footer_the_catalog_read() {
+    // The catalog hands DataFusion each footer it read (page index included); a query
+    // then takes them from DataFusion's metadata cache, where a miss (another location,
+    // size or time than the store gives) would read and decode each again.
+    use capq::catalog::{self, Report, Source, Window};
+    use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+    use datafusion::execution::object_store::ObjectStoreUrl;
+    use datafusion::prelude::SessionContext;
+
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), 5, 20_000);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let ctx = SessionContext::new();
+        ctx.register_object_store(
+            ObjectStoreUrl::local_filesystem().as_ref(),
+            Arc::new(capq::localfs::InlineLocal::new()),
+        );
+        let mut report = Report::default();
+        let (src, window) = (Source::Local(dir.path().to_path_buf()), Window { since: None, until: None });
+        catalog::load(&ctx, &src, Table::File, window, &mut report, &Default::default()).await.unwrap();
+        let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+        let footers = || {
+            let mut e: Vec<_> = cache.list_entries().into_iter().collect();
+            e.sort_by(|a, b| a.0.cmp(&b.0));
+            e.into_iter()
+                .map(|(path, e)| {
+                    let m = e.value.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>().unwrap();
+                    (path, m.parquet_metadata().clone(), e.hits)
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = footers();
+        assert!(report.segments > 0);
+        assert_eq!(before.len(), report.segments);
+        assert!(before.iter().all(|(_, m, _)| m.offset_index().is_some()), "read with the page index");
+        let n =
+            ctx.sql("SELECT count(*), sum(bytes_read) FROM file WHERE pid > 1").await.unwrap().collect().await.unwrap();
+        assert_eq!(n[0].num_rows(), 1);
+        let after = footers();
+        assert_eq!(before.len(), after.len());
+        for ((p, a, _), (q, b, hits)) in before.iter().zip(&after) {
+            assert_eq!(p, q);
+            assert!(Arc::ptr_eq(a, b) && *hits > 0, "{p}: DataFusion read its footer again");
+        }
+    });
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::basic::Encoding;
-use parquet::file::metadata::ColumnChunkMetaData;
-use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
+use parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::reader::ChunkReader;
 
 thread_local! {
     /// Set while a reader that may panic on bad input runs under `catch_unwind`.
@@ -98,7 +98,7 @@ pub fn hour_of(name: &str) -> Option<i64> {
 }
 
 /// What a segment's footer says of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Footer {
     /// First and last event times, µs since the epoch.
     pub times: Option<(i64, i64)>,
@@ -111,15 +111,24 @@ pub struct Footer {
     /// dictionary-encoded, in every row group (a reader can hand them over as dictionaries
     /// without hashing a row).
     pub dictionary: Vec<String>,
+    /// The footer as read (with the page index, where asked for and present), for a
+    /// reader that would otherwise read it again.
+    pub metadata: Arc<ParquetMetaData>,
 }
 
 /// Reads a segment's footer: whether its columns are `want`'s (names and types, in
 /// order; a segment of an older schema version may lack trailing nullable columns, which
-/// read as null), its first/last event times and host from its metadata. `Err` says, in
-/// a few words, why it cannot be used.
-pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<Footer, String> {
-    let r = SerializedFileReader::new(data).map_err(|e| format!("corrupt or truncated segment: {e}"))?;
-    let meta = r.metadata().file_metadata();
+/// read as null), its first/last event times and host from its metadata. With
+/// `page_index` (`data` is the whole segment), its page index too, where it has one. `Err`
+/// says, in a few words, why it cannot be used.
+pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema, page_index: bool) -> Result<Footer, String> {
+    let policy = if page_index { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
+    let metadata = ParquetMetaDataReader::new()
+        .with_page_index_policy(policy)
+        .parse_and_finish(&data)
+        .map_err(|e| format!("corrupt or truncated segment: {e}"))?;
+    let r = Arc::new(metadata);
+    let meta = r.file_metadata();
     let kv = meta.key_value_metadata();
     let schema = quietly(|| parquet_to_arrow_schema(meta.schema_descr(), kv))
         .map_err(|_| "unreadable schema: its embedded Arrow schema is malformed".to_string())?
@@ -138,7 +147,7 @@ pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<
     let descr = meta.schema_descr();
     let dictionary = (0..descr.num_columns())
         .filter(|&i| descr.column(i).path().parts().len() == 1)
-        .filter(|&i| r.metadata().row_groups().iter().all(|g| dictionary_only(g.column(i))))
+        .filter(|&i| r.row_groups().iter().all(|g| dictionary_only(g.column(i))))
         .map(|i| descr.column(i).path().parts()[0].clone())
         .collect();
     let text = |k: &str| kv.and_then(|kv| kv.iter().find(|x| x.key == k)).and_then(|x| x.value.as_deref());
@@ -148,6 +157,7 @@ pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<
         host: text("capture.host").map(host_value),
         schema: Arc::new(schema),
         dictionary,
+        metadata: r.clone(),
     })
 }
 
