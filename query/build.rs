@@ -5,7 +5,12 @@
 //! which runs as root, stays position-independent.
 
 fn main() {
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    // Not where a static-pie may be asked for (musl, +crt-static).
+    let fixed = var("CARGO_CFG_TARGET_OS") == "linux"
+        && var("CARGO_CFG_TARGET_ENV") == "gnu"
+        && !var("CARGO_CFG_TARGET_FEATURE").split(',').any(|f| f == "crt-static");
+    if fixed {
         println!("cargo:rustc-link-arg-bin=capq=-no-pie");
     }
     println!("cargo:rerun-if-changed=build.rs");

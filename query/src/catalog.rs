@@ -166,14 +166,14 @@ pub fn list_table(dir: &Path, table: Table) -> (Vec<Listed>, Vec<(PathBuf, Strin
     (out, bad)
 }
 
-/// Reads a segment's footer, page index included: its first/last event times, host and
-/// whether its schema is the table's (`capture_schemas::layout`); with the size and time
-/// of the file read, which say whether DataFusion may take that footer as its own. `Err`
-/// says why the segment cannot be used.
+/// Reads a segment's footer: its first/last event times, host and whether its schema is
+/// the table's (`capture_schemas::layout`); with the size and time of the file read,
+/// which say whether DataFusion may take that footer as its own. `Err` says why the
+/// segment cannot be used.
 fn check_segment(path: &Path, want: &SchemaRef) -> Result<(Footer, std::fs::Metadata), String> {
     let f = File::open(path).map_err(|e| e.to_string())?;
     let m = f.metadata().map_err(|e| e.to_string())?;
-    Ok((check_footer(f, want, true)?, m))
+    Ok((check_footer(f, want)?, m))
 }
 
 /// Gives DataFusion the footer the catalog read (a scan would read and decode it again:
@@ -337,7 +337,7 @@ async fn check_remote(
     if meta_len + 8 > tail && meta_len + 8 <= size {
         bytes = store.get_range(path, size - meta_len - 8..size).await.map_err(|e| e.to_string())?;
     }
-    check_footer(bytes, want, false)
+    check_footer(bytes, want)
 }
 
 /// Registers every table with no segments (its schema, no rows), and the S3 store: what

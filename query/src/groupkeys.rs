@@ -12,15 +12,16 @@
 //! is hashed once per dictionary page), the aggregation groups on the integers, and a
 //! [`StringsExec`] turns the keys back into the strings, so the plan above sees the
 //! aggregation's own output. Where the keyed column is the only group column and every
-//! aggregate has a groups accumulator, a [`DenseAggExec`] takes the place of those last
-//! two: the keys are the accumulators' group indices, with no table of groups. A column
+//! aggregate has a groups accumulator, a [`DenseAggExec`] takes the place of all three:
+//! it keys the column itself, straight into the accumulators' group indices, with no
+//! table of groups. A column
 //! is keyed where that pays: its views repeat and, unless the keys are group indices, are
 //! mostly of long strings (ChooseExec's doc). `EXPLAIN ANALYZE` says how many partitions
 //! ran keyed and how many of those on the keys as group indices; the keyed aggregation's
 //! own metrics are not shown.
 //!
-//! Keys are per partition and column (a partition's two nodes share one table of strings
-//! per column, taken under a lock once per batch, not per row). A group column stays as
+//! Keys are per partition and column (a partition's KeysExec and StringsExec share one
+//! table of strings per column, taken under a lock once per batch, not per row). A group column stays as
 //! it is when the aggregation also reads it elsewhere (an aggregate's argument or ORDER
 //! BY, a FILTER, another group expression); the rule leaves aggregations that need their
 //! input ordered, or have grouping sets, a limit or a dynamic filter, to DataFusion.
@@ -754,7 +755,9 @@ struct DictKeys {
 
 const NONE: u32 = u32::MAX;
 
-/// A row's group index (its key + 1) while its entry is not looked up yet.
+/// A row's group index (its key + 1) while its entry is not looked up yet: beyond every
+/// group (usize is 64 bits wide on the targets capq is built for; on 32 this does not
+/// compile).
 const UNSEEN: usize = NONE as usize + 1;
 
 impl DictKeys {
@@ -833,6 +836,9 @@ impl DictKeys {
                 }
             }
         }
+        // The Parquet reader checks every index against its dictionary: with every entry
+        // keyed, no row is UNSEEN.
+        debug_assert!(self.unseen > 0 || !rows.contains(&UNSEEN));
         if self.unseen > 0 && rows.contains(&UNSEEN) {
             let strings = DictKeys::strings(col)?;
             let mut t = table.lock().map_err(|_| poisoned())?;
@@ -883,7 +889,7 @@ fn poisoned() -> DataFusionError {
 #[derive(Debug)]
 pub struct DenseAggExec {
     /// Its input, `column` still strings: it keys them itself, straight into group
-    /// indices (through a [`KeysExec`] that was two more passes over the rows and 21% of
+    /// indices (a [`KeysExec`] in front of it took two more passes over the rows, 21% of
     /// the path group-by's time).
     input: Arc<dyn ExecutionPlan>,
     column: usize,

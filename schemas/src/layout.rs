@@ -111,20 +111,17 @@ pub struct Footer {
     /// dictionary-encoded, in every row group (a reader can hand them over as dictionaries
     /// without hashing a row).
     pub dictionary: Vec<String>,
-    /// The footer as read (with the page index, where asked for and present), for a
-    /// reader that would otherwise read it again.
+    /// The footer as read, for a reader that would otherwise read it again.
     pub metadata: Arc<ParquetMetaData>,
 }
 
-/// Reads a segment's footer: whether its columns are `want`'s (names and types, in
-/// order; a segment of an older schema version may lack trailing nullable columns, which
-/// read as null), its first/last event times and host from its metadata. With
-/// `page_index` (`data` is the whole segment), its page index too, where it has one. `Err`
-/// says, in a few words, why it cannot be used.
-pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema, page_index: bool) -> Result<Footer, String> {
-    let policy = if page_index { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
+/// Reads a segment's footer (not its page index): whether its columns are `want`'s
+/// (names and types, in order; a segment of an older schema version may lack trailing
+/// nullable columns, which read as null), its first/last event times and host from its
+/// metadata. `Err` says, in a few words, why it cannot be used.
+pub fn check_footer<R: ChunkReader + 'static>(data: R, want: &Schema) -> Result<Footer, String> {
     let metadata = ParquetMetaDataReader::new()
-        .with_page_index_policy(policy)
+        .with_page_index_policy(PageIndexPolicy::Skip)
         .parse_and_finish(&data)
         .map_err(|e| format!("corrupt or truncated segment: {e}"))?;
     let r = Arc::new(metadata);

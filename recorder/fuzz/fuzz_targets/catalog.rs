@@ -27,6 +27,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let segment = Bytes::copy_from_slice(data);
     for t in Table::ALL {
-        let _ = check_footer(segment.clone(), &t.schema(), true);
+        let _ = check_footer(segment.clone(), &t.schema());
     }
 });
