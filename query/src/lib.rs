@@ -727,7 +727,12 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             return Err(Failure::usage("--since must be earlier than --until"));
         }
     }
-    let mut config = SessionConfig::new().with_information_schema(true);
+    // Two partitions per CPU: a scan's partitions are equal in bytes, not in work, and
+    // with one per CPU the first to finish left its CPU idle while the other ran on (the
+    // op count used 1.63 of 2 CPUs, with two per CPU 1.71 to 1.78; the query benchmark's
+    // set 0.94 in geometric mean, four per CPU 1.03 times that; README, Queries).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut config = SessionConfig::new().with_information_schema(true).with_target_partitions(2 * cpus);
     // A join whose smaller side has up to 4 M rows builds one hash table that every
     // partition probes (CollectLeft), instead of hashing both sides into partitions: the
     // 24 M file rows joined to 1.2 M execs, 12 paired runs, CPU -9% and wall time -2% in
