@@ -14,17 +14,17 @@
 //! aggregation's own output. Where the keyed column is the only group column and every
 //! aggregate has a groups accumulator, a [`DenseAggExec`] takes the place of all three:
 //! it keys the column itself, straight into the accumulators' group indices, with no
-//! table of groups. A column
-//! is keyed where that pays: its views repeat and, unless the keys are group indices, are
-//! mostly of long strings (ChooseExec's doc). `EXPLAIN ANALYZE` says how many partitions
-//! ran keyed and how many of those on the keys as group indices; the keyed aggregation's
-//! own metrics are not shown.
+//! table of groups. A column is keyed where that pays: its views repeat and, unless the
+//! keys are group indices, are mostly of long strings (ChooseExec's doc). `EXPLAIN
+//! ANALYZE` says how many partitions ran keyed and how many of those on the keys as group
+//! indices; the keyed aggregation's own metrics are not shown.
 //!
 //! Keys are per partition and column (a partition's KeysExec and StringsExec share one
-//! table of strings per column, taken under a lock once per batch, not per row). A group column stays as
-//! it is when the aggregation also reads it elsewhere (an aggregate's argument or ORDER
-//! BY, a FILTER, another group expression); the rule leaves aggregations that need their
-//! input ordered, or have grouping sets, a limit or a dynamic filter, to DataFusion.
+//! table of strings per column, taken under a lock once per batch, not per row). A group
+//! column stays as it is when the aggregation also reads it elsewhere (an aggregate's
+//! argument or ORDER BY, a FILTER, another group expression); the rule leaves
+//! aggregations that need their input ordered, or have grouping sets, a limit or a
+//! dynamic filter, to DataFusion.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
