@@ -14,12 +14,14 @@ pub mod decode;
 pub mod dir;
 pub mod dns_wire;
 pub mod host;
+pub mod intcol;
 pub mod journal;
 pub mod kernel;
 #[cfg(feature = "with-ebpf-load")]
 pub mod loader;
 pub mod open_files;
 pub mod pipeline;
+pub mod pqfile;
 #[cfg(feature = "with-ebpf-load")]
 pub mod privs;
 pub mod procfs;

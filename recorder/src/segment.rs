@@ -7,7 +7,6 @@
 //! only when its first batch arrives, so there are no empty segments. Beside the open
 //! segment, its crash journal (`journal.rs`) keeps what a crash would lose.
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +15,6 @@ use std::time::{Duration, Instant};
 use arrow_array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use capture_schemas::abi::ABI_VERSION;
 use capture_schemas::{Table, SCHEMA_VERSION};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -25,6 +23,7 @@ use parquet::schema::types::ColumnPath;
 use crate::dir::Dir;
 use crate::host::HostInfo;
 use crate::journal::{temp_name, Flushed, Journal};
+use crate::pqfile::SegmentFile;
 use crate::retention::Retention;
 use crate::stats::{Health, Snapshot};
 
@@ -101,7 +100,8 @@ impl WriterConfig {
         }
     }
 
-    fn properties(&self, table: Table) -> WriterProperties {
+    /// The Parquet properties of `table`'s segments.
+    pub fn properties(&self, table: Table) -> WriterProperties {
         let mut b = WriterProperties::builder()
             .set_compression(self.compression.parquet())
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
@@ -173,7 +173,7 @@ const BLOOM_COLUMNS: [&str; 2] = ["pid", "exec_id"];
 
 /// Bounds of a segment's rows and the counters when it was opened.
 struct Open {
-    writer: ArrowWriter<File>,
+    writer: SegmentFile,
     /// `.STEM.parquet.tmp` is the temporary file, `.STEM.journal` its journal.
     stem: String,
     journal: Option<Journal>,
@@ -437,7 +437,7 @@ impl SegmentWriter {
             source,
             rows_lost: rows,
         })?;
-        let writer = ArrowWriter::try_new(file, self.table.schema(), Some(self.props.clone())).map_err(|e| {
+        let writer = SegmentFile::try_new(file, self.table.schema(), self.props.clone()).map_err(|e| {
             let _ = dir.unlink(&tmp_name);
             let source = pq_io(e);
             WriteError { what: "starting segment", path: tmp.clone(), hint: hint_for(&source), source, rows_lost: rows }
