@@ -6,16 +6,19 @@
 //! time. For the file table its integer columns were about two thirds of the segment
 //! writer's CPU (`perf`, `bench_pipeline --tables file`). Here a non-nullable INT32 or
 //! INT64 column with a dictionary is interned in an open-addressing table keyed by the value
-//! itself, its indices are bit-packed a page at a time, and the finished chunk (dictionary
-//! page, data pages, offset index, statistics, bloom filter) goes into the row group whole
-//! (`SerializedRowGroupWriter::append_column`). The pages, encodings and metadata are the
-//! ones parquet's writer makes for such a column; the tests read both back and compare.
+//! itself, each page's indices are bit-packed and compressed when the page is full, and the
+//! finished chunk (dictionary page, data pages, offset index, statistics, bloom filter) goes
+//! into the row group whole (`SerializedRowGroupWriter::append_column`). The encodings and
+//! metadata are the ones parquet's writer makes for such a column, and the pages hold the
+//! same rows when batches come in multiples of the write batch size (1,024); the tests read
+//! both back and compare.
 //!
-//! Parquet falls back to PLAIN once a chunk's dictionary passes its page size limit; here the
-//! chunk then goes PLAIN from its first page (the values are all still at hand).
+//! As in parquet's writer, once the dictionary reaches its page size limit the rest of the
+//! chunk goes PLAIN (the pages before keep the dictionary).
 
 use std::io::Write;
 
+use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, PageType, Type as PhysicalType};
 use parquet::bloom_filter::Sbbf;
@@ -24,23 +27,40 @@ use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
-/// Whether [`IntColumn`] writes column `descr` under `props`: a required (non-nullable,
-/// not repeated) INT32 or INT64 without a logical type, with a dictionary and no encoding
-/// of its own, compressed with zstd or not at all.
-pub fn handles(descr: &ColumnDescPtr, props: &WriterProperties) -> bool {
+/// Whether [`IntColumn`] writes column `descr`, an Arrow `arrow` array, under `props`: a
+/// required (non-nullable, not repeated) Int32 or Int64 without a logical type, with a
+/// dictionary and no encoding of its own, compressed with zstd or not at all, in data page
+/// v1, without page statistics (no column index is made here) or content-defined chunks,
+/// and pages that fit the data page size limit.
+pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties) -> bool {
     let path = descr.path();
-    matches!(descr.physical_type(), PhysicalType::INT32 | PhysicalType::INT64)
+    let ok_type = matches!(
+        (arrow, descr.physical_type()),
+        (DataType::Int32, PhysicalType::INT32) | (DataType::Int64, PhysicalType::INT64)
+    );
+    ok_type
         && descr.max_def_level() == 0
         && descr.max_rep_level() == 0
         && descr.logical_type_ref().is_none()
         && props.dictionary_enabled(path)
         && props.encoding(path).is_none()
         && matches!(props.compression(path), Compression::ZSTD(_) | Compression::UNCOMPRESSED)
+        && props.statistics_enabled(path) != EnabledStatistics::Page
+        && props.writer_version() == WriterVersion::PARQUET_1_0
+        && props.content_defined_chunking().is_none()
+        && page_rows(props).is_some_and(|rows| rows.saturating_mul(8) <= props.column_data_page_size_limit(path))
+}
+
+/// Rows a data page holds. Parquet's writer checks its row limit after each write batch,
+/// so its pages end on the first multiple of the write batch size past the limit.
+fn page_rows(props: &WriterProperties) -> Option<usize> {
+    let rows = props.data_page_row_count_limit().max(1).checked_next_multiple_of(props.write_batch_size().max(1))?;
+    (rows <= u32::MAX as usize).then_some(rows)
 }
 
 /// One empty slot of the interning table.
@@ -52,30 +72,51 @@ struct Slot {
     index: u32,
 }
 
-/// One column's values for the row group being written.
+/// A data page, encoded and compressed, waiting for the chunk to be written.
+struct Done {
+    buf: Bytes,
+    raw_len: usize,
+    rows: usize,
+    encoding: Encoding,
+}
+
+/// One column's chunk of the row group being written.
 pub struct IntColumn {
     descr: ColumnDescPtr,
     wide: bool,
     codec: Compression,
     zstd: Option<zstd::bulk::Compressor<'static>>,
     stats: bool,
-    bloom_fpp: Option<f64>,
+    /// The bloom filter's false positive rate and the distinct values it is sized for
+    /// after a fallback (with a dictionary, its exact size is known).
+    bloom: Option<(f64, u64)>,
     offset_index: bool,
     page_rows: usize,
     dict_limit: usize,
+    /// Rows between checks of the dictionary's size (parquet's write batch size).
+    check_every: usize,
     /// Open addressing, linear probing; `len` a power of two, at most half full.
     slots: Vec<Slot>,
     shift: u32,
     seed: u64,
     /// The distinct values in order of first sight: the dictionary page.
     dict: Vec<i64>,
-    /// Each row's dictionary index; empty once the chunk went PLAIN.
+    /// The page being filled: dictionary indices, or values once PLAIN.
     indices: Vec<u32>,
-    /// The rows' values, once the dictionary passed its limit.
-    plain: Option<Vec<i64>>,
+    values: Vec<i64>,
+    /// The dictionary reached its limit: the rest of the chunk is PLAIN.
+    plain: bool,
+    /// With `plain`: the bloom filter (filled as pages go) and the PLAIN pages' min and max.
+    filter: Option<Sbbf>,
+    plain_range: Option<(i64, i64)>,
+    pages: Vec<Done>,
+    rows: usize,
+    /// Scratch for a page before compression.
+    raw: Vec<u8>,
 }
 
 impl IntColumn {
+    /// A column that [`handles`] accepts.
     pub fn new(descr: ColumnDescPtr, props: &WriterProperties, seed: u64) -> Result<IntColumn> {
         let path = descr.path().clone();
         let codec = props.compression(&path);
@@ -86,27 +127,31 @@ impl IntColumn {
             ),
             _ => None,
         };
-        let stats = props.statistics_enabled(&path) != EnabledStatistics::None;
-        let bloom_fpp = props.bloom_filter_properties(&path).map(|b| b.fpp());
-        let wide = descr.physical_type() == PhysicalType::INT64;
+        let page_rows =
+            page_rows(props).ok_or_else(|| ParquetError::General("data page row limit out of range".into()))?;
         let mut c = IntColumn {
+            wide: descr.physical_type() == PhysicalType::INT64,
             descr,
-            wide,
             codec,
             zstd,
-            stats,
-            bloom_fpp,
+            stats: props.statistics_enabled(&path) != EnabledStatistics::None,
+            bloom: props.bloom_filter_properties(&path).map(|b| (b.fpp(), b.ndv())),
             offset_index: !props.offset_index_disabled(),
-            // Parquet's writer checks the limit after each write batch, so its pages end on
-            // the first multiple of the write batch size past it.
-            page_rows: props.data_page_row_count_limit().max(1).next_multiple_of(props.write_batch_size().max(1)),
-            dict_limit: props.dictionary_page_size_limit(),
+            page_rows,
+            dict_limit: props.column_dictionary_page_size_limit(&path),
+            check_every: props.write_batch_size().max(1),
             slots: Vec::new(),
             shift: 0,
             seed: seed | 1,
             dict: Vec::new(),
             indices: Vec::new(),
-            plain: None,
+            values: Vec::new(),
+            plain: false,
+            filter: None,
+            plain_range: None,
+            pages: Vec::new(),
+            rows: 0,
+            raw: Vec::new(),
         };
         c.resize(1024);
         Ok(c)
@@ -163,157 +208,206 @@ impl IntColumn {
         }
     }
 
-    pub fn write_i32(&mut self, values: &[i32]) {
-        self.write(values.iter().map(|&v| v as i64), values.len());
+    pub fn write_i32(&mut self, values: &[i32]) -> Result<()> {
+        self.write(values, |&v| v as i64)
     }
 
-    pub fn write_i64(&mut self, values: &[i64]) {
-        self.write(values.iter().copied(), values.len());
+    pub fn write_i64(&mut self, values: &[i64]) -> Result<()> {
+        self.write(values, |&v| v)
     }
 
     #[inline]
-    fn write(&mut self, values: impl Iterator<Item = i64>, n: usize) {
-        if let Some(plain) = &mut self.plain {
-            plain.extend(values);
-            return;
-        }
-        self.indices.reserve(n);
-        // Neighbouring rows often share a value (one process's uid, gid, cgroup, parent):
-        // those skip the table.
-        let mut last = None;
-        for v in values {
-            let i = match last {
-                Some((lv, li)) if lv == v => li,
-                _ => {
-                    let i = self.intern(v);
-                    last = Some((v, i));
-                    i
+    fn write<T>(&mut self, mut values: &[T], as_i64: impl Fn(&T) -> i64) -> Result<()> {
+        self.rows += values.len();
+        while !values.is_empty() {
+            let room = self.page_rows - self.indices.len().max(self.values.len());
+            let (now, later) = values.split_at(room.min(values.len()).min(self.check_every));
+            values = later;
+            if self.plain {
+                self.values.extend(now.iter().map(&as_i64));
+            } else {
+                self.indices.reserve(now.len());
+                // Neighbouring rows often share a value (one process's uid, gid, cgroup,
+                // parent): those skip the table.
+                let mut last = None;
+                for v in now.iter().map(&as_i64) {
+                    let i = match last {
+                        Some((lv, li)) if lv == v => li,
+                        _ => {
+                            let i = self.intern(v);
+                            last = Some((v, i));
+                            i
+                        }
+                    };
+                    self.indices.push(i);
                 }
-            };
-            self.indices.push(i);
+            }
+            if self.indices.len().max(self.values.len()) == self.page_rows {
+                self.page()?;
+            }
+            if !self.plain && self.dict.len() * self.width() >= self.dict_limit {
+                self.fall_back()?;
+            }
         }
-        if self.dict.len() * self.width() > self.dict_limit {
-            let plain = self.indices.iter().map(|&i| self.dict[i as usize]).collect();
-            self.plain = Some(plain);
-            self.indices = Vec::new();
+        Ok(())
+    }
+
+    /// The dictionary is full: the page being filled goes out with it, the rest PLAIN.
+    fn fall_back(&mut self) -> Result<()> {
+        self.page()?;
+        self.plain = true;
+        if let Some((fpp, ndv)) = self.bloom {
+            let mut f = Sbbf::new_with_ndv_fpp(ndv.max(self.dict.len() as u64), fpp)?;
+            for &v in &self.dict {
+                self.add(&mut f, v);
+            }
+            self.filter = Some(f);
         }
+        Ok(())
+    }
+
+    fn add(&self, f: &mut Sbbf, v: i64) {
+        if self.wide {
+            f.insert(&v)
+        } else {
+            f.insert(&(v as i32))
+        }
+    }
+
+    /// Encodes and compresses the page being filled, if it has rows.
+    fn page(&mut self) -> Result<()> {
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        let (rows, encoding) = if !self.indices.is_empty() {
+            // As wide as its largest index (parquet's writer: as the dictionary so far,
+            // which the early pages of a chunk find small).
+            let bits = bit_width(self.indices.iter().max().map_or(0, |&m| m as usize + 1));
+            raw.push(bits as u8);
+            rle_hybrid(&self.indices, bits, &mut raw);
+            (std::mem::take(&mut self.indices).len(), Encoding::RLE_DICTIONARY)
+        } else if !self.values.is_empty() {
+            put_plain(&mut raw, self.values.iter().copied(), self.wide);
+            let (lo, hi) = self.values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            self.plain_range = Some(self.plain_range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            if let Some(mut f) = self.filter.take() {
+                for &v in &self.values {
+                    self.add(&mut f, v);
+                }
+                self.filter = Some(f);
+            }
+            (std::mem::take(&mut self.values).len(), Encoding::PLAIN)
+        } else {
+            self.raw = raw;
+            return Ok(());
+        };
+        let buf = compress(&mut self.zstd, &raw)?;
+        self.pages.push(Done { buf, raw_len: raw.len(), rows, encoding });
+        self.raw = raw;
+        Ok(())
     }
 
     pub fn rows(&self) -> usize {
-        self.plain.as_ref().map_or(self.indices.len(), Vec::len)
+        self.rows
     }
 
-    /// What the chunk would take on disk before compression, about.
+    /// The bytes of the chunk so far: its pages compressed, its dictionary and the page
+    /// being filled as they are.
     pub fn estimated_bytes(&self) -> usize {
-        match &self.plain {
-            Some(p) => p.len() * self.width(),
-            None => {
-                self.dict.len() * self.width() + (self.indices.len() * bit_width(self.dict.len()) as usize).div_ceil(8)
-            }
-        }
+        let pages: usize = self.pages.iter().map(|p| p.buf.len()).sum();
+        let open =
+            (self.indices.len() * bit_width(self.dict.len()) as usize).div_ceil(8) + self.values.len() * self.width();
+        pages + self.dict.len() * self.width() + open
     }
 
-    /// Encodes the row group's chunk and starts the next one empty: the chunk's bytes, with
+    /// Writes the row group's chunk and starts the next one empty: the chunk's bytes, with
     /// offsets counted from their start, and what the row group needs to know of them.
     pub fn finish(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
-        let rows = self.rows();
+        self.page()?;
+        let rows = self.rows;
+        let dictionary = self.pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
         let mut sink = TrackedWrite::new(Vec::new());
-        let mut locations = Vec::new();
-        let mut encoding_stats = Vec::new();
-        let (mut compressed, mut uncompressed) = (0u64, 0u64);
-        let mut data_offset = None;
-        let mut dict_offset = None;
-        let mut raw = Vec::new();
-        let (min, max);
-        let z = &mut self.zstd;
+        let mut locations = Vec::with_capacity(self.pages.len());
+        let mut encoding_stats: Vec<PageEncodingStats> = Vec::new();
+        let (mut compressed, mut uncompressed) = (0i64, 0i64);
+        let (mut dict_offset, mut data_offset) = (None, None);
         {
-            let mut pages = SerializedPageWriter::new(&mut sink);
-            let mut put = |page: Page, raw_len: usize, first_row: usize, pages: &mut SerializedPageWriter<_>| {
-                let spec = pages.write_page(CompressedPage::new(page, raw_len))?;
-                compressed += spec.compressed_size as u64;
-                uncompressed += spec.uncompressed_size as u64;
-                if spec.page_type == PageType::DICTIONARY_PAGE {
-                    dict_offset = Some(spec.offset as i64);
-                } else {
-                    data_offset.get_or_insert(spec.offset as i64);
-                    locations.push(PageLocation {
-                        offset: spec.offset as i64,
-                        compressed_page_size: spec.compressed_size as i32,
-                        first_row_index: first_row as i64,
-                    });
-                }
-                Ok::<_, ParquetError>(())
-            };
-            let (encoding, n) = match &self.plain {
-                None => {
-                    (min, max) = (self.dict.iter().min().copied(), self.dict.iter().max().copied());
-                    raw.clear();
-                    put_plain(&mut raw, self.dict.iter().copied(), self.wide);
-                    let buf = compress(z, &raw)?;
-                    let page = Page::DictionaryPage {
-                        buf,
-                        num_values: self.dict.len() as u32,
-                        encoding: Encoding::PLAIN,
-                        is_sorted: false,
-                    };
-                    put(page, raw.len(), 0, &mut pages)?;
-                    encoding_stats.push(PageEncodingStats {
-                        page_type: PageType::DICTIONARY_PAGE,
-                        encoding: Encoding::PLAIN,
+            let mut out = SerializedPageWriter::new(&mut sink);
+            if dictionary {
+                let mut raw = std::mem::take(&mut self.raw);
+                raw.clear();
+                put_plain(&mut raw, self.dict.iter().copied(), self.wide);
+                let buf = compress(&mut self.zstd, &raw)?;
+                let page = Page::DictionaryPage {
+                    buf,
+                    num_values: self.dict.len() as u32,
+                    encoding: Encoding::PLAIN,
+                    is_sorted: false,
+                };
+                let spec = out.write_page(CompressedPage::new(page, raw.len()))?;
+                self.raw = raw;
+                (compressed, uncompressed) = (spec.compressed_size as i64, spec.uncompressed_size as i64);
+                dict_offset = Some(spec.offset as i64);
+                encoding_stats.push(PageEncodingStats {
+                    page_type: PageType::DICTIONARY_PAGE,
+                    encoding: Encoding::PLAIN,
+                    count: 1,
+                });
+            }
+            let mut first_row = 0;
+            for p in self.pages.drain(..) {
+                let page = Page::DataPage {
+                    buf: p.buf,
+                    num_values: p.rows as u32,
+                    encoding: p.encoding,
+                    def_level_encoding: Encoding::RLE,
+                    rep_level_encoding: Encoding::RLE,
+                    statistics: None,
+                };
+                let spec = out.write_page(CompressedPage::new(page, p.raw_len))?;
+                compressed += spec.compressed_size as i64;
+                uncompressed += spec.uncompressed_size as i64;
+                data_offset.get_or_insert(spec.offset as i64);
+                locations.push(PageLocation {
+                    offset: spec.offset as i64,
+                    compressed_page_size: spec.compressed_size as i32,
+                    first_row_index: first_row as i64,
+                });
+                first_row += p.rows;
+                match encoding_stats.last_mut() {
+                    Some(s) if s.page_type == PageType::DATA_PAGE && s.encoding == p.encoding => s.count += 1,
+                    _ => encoding_stats.push(PageEncodingStats {
+                        page_type: PageType::DATA_PAGE,
+                        encoding: p.encoding,
                         count: 1,
-                    });
-                    let mut n = 0;
-                    for (p, chunk) in self.indices.chunks(self.page_rows).enumerate() {
-                        // Each page is as wide as its largest index (parquet's writer: as
-                        // the dictionary so far, which the early pages of a chunk find small).
-                        let bits = bit_width(chunk.iter().max().map_or(0, |&m| m as usize + 1));
-                        raw.clear();
-                        raw.push(bits as u8);
-                        rle_hybrid(chunk, bits, &mut raw);
-                        let buf = compress(z, &raw)?;
-                        put(
-                            data_page(buf, chunk.len(), Encoding::RLE_DICTIONARY),
-                            raw.len(),
-                            p * self.page_rows,
-                            &mut pages,
-                        )?;
-                        n += 1;
-                    }
-                    (Encoding::RLE_DICTIONARY, n)
+                    }),
                 }
-                Some(values) => {
-                    (min, max) = (values.iter().min().copied(), values.iter().max().copied());
-                    let mut n = 0;
-                    for (p, chunk) in values.chunks(self.page_rows).enumerate() {
-                        raw.clear();
-                        put_plain(&mut raw, chunk.iter().copied(), self.wide);
-                        let buf = compress(z, &raw)?;
-                        put(data_page(buf, chunk.len(), Encoding::PLAIN), raw.len(), p * self.page_rows, &mut pages)?;
-                        n += 1;
-                    }
-                    (Encoding::PLAIN, n)
-                }
-            };
-            if n > 0 {
-                encoding_stats.push(PageEncodingStats { page_type: PageType::DATA_PAGE, encoding, count: n });
             }
         }
         sink.flush()?;
-        let encodings = if self.plain.is_some() {
-            vec![Encoding::PLAIN, Encoding::RLE]
-        } else {
-            vec![Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY]
-        };
+        let mut encodings = vec![Encoding::PLAIN, Encoding::RLE];
+        if dictionary {
+            encodings.push(Encoding::RLE_DICTIONARY);
+        }
         let mut meta = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(self.codec)
             .set_encodings(encodings)
             .set_page_encoding_stats(encoding_stats)
-            .set_total_compressed_size(compressed as i64)
-            .set_total_uncompressed_size(uncompressed as i64)
+            .set_total_compressed_size(compressed)
+            .set_total_uncompressed_size(uncompressed)
             .set_num_values(rows as i64)
             .set_data_page_offset(data_offset.unwrap_or(0))
             .set_dictionary_page_offset(dict_offset);
         if self.stats {
+            // Every dictionary entry is a value of some row (of the pages before any fallback).
+            let dict = self
+                .dict
+                .iter()
+                .fold(None, |r: Option<(i64, i64)>, &v| Some(r.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v)))));
+            let range = match (dict, self.plain_range) {
+                (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                (r, None) | (None, r) => r,
+            };
+            let (min, max) = (range.map(|r| r.0), range.map(|r| r.1));
             let s: Statistics = if self.wide {
                 ValueStatistics::<i64>::new(min, max, None, Some(0), false)
                     .with_backwards_compatible_min_max(true)
@@ -325,27 +419,20 @@ impl IntColumn {
             };
             meta = meta.set_statistics(s);
         }
-        let bloom_filter = match self.bloom_fpp {
-            None => None,
-            Some(fpp) => {
-                let mut f = Sbbf::new_with_ndv_fpp(self.distinct() as u64, fpp)?;
-                let mut add = |v: i64| {
-                    if self.wide {
-                        f.insert(&v)
-                    } else {
-                        f.insert(&(v as i32))
-                    }
-                };
-                match &self.plain {
-                    None => self.dict.iter().for_each(|&v| add(v)),
-                    Some(values) => values.iter().for_each(|&v| add(v)),
+        let bloom_filter = match (self.bloom, self.filter.take()) {
+            (None, _) => None,
+            (Some(_), Some(f)) => Some(f),
+            // No fallback: sized for the values there are, each inserted once.
+            (Some((fpp, _)), None) => {
+                let mut f = Sbbf::new_with_ndv_fpp(self.dict.len().max(1) as u64, fpp)?;
+                for &v in &self.dict {
+                    self.add(&mut f, v);
                 }
                 Some(f)
             }
         };
-        let bytes_written = sink.bytes_written() as u64;
         let close = ColumnCloseResult {
-            bytes_written,
+            bytes_written: sink.bytes_written() as u64,
             rows_written: rows as u64,
             metadata: meta.build()?,
             bloom_filter,
@@ -359,16 +446,15 @@ impl IntColumn {
         Ok((bytes, close))
     }
 
-    /// Distinct values, for sizing the bloom filter (exact with a dictionary; with PLAIN,
-    /// at least the dictionary's limit).
-    fn distinct(&self) -> usize {
-        self.dict.len().max(1)
-    }
-
     fn reset(&mut self) {
         self.dict.clear();
         self.indices.clear();
-        self.plain = None;
+        self.values.clear();
+        self.pages.clear();
+        self.plain = false;
+        self.filter = None;
+        self.plain_range = None;
+        self.rows = 0;
         if self.slots.len() > 1 << 16 {
             self.resize(1024);
         } else {
@@ -386,17 +472,6 @@ fn compress(z: &mut Option<zstd::bulk::Compressor<'static>>, raw: &[u8]) -> Resu
             z.compress_to_buffer(raw, &mut out).map_err(|e| ParquetError::General(format!("zstd: {e}")))?;
             Ok(Bytes::from(out))
         }
-    }
-}
-
-fn data_page(buf: Bytes, rows: usize, encoding: Encoding) -> Page {
-    Page::DataPage {
-        buf,
-        num_values: rows as u32,
-        encoding,
-        def_level_encoding: Encoding::RLE,
-        rep_level_encoding: Encoding::RLE,
-        statistics: None,
     }
 }
 
@@ -427,9 +502,10 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// encoder writes them).
 const MAX_GROUPS: usize = 63;
 
-/// Parquet's RLE/bit-packing hybrid of `values`, each under `2^bits`: runs of 8 or more
-/// equal values (starting on a group boundary) as RLE runs, the rest bit-packed 8 at a time,
-/// the last group padded with zeros.
+/// Parquet's RLE/bit-packing hybrid of `values`, each under `2^bits`, as parquet's own
+/// encoder makes it: runs of 8 or more equal values (starting on a group boundary) as RLE
+/// runs, the rest bit-packed 8 at a time with the last group padded with zeros, except a
+/// last run of equal values after no bit-packed group, which is an RLE run however short.
 pub fn rle_hybrid(values: &[u32], bits: u32, out: &mut Vec<u8>) {
     let value_bytes = bits.div_ceil(8) as usize;
     let mut i = 0;
@@ -456,7 +532,9 @@ pub fn rle_hybrid(values: &[u32], bits: u32, out: &mut Vec<u8>) {
         while i + run < values.len() && values[i + run] == v {
             run += 1;
         }
-        if run >= 8 {
+        // A run of 8 or more; or, as parquet's encoder ends, the values left when they are
+        // all one run and no bit-packed group waits.
+        if run >= 8 || (i + run == values.len() && packed_from == i) {
             flush_packed(out, packed_from, i);
             put_varint(out, (run as u64) << 1);
             out.extend_from_slice(&v.to_le_bytes()[..value_bytes]);

@@ -24,7 +24,7 @@ use crate::intcol::{self, IntColumn};
 /// How one column of the row group is being encoded.
 enum Lane {
     Parquet(Box<ArrowColumnWriter>),
-    Int(IntColumn),
+    Int(Box<IntColumn>),
 }
 
 pub struct SegmentFile {
@@ -37,7 +37,7 @@ pub struct SegmentFile {
     props: Arc<WriterProperties>,
     lanes: Option<Vec<Lane>>,
     /// Idle [`IntColumn`]s, kept from one row group to the next (their tables stay sized).
-    spare: Vec<Option<IntColumn>>,
+    spare: Vec<Option<Box<IntColumn>>>,
     rows: usize,
     max_rows: usize,
     seed: u64,
@@ -60,7 +60,8 @@ impl SegmentFile {
                 schema.fields().len()
             )));
         }
-        let int: Vec<bool> = columns.iter().map(|c| intcol::handles(c, &props)).collect();
+        let int: Vec<bool> =
+            columns.iter().zip(schema.fields()).map(|(c, f)| intcol::handles(c, f.data_type(), &props)).collect();
         // Random per process, as std's hash maps are seeded.
         let seed = {
             use std::hash::{BuildHasher, Hasher};
@@ -78,7 +79,7 @@ impl SegmentFile {
             lanes.push(if self.int[i] {
                 match self.spare[i].take() {
                     Some(c) => Lane::Int(c),
-                    None => Lane::Int(IntColumn::new(columns[i].clone(), &self.props, self.seed)?),
+                    None => Lane::Int(Box::new(IntColumn::new(columns[i].clone(), &self.props, self.seed)?)),
                 }
             } else {
                 Lane::Parquet(Box::new(w))
@@ -112,8 +113,8 @@ impl SegmentFile {
                     }
                 }
                 Lane::Int(c) => match col.data_type() {
-                    DataType::Int32 => c.write_i32(col.as_primitive::<Int32Type>().values()),
-                    DataType::Int64 => c.write_i64(col.as_primitive::<Int64Type>().values()),
+                    DataType::Int32 => c.write_i32(col.as_primitive::<Int32Type>().values())?,
+                    DataType::Int64 => c.write_i64(col.as_primitive::<Int64Type>().values())?,
                     other => {
                         return Err(ParquetError::General(format!("{}: {other} in an integer column", field.name())))
                     }
@@ -130,6 +131,8 @@ impl SegmentFile {
     /// Writes the rows buffered as a row group.
     pub fn flush(&mut self) -> Result<()> {
         let Some(lanes) = self.lanes.take() else { return Ok(()) };
+        // Whatever happens below, these rows are no longer buffered.
+        self.rows = 0;
         let mut rg = self.writer.next_row_group()?;
         for (i, lane) in lanes.into_iter().enumerate() {
             match lane {
@@ -142,7 +145,6 @@ impl SegmentFile {
             }
         }
         rg.close()?;
-        self.rows = 0;
         Ok(())
     }
 
@@ -161,6 +163,11 @@ impl SegmentFile {
                 })
                 .sum()
         })
+    }
+
+    /// The columns [`IntColumn`] encodes.
+    pub fn own_columns(&self) -> Vec<&str> {
+        self.schema.fields().iter().zip(&self.int).filter(|(_, &own)| own).map(|(f, _)| f.name().as_str()).collect()
     }
 
     pub fn in_progress_rows(&self) -> usize {

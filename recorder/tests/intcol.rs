@@ -1,6 +1,6 @@
 //! The integer columns' own encoder (`intcol.rs`, through `pqfile.rs`) against parquet's
 //! `ArrowWriter`: the same rows written both ways read back the same, with the same
-//! encodings, statistics and bloom filters, in no more bytes.
+//! encodings, statistics, bloom filters and pages, within a few bytes of each other.
 
 use std::sync::Arc;
 
@@ -9,16 +9,17 @@ use agent_linux::host::HostInfo;
 use agent_linux::pqfile::SegmentFile;
 use agent_linux::segment::WriterConfig;
 use agent_linux::synth::Synth;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{Field, Schema};
 use bytes::Bytes;
 use capture_schemas::abi;
 use capture_schemas::{Probe, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::ReaderProperties;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::basic::{Compression, Encoding, PageType};
+use parquet::file::properties::{EnabledStatistics, ReaderProperties, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 use parquet::file::statistics::Statistics;
@@ -41,9 +42,10 @@ fn file_batches(n: usize) -> Vec<RecordBatch> {
     out
 }
 
-fn with_ours(batches: &[RecordBatch], props: &WriterProperties) -> Bytes {
+fn with_ours(batches: &[RecordBatch], props: &WriterProperties) -> (Bytes, Vec<String>) {
     let tmp = tempfile::tempfile().unwrap();
     let mut w = SegmentFile::try_new(tmp, batches[0].schema(), props.clone()).unwrap();
+    let own = w.own_columns().into_iter().map(String::from).collect();
     for b in batches {
         w.write(b).unwrap();
     }
@@ -52,7 +54,7 @@ fn with_ours(batches: &[RecordBatch], props: &WriterProperties) -> Bytes {
     f.rewind().unwrap();
     let mut v = Vec::new();
     f.read_to_end(&mut v).unwrap();
-    Bytes::from(v)
+    (Bytes::from(v), own)
 }
 
 fn with_parquets(batches: &[RecordBatch], props: &WriterProperties) -> Bytes {
@@ -77,119 +79,238 @@ fn same_rows(a: &[RecordBatch], b: &[RecordBatch]) {
     }
 }
 
-/// Per column chunk: (path, encodings, statistics, has a bloom filter, compressed size).
-type Chunk = (String, Vec<String>, Option<Statistics>, bool, i64, String);
+/// A column chunk as a reader sees it: its path, encodings, statistics, whether it has a
+/// bloom filter, its size, and each page's (type, encoding, rows).
+#[derive(Debug, PartialEq)]
+struct Chunk {
+    path: String,
+    encodings: Vec<Encoding>,
+    stats: Option<Statistics>,
+    bloom: bool,
+    size: i64,
+    pages: Vec<(PageType, Encoding, u32)>,
+}
 
+fn reader(data: &Bytes) -> SerializedFileReader<Bytes> {
+    let opts = ReadOptionsBuilder::new()
+        .with_page_index()
+        .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
+        .build();
+    SerializedFileReader::new_with_options(data.clone(), opts).unwrap()
+}
+
+/// Every chunk of every row group, after checking that its offset index names its data
+/// pages as they lie: one after another from the chunk's first data page to its end, each
+/// size counting its header, the first rows adding up.
 fn chunks(data: &Bytes) -> Vec<Vec<Chunk>> {
-    let r = SerializedFileReader::new(data.clone()).unwrap();
-    r.metadata()
-        .row_groups()
-        .iter()
-        .map(|rg| {
-            rg.columns()
-                .iter()
-                .map(|c| {
-                    let enc: Vec<String> = c.encodings().map(|e| format!("{e:?}")).collect();
-                    (
-                        c.column_path().string(),
-                        enc,
-                        c.statistics().cloned(),
-                        c.bloom_filter_offset().is_some(),
-                        c.compressed_size(),
-                        format!("{:?}", c.page_encoding_stats()),
-                    )
+    let r = reader(data);
+    let index = r.metadata().offset_index().expect("an offset index").clone();
+    let mut out = Vec::new();
+    for (g, rg) in r.metadata().row_groups().iter().enumerate() {
+        let mut cols = Vec::new();
+        for (i, c) in rg.columns().iter().enumerate() {
+            let pages: Vec<_> = r
+                .get_row_group(g)
+                .unwrap()
+                .get_column_page_reader(i)
+                .unwrap()
+                .map(|p| {
+                    let p = p.unwrap();
+                    (p.page_type(), p.encoding(), p.num_values())
                 })
-                .collect()
-        })
-        .collect()
+                .collect();
+            let locs = index[g][i].page_locations();
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            assert_eq!(locs[0].offset, c.data_page_offset(), "{}", c.column_path());
+            let mut rows = 0;
+            let data_pages: Vec<_> = pages.iter().filter(|p| p.0 == PageType::DATA_PAGE).collect();
+            assert_eq!(locs.len(), data_pages.len());
+            for (k, l) in locs.iter().enumerate() {
+                assert_eq!(l.first_row_index, rows);
+                rows += data_pages[k].2 as i64;
+                let end = locs.get(k + 1).map_or(start + c.compressed_size(), |n| n.offset);
+                assert_eq!(l.offset + l.compressed_page_size as i64, end, "{} page {k}", c.column_path());
+            }
+            assert_eq!(rows, rg.num_rows());
+            cols.push(Chunk {
+                path: c.column_path().string(),
+                encodings: c.encodings().collect(),
+                stats: c.statistics().cloned(),
+                bloom: c.bloom_filter_offset().is_some(),
+                size: c.compressed_size(),
+                pages,
+            });
+        }
+        out.push(cols);
+    }
+    out
+}
+
+/// The chunks of `ours` and `theirs` alike but for a few bytes of size.
+fn alike(ours: &Bytes, theirs: &Bytes) {
+    let (a, b) = (chunks(ours), chunks(theirs));
+    assert_eq!(a.len(), b.len(), "row groups");
+    for (ga, gb) in a.iter().zip(&b) {
+        for (ca, cb) in ga.iter().zip(gb) {
+            assert!(ca.size <= cb.size + 16, "{}: {} bytes against {}", ca.path, ca.size, cb.size);
+            assert_eq!(Chunk { size: 0, ..ca.clone_meta() }, Chunk { size: 0, ..cb.clone_meta() });
+        }
+    }
+}
+
+impl Chunk {
+    fn clone_meta(&self) -> Chunk {
+        Chunk {
+            path: self.path.clone(),
+            encodings: self.encodings.clone(),
+            stats: self.stats.clone(),
+            bloom: self.bloom,
+            size: self.size,
+            pages: self.pages.clone(),
+        }
+    }
+}
+
+/// Every value of an integer column of row group `g` is in its bloom filter.
+fn in_bloom(data: &Bytes, g: usize, name: &str, batches: &[RecordBatch]) {
+    let r = reader(data);
+    let i = r.metadata().file_metadata().schema_descr().columns().iter().position(|c| c.name() == name).unwrap();
+    let rg = r.get_row_group(g).unwrap();
+    let bloom = rg.get_column_bloom_filter(i).unwrap_or_else(|| panic!("a bloom filter on {name}"));
+    let rows = r.metadata().row_group(g).num_rows() as usize;
+    let all = arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap();
+    let first: usize = (0..g).map(|k| r.metadata().row_group(k).num_rows() as usize).sum();
+    let col = all.column_by_name(name).unwrap().slice(first, rows);
+    if let Some(a) = col.as_primitive_opt::<Int32Type>() {
+        assert!(a.values().iter().all(|v| bloom.check(v)), "{name}: a value not in the filter");
+    } else {
+        assert!(
+            col.as_primitive::<Int64Type>().values().iter().all(|v| bloom.check(v)),
+            "{name}: a value not in the filter"
+        );
+    }
 }
 
 #[test]
 fn file_table_segments_read_back_as_written_and_as_parquets_own() {
     let batches = file_batches(300_000);
     let props = WriterConfig::new("/nonexistent", HostInfo::fixed("t", "t")).properties(Table::File);
-    let ours = with_ours(&batches, &props);
+    let (ours, own) = with_ours(&batches, &props);
+    assert_eq!(
+        own,
+        [
+            "pid",
+            "tid",
+            "ppid",
+            "uid",
+            "gid",
+            "exec_id",
+            "cgroup_id",
+            "flags",
+            "mode",
+            "fd",
+            "ret",
+            "bytes_read",
+            "bytes_written",
+            "writes",
+            "ino"
+        ],
+        "the columns intcol.rs encodes"
+    );
     let theirs = with_parquets(&batches, &props);
     same_rows(&read(&ours), &batches);
     same_rows(&read(&theirs), &batches);
-    let (a, b) = (chunks(&ours), chunks(&theirs));
-    assert_eq!(a.len(), 3, "row groups of 128 Ki rows");
-    assert_eq!(a.len(), b.len());
-    let mut own = 0;
-    for (ga, gb) in a.iter().zip(&b) {
-        for (ca, cb) in ga.iter().zip(gb) {
-            assert_eq!((&ca.0, &ca.1, &ca.2, ca.3), (&cb.0, &cb.1, &cb.2, cb.3), "column chunk {}", ca.0);
-            // The same pages compressed alike: a few bytes apart at most.
-            assert!(ca.4 <= cb.4 + 16, "{}: {} bytes against {}", ca.0, ca.4, cb.4);
-        }
-        own += ga.iter().filter(|c| ["pid", "exec_id", "ino", "ret"].contains(&c.0.as_str())).count();
-    }
-    assert_eq!(own, 12);
+    alike(&ours, &theirs);
+    assert_eq!(chunks(&ours).len(), 3, "row groups of 128 Ki rows");
     assert!(ours.len() <= theirs.len() + theirs.len() / 10_000, "ours {} against {}", ours.len(), theirs.len());
-    // Pages start on the same rows (the offset index), and readers find the rows of one pid
-    // through the bloom filter as before.
-    let opts = || {
-        ReadOptionsBuilder::new()
-            .with_page_index()
-            .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
-            .build()
-    };
-    let r = SerializedFileReader::new_with_options(ours.clone(), opts()).unwrap();
-    let p = SerializedFileReader::new_with_options(theirs.clone(), opts()).unwrap();
-    let starts = |r: &SerializedFileReader<Bytes>| -> Vec<Vec<Vec<i64>>> {
-        let index = r.metadata().offset_index().expect("an offset index");
-        index
-            .iter()
-            .map(|rg| rg.iter().map(|c| c.page_locations().iter().map(|l| l.first_row_index).collect()).collect())
-            .collect()
-    };
-    assert_eq!(starts(&r), starts(&p));
-    let pid = batches[0].column_by_name("pid").unwrap().as_any().downcast_ref::<Int32Array>().unwrap().value(0);
-    let rg = r.get_row_group(0).unwrap();
-    let i = r.metadata().file_metadata().schema_descr().columns().iter().position(|c| c.name() == "pid").unwrap();
-    let bloom = rg.get_column_bloom_filter(i).expect("a bloom filter on pid");
-    assert!(bloom.check(&pid));
+    for g in 0..3 {
+        in_bloom(&ours, g, "pid", &batches);
+        in_bloom(&ours, g, "exec_id", &batches);
+    }
 }
 
-/// Columns that take every path of the encoder: one value (indices of 0 bits), long runs,
-/// wide dictionaries, and a dictionary past its page limit (PLAIN from the first page).
-#[test]
-fn every_width_and_the_plain_fallback_read_back() {
-    let n = 140_000;
-    let cols: Vec<(&str, ArrayRef)> = vec![
-        ("one", Arc::new(Int64Array::from(vec![7i64; n]))),
-        ("runs", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| (i / 37) % 5)))),
-        ("wide", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| (i * 7919) % 40_000 - 20_000)))),
-        ("distinct", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 1_000_003)))),
-        // 100,000 distinct in the first row group: indices of 17 bits.
-        ("wider", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i.wrapping_mul(-7) % 100_000)))),
-        ("mixed", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| if i % 100 < 50 { 3 } else { i % 9 })))),
-    ];
+fn table(cols: Vec<(&str, ArrayRef)>, batch_rows: usize) -> Vec<RecordBatch> {
     let schema = Arc::new(Schema::new(
         cols.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), false)).collect::<Vec<_>>(),
     ));
+    let n = cols[0].1.len();
     let batch = RecordBatch::try_new(schema, cols.into_iter().map(|(_, a)| a).collect()).unwrap();
-    let batches: Vec<RecordBatch> = (0..n).step_by(10_000).map(|o| batch.slice(o, 10_000.min(n - o))).collect();
+    (0..n).step_by(batch_rows).map(|o| batch.slice(o, batch_rows.min(n - o))).collect()
+}
+
+/// A xorshift stream: runs of random lengths (1 to 20) of random small values.
+fn random_runs(n: usize) -> Vec<i32> {
+    let (mut x, mut out) = (0x9e37_79b9_7f4a_7c15u64, Vec::with_capacity(n));
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (len, v) = (1 + (x % 20) as usize, (x >> 32) as i32 % 300);
+        out.extend(std::iter::repeat_n(v, len.min(n - out.len())));
+    }
+    out
+}
+
+/// Columns that take every path of the encoder: one value (indices of 0 bits), long runs,
+/// random runs, wide dictionaries, and dictionaries that pass their page limit (INT32 and
+/// INT64: PLAIN pages after the dictionary's).
+#[test]
+fn every_width_and_the_plain_fallback_read_back_as_parquets_own() {
+    let n = 3 * 65_536;
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("one", Arc::new(Int64Array::from(vec![7i64; n]))),
+        ("runs", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| (i / 37) % 5)))),
+        ("random", Arc::new(Int32Array::from(random_runs(n)))),
+        ("wide", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| (i * 7919) % 30_000 - 15_000)))),
+        ("distinct", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 1_000_003)))),
+        ("distinct32", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i.wrapping_mul(-1_000_003))))),
+        // 60,000 distinct a row group: indices of 16 bits (17 and more: below).
+        ("wider", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i.wrapping_mul(-7) % 60_000)))),
+        ("mixed", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| if i % 100 < 50 { 3 } else { i % 9 })))),
+    ];
+    let batches = table(cols, 16_384);
     for codec in [Compression::UNCOMPRESSED, Compression::ZSTD(Default::default())] {
         let props = WriterProperties::builder()
             .set_compression(codec)
             .set_statistics_enabled(EnabledStatistics::Chunk)
-            .set_dictionary_page_size_limit(512 * 1024)
-            .set_max_row_group_row_count(Some(100_000))
+            .set_dictionary_page_size_limit(256 * 1024)
+            .set_max_row_group_row_count(Some(131_072))
+            .set_bloom_filter_enabled(true)
+            .set_bloom_filter_fpp(0.01)
+            .set_bloom_filter_max_ndv(131_072)
             .build();
-        let ours = with_ours(&batches, &props);
+        let (ours, own) = with_ours(&batches, &props);
+        assert_eq!(own.len(), 8);
         same_rows(&read(&ours), &batches);
-        let (a, b) = (chunks(&ours), chunks(&with_parquets(&batches, &props)));
-        for (ga, gb) in a.iter().zip(&b) {
-            for (ca, cb) in ga.iter().zip(gb) {
-                assert_eq!(&ca.2, &cb.2, "{} statistics", ca.0);
+        alike(&ours, &with_parquets(&batches, &props));
+        let a = chunks(&ours);
+        for c in [4, 5] {
+            let plain = a[0][c].pages.iter().filter(|p| p.1 == Encoding::PLAIN && p.0 == PageType::DATA_PAGE).count();
+            let dict = a[0][c].pages.iter().filter(|p| p.1 == Encoding::RLE_DICTIONARY).count();
+            assert!(plain > 0 && dict > 0, "{}: dictionary pages, then PLAIN: {:?}", a[0][c].path, a[0][c].pages);
+        }
+        for g in 0..2 {
+            for name in ["random", "distinct", "distinct32", "wider"] {
+                in_bloom(&ours, g, name, &batches);
             }
         }
-        let distinct = &a[0][3];
-        assert_eq!(distinct.1, ["PLAIN", "RLE"], "past the dictionary limit: PLAIN");
-        for c in [0, 1, 2, 4, 5] {
-            assert!(a[0][c].1.contains(&"RLE_DICTIONARY".to_string()), "{}: {:?}", a[0][c].0, a[0][c].1);
-        }
     }
-    assert_eq!(batch.column(0).data_type(), &DataType::Int64);
+}
+
+/// Indices of 19 bits: 300,000 distinct values in one row group.
+#[test]
+fn nineteen_bit_indices_read_back() {
+    let n = 300_000;
+    let cols: Vec<(&str, ArrayRef)> =
+        vec![("v", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i.wrapping_mul(7) % 300_000))))];
+    let batches = table(cols, 16_384);
+    let props = WriterProperties::builder()
+        .set_dictionary_page_size_limit(2 << 20)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(n))
+        .build();
+    let (ours, own) = with_ours(&batches, &props);
+    assert_eq!(own, ["v"]);
+    same_rows(&read(&ours), &batches);
+    alike(&ours, &with_parquets(&batches, &props));
 }
