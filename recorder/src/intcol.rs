@@ -56,11 +56,27 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
         && page_rows(props).is_some_and(|rows| rows.saturating_mul(8) <= props.column_data_page_size_limit(path))
 }
 
-/// Rows a data page holds. Parquet's writer checks its row limit after each write batch,
-/// so its pages end on the first multiple of the write batch size past the limit.
-fn page_rows(props: &WriterProperties) -> Option<usize> {
-    let rows = props.data_page_row_count_limit().max(1).checked_next_multiple_of(props.write_batch_size().max(1))?;
+/// The most rows a data page can get: parquet's writer checks its row limit after each
+/// mini-batch (of the write batch size, at most the limit), so a page ends at most a
+/// mini-batch past the limit. `None` when that is out of range.
+pub(crate) fn page_rows(props: &WriterProperties) -> Option<usize> {
+    let rows = props.data_page_row_count_limit().max(1).checked_add(props.write_batch_size().max(1))?;
     (rows <= u32::MAX as usize).then_some(rows)
+}
+
+/// Where parquet's writer checks its page and dictionary limits: after each mini-batch of
+/// `size` rows, counted from the start of each batch written; a page ends at the first
+/// check that finds `limit` rows or more in it.
+#[derive(Clone, Copy)]
+pub(crate) struct MiniBatches {
+    pub size: usize,
+    pub limit: usize,
+}
+
+impl MiniBatches {
+    pub fn of(props: &WriterProperties) -> MiniBatches {
+        MiniBatches { size: props.write_batch_size().max(1), limit: props.data_page_row_count_limit().max(1) }
+    }
 }
 
 /// One empty slot of the interning table.
@@ -73,11 +89,13 @@ struct Slot {
 }
 
 /// A data page, encoded and compressed, waiting for the chunk to be written.
-struct Done {
-    buf: Bytes,
-    raw_len: usize,
-    rows: usize,
-    encoding: Encoding,
+pub(crate) struct Done {
+    pub buf: Bytes,
+    pub raw_len: usize,
+    pub rows: usize,
+    pub encoding: Encoding,
+    /// The bytes of its values, for BYTE_ARRAY columns (the offset index counts them).
+    pub value_bytes: i64,
 }
 
 /// One column's chunk of the row group being written.
@@ -91,10 +109,8 @@ pub struct IntColumn {
     /// after a fallback (with a dictionary, its exact size is known).
     bloom: Option<(f64, u64)>,
     offset_index: bool,
-    page_rows: usize,
+    batches: MiniBatches,
     dict_limit: usize,
-    /// Rows between checks of the dictionary's size (parquet's write batch size).
-    check_every: usize,
     /// Open addressing, linear probing; `len` a power of two, at most half full.
     slots: Vec<Slot>,
     shift: u32,
@@ -120,15 +136,7 @@ impl IntColumn {
     pub fn new(descr: ColumnDescPtr, props: &WriterProperties, seed: u64) -> Result<IntColumn> {
         let path = descr.path().clone();
         let codec = props.compression(&path);
-        let zstd = match codec {
-            Compression::ZSTD(level) => Some(
-                zstd::bulk::Compressor::new(level.compression_level())
-                    .map_err(|e| ParquetError::General(format!("zstd: {e}")))?,
-            ),
-            _ => None,
-        };
-        let page_rows =
-            page_rows(props).ok_or_else(|| ParquetError::General("data page row limit out of range".into()))?;
+        let zstd = compressor(codec)?;
         let mut c = IntColumn {
             wide: descr.physical_type() == PhysicalType::INT64,
             descr,
@@ -137,9 +145,8 @@ impl IntColumn {
             stats: props.statistics_enabled(&path) != EnabledStatistics::None,
             bloom: props.bloom_filter_properties(&path).map(|b| (b.fpp(), b.ndv())),
             offset_index: !props.offset_index_disabled(),
-            page_rows,
+            batches: MiniBatches::of(props),
             dict_limit: props.column_dictionary_page_size_limit(&path),
-            check_every: props.write_batch_size().max(1),
             slots: Vec::new(),
             shift: 0,
             seed: seed | 1,
@@ -220,8 +227,7 @@ impl IntColumn {
     fn write<T>(&mut self, mut values: &[T], as_i64: impl Fn(&T) -> i64) -> Result<()> {
         self.rows += values.len();
         while !values.is_empty() {
-            let room = self.page_rows - self.indices.len().max(self.values.len());
-            let (now, later) = values.split_at(room.min(values.len()).min(self.check_every));
+            let (now, later) = values.split_at(values.len().min(self.batches.size));
             values = later;
             if self.plain {
                 self.values.extend(now.iter().map(&as_i64));
@@ -242,7 +248,7 @@ impl IntColumn {
                     self.indices.push(i);
                 }
             }
-            if self.indices.len().max(self.values.len()) == self.page_rows {
+            if self.indices.len().max(self.values.len()) >= self.batches.limit {
                 self.page()?;
             }
             if !self.plain && self.dict.len() * self.width() >= self.dict_limit {
@@ -301,7 +307,7 @@ impl IntColumn {
             return Ok(());
         };
         let buf = compress(&mut self.zstd, &raw)?;
-        self.pages.push(Done { buf, raw_len: raw.len(), rows, encoding });
+        self.pages.push(Done { buf, raw_len: raw.len(), rows, encoding, value_bytes: 0 });
         self.raw = raw;
         Ok(())
     }
@@ -323,81 +329,12 @@ impl IntColumn {
     /// offsets counted from their start, and what the row group needs to know of them.
     pub fn finish(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
         self.page()?;
-        let rows = self.rows;
         let dictionary = self.pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
-        let mut sink = TrackedWrite::new(Vec::new());
-        let mut locations = Vec::with_capacity(self.pages.len());
-        let mut encoding_stats: Vec<PageEncodingStats> = Vec::new();
-        let (mut compressed, mut uncompressed) = (0i64, 0i64);
-        let (mut dict_offset, mut data_offset) = (None, None);
-        {
-            let mut out = SerializedPageWriter::new(&mut sink);
-            if dictionary {
-                let mut raw = std::mem::take(&mut self.raw);
-                raw.clear();
-                put_plain(&mut raw, self.dict.iter().copied(), self.wide);
-                let buf = compress(&mut self.zstd, &raw)?;
-                let page = Page::DictionaryPage {
-                    buf,
-                    num_values: self.dict.len() as u32,
-                    encoding: Encoding::PLAIN,
-                    is_sorted: false,
-                };
-                let spec = out.write_page(CompressedPage::new(page, raw.len()))?;
-                self.raw = raw;
-                (compressed, uncompressed) = (spec.compressed_size as i64, spec.uncompressed_size as i64);
-                dict_offset = Some(spec.offset as i64);
-                encoding_stats.push(PageEncodingStats {
-                    page_type: PageType::DICTIONARY_PAGE,
-                    encoding: Encoding::PLAIN,
-                    count: 1,
-                });
-            }
-            let mut first_row = 0;
-            for p in self.pages.drain(..) {
-                let page = Page::DataPage {
-                    buf: p.buf,
-                    num_values: p.rows as u32,
-                    encoding: p.encoding,
-                    def_level_encoding: Encoding::RLE,
-                    rep_level_encoding: Encoding::RLE,
-                    statistics: None,
-                };
-                let spec = out.write_page(CompressedPage::new(page, p.raw_len))?;
-                compressed += spec.compressed_size as i64;
-                uncompressed += spec.uncompressed_size as i64;
-                data_offset.get_or_insert(spec.offset as i64);
-                locations.push(PageLocation {
-                    offset: spec.offset as i64,
-                    compressed_page_size: spec.compressed_size as i32,
-                    first_row_index: first_row as i64,
-                });
-                first_row += p.rows;
-                match encoding_stats.last_mut() {
-                    Some(s) if s.page_type == PageType::DATA_PAGE && s.encoding == p.encoding => s.count += 1,
-                    _ => encoding_stats.push(PageEncodingStats {
-                        page_type: PageType::DATA_PAGE,
-                        encoding: p.encoding,
-                        count: 1,
-                    }),
-                }
-            }
-        }
-        sink.flush()?;
-        let mut encodings = vec![Encoding::PLAIN, Encoding::RLE];
+        let mut dict_page = Vec::new();
         if dictionary {
-            encodings.push(Encoding::RLE_DICTIONARY);
+            put_plain(&mut dict_page, self.dict.iter().copied(), self.wide);
         }
-        let mut meta = ColumnChunkMetaData::builder(self.descr.clone())
-            .set_compression(self.codec)
-            .set_encodings(encodings)
-            .set_page_encoding_stats(encoding_stats)
-            .set_total_compressed_size(compressed)
-            .set_total_uncompressed_size(uncompressed)
-            .set_num_values(rows as i64)
-            .set_data_page_offset(data_offset.unwrap_or(0))
-            .set_dictionary_page_offset(dict_offset);
-        if self.stats {
+        let stats = self.stats.then(|| {
             // Every dictionary entry is a value of some row (of the pages before any fallback).
             let dict = self
                 .dict
@@ -408,7 +345,7 @@ impl IntColumn {
                 (r, None) | (None, r) => r,
             };
             let (min, max) = (range.map(|r| r.0), range.map(|r| r.1));
-            let s: Statistics = if self.wide {
+            if self.wide {
                 ValueStatistics::<i64>::new(min, max, None, Some(0), false)
                     .with_backwards_compatible_min_max(true)
                     .into()
@@ -416,9 +353,8 @@ impl IntColumn {
                 ValueStatistics::<i32>::new(min.map(|v| v as i32), max.map(|v| v as i32), None, Some(0), false)
                     .with_backwards_compatible_min_max(true)
                     .into()
-            };
-            meta = meta.set_statistics(s);
-        }
+            }
+        });
         let bloom_filter = match (self.bloom, self.filter.take()) {
             (None, _) => None,
             (Some(_), Some(f)) => Some(f),
@@ -431,19 +367,19 @@ impl IntColumn {
                 Some(f)
             }
         };
-        let close = ColumnCloseResult {
-            bytes_written: sink.bytes_written() as u64,
-            rows_written: rows as u64,
-            metadata: meta.build()?,
+        let chunk = Chunk {
+            descr: &self.descr,
+            codec: self.codec,
+            dict: dictionary.then_some((dict_page.as_slice(), self.dict.len())),
+            rows: self.rows,
+            stats,
             bloom_filter,
-            column_index: None,
-            offset_index: self
-                .offset_index
-                .then_some(OffsetIndexMetaData { page_locations: locations, unencoded_byte_array_data_bytes: None }),
+            offset_index: self.offset_index,
+            byte_array: false,
         };
-        let bytes = Bytes::from(sink.into_inner()?);
+        let out = chunk.write(&mut self.zstd, self.pages.drain(..))?;
         self.reset();
-        Ok((bytes, close))
+        Ok(out)
     }
 
     fn reset(&mut self) {
@@ -463,8 +399,128 @@ impl IntColumn {
     }
 }
 
+/// A column chunk's parts, written out by [`Chunk::write`].
+pub(crate) struct Chunk<'a> {
+    pub descr: &'a ColumnDescPtr,
+    pub codec: Compression,
+    /// The dictionary page's bytes (PLAIN) and entries, when some page uses it.
+    pub dict: Option<(&'a [u8], usize)>,
+    pub rows: usize,
+    pub stats: Option<Statistics>,
+    pub bloom_filter: Option<Sbbf>,
+    pub offset_index: bool,
+    /// A BYTE_ARRAY column: the offset index counts each page's value bytes.
+    pub byte_array: bool,
+}
+
+impl Chunk<'_> {
+    /// The chunk's bytes, its dictionary page first, with offsets counted from their start;
+    /// and what the row group needs to know of them.
+    pub fn write(
+        self,
+        zstd: &mut Option<zstd::bulk::Compressor<'static>>,
+        pages: impl ExactSizeIterator<Item = Done>,
+    ) -> Result<(Bytes, ColumnCloseResult)> {
+        let mut sink = TrackedWrite::new(Vec::new());
+        let mut locations = Vec::with_capacity(pages.len());
+        let mut value_bytes = Vec::with_capacity(pages.len());
+        let mut encoding_stats: Vec<PageEncodingStats> = Vec::new();
+        let (mut compressed, mut uncompressed) = (0i64, 0i64);
+        let (mut dict_offset, mut data_offset) = (None, None);
+        {
+            let mut out = SerializedPageWriter::new(&mut sink);
+            if let Some((raw, entries)) = self.dict {
+                let buf = compress(zstd, raw)?;
+                let page = Page::DictionaryPage {
+                    buf,
+                    num_values: entries as u32,
+                    encoding: Encoding::PLAIN,
+                    is_sorted: false,
+                };
+                let spec = out.write_page(CompressedPage::new(page, raw.len()))?;
+                (compressed, uncompressed) = (spec.compressed_size as i64, spec.uncompressed_size as i64);
+                dict_offset = Some(spec.offset as i64);
+                encoding_stats.push(PageEncodingStats {
+                    page_type: PageType::DICTIONARY_PAGE,
+                    encoding: Encoding::PLAIN,
+                    count: 1,
+                });
+            }
+            let mut first_row = 0;
+            for p in pages {
+                let page = Page::DataPage {
+                    buf: p.buf,
+                    num_values: p.rows as u32,
+                    encoding: p.encoding,
+                    def_level_encoding: Encoding::RLE,
+                    rep_level_encoding: Encoding::RLE,
+                    statistics: None,
+                };
+                let spec = out.write_page(CompressedPage::new(page, p.raw_len))?;
+                compressed += spec.compressed_size as i64;
+                uncompressed += spec.uncompressed_size as i64;
+                data_offset.get_or_insert(spec.offset as i64);
+                locations.push(PageLocation {
+                    offset: spec.offset as i64,
+                    compressed_page_size: spec.compressed_size as i32,
+                    first_row_index: first_row as i64,
+                });
+                value_bytes.push(p.value_bytes);
+                first_row += p.rows;
+                match encoding_stats.last_mut() {
+                    Some(s) if s.page_type == PageType::DATA_PAGE && s.encoding == p.encoding => s.count += 1,
+                    _ => encoding_stats.push(PageEncodingStats {
+                        page_type: PageType::DATA_PAGE,
+                        encoding: p.encoding,
+                        count: 1,
+                    }),
+                }
+            }
+        }
+        sink.flush()?;
+        let mut encodings = vec![Encoding::PLAIN, Encoding::RLE];
+        if self.dict.is_some() {
+            encodings.push(Encoding::RLE_DICTIONARY);
+        }
+        let mut meta = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(self.codec)
+            .set_encodings(encodings)
+            .set_page_encoding_stats(encoding_stats)
+            .set_total_compressed_size(compressed)
+            .set_total_uncompressed_size(uncompressed)
+            .set_num_values(self.rows as i64)
+            .set_data_page_offset(data_offset.unwrap_or(0))
+            .set_dictionary_page_offset(dict_offset);
+        if let Some(s) = self.stats {
+            meta = meta.set_statistics(s);
+        }
+        let close = ColumnCloseResult {
+            bytes_written: sink.bytes_written() as u64,
+            rows_written: self.rows as u64,
+            metadata: meta.build()?,
+            bloom_filter: self.bloom_filter,
+            column_index: None,
+            offset_index: self.offset_index.then_some(OffsetIndexMetaData {
+                page_locations: locations,
+                unencoded_byte_array_data_bytes: self.byte_array.then_some(value_bytes),
+            }),
+        };
+        Ok((Bytes::from(sink.into_inner()?), close))
+    }
+}
+
+/// The compressor of `codec` (zstd; `None` for no compression).
+pub(crate) fn compressor(codec: Compression) -> Result<Option<zstd::bulk::Compressor<'static>>> {
+    match codec {
+        Compression::ZSTD(level) => zstd::bulk::Compressor::new(level.compression_level())
+            .map(Some)
+            .map_err(|e| ParquetError::General(format!("zstd: {e}"))),
+        _ => Ok(None),
+    }
+}
+
 /// A page's bytes as the chunk stores them: zstd-compressed, or as they are.
-fn compress(z: &mut Option<zstd::bulk::Compressor<'static>>, raw: &[u8]) -> Result<Bytes> {
+pub(crate) fn compress(z: &mut Option<zstd::bulk::Compressor<'static>>, raw: &[u8]) -> Result<Bytes> {
     match z {
         None => Ok(Bytes::copy_from_slice(raw)),
         Some(z) => {

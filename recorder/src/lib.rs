@@ -33,6 +33,7 @@ pub mod retention;
 pub mod ring;
 pub mod segment;
 pub mod stats;
+pub mod strcol;
 pub mod strings;
 pub mod synth;
 pub mod units;

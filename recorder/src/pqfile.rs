@@ -1,6 +1,7 @@
 //! A Parquet file written from Arrow batches, as `parquet::arrow::ArrowWriter` writes it,
 //! except that the required integer columns with a dictionary are encoded by
-//! [`crate::intcol`]; every other column by parquet's own Arrow column writers.
+//! [`crate::intcol`] and the string columns with a dictionary by [`crate::strcol`]; every
+//! other column by parquet's own Arrow column writers.
 //!
 //! The row group is buffered in memory (each column's encoded pages, or an integer column's
 //! dictionary and indices) until it has `max_row_group_row_count` rows, then written whole.
@@ -20,24 +21,34 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::intcol::{self, IntColumn};
+use crate::strcol::{self, StrColumn};
 
 /// How one column of the row group is being encoded.
 enum Lane {
     Parquet(Box<ArrowColumnWriter>),
     Int(Box<IntColumn>),
+    Str(Box<StrColumn>),
+}
+
+/// Which encoder a column has.
+#[derive(Clone, Copy, PartialEq)]
+enum Own {
+    Parquet,
+    Int,
+    Str,
 }
 
 pub struct SegmentFile {
     writer: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
-    /// Per column (the tables' columns are all leaves: one Parquet column each), whether
-    /// it is an [`IntColumn`]'s.
-    int: Vec<bool>,
+    /// Per column (the tables' columns are all leaves: one Parquet column each), its
+    /// encoder.
+    own: Vec<Own>,
     props: Arc<WriterProperties>,
     lanes: Option<Vec<Lane>>,
-    /// Idle [`IntColumn`]s, kept from one row group to the next (their tables stay sized).
-    spare: Vec<Option<Box<IntColumn>>>,
+    /// Our encoders between row groups, kept (their tables stay sized).
+    spare: Vec<Option<Lane>>,
     rows: usize,
     max_rows: usize,
     seed: u64,
@@ -60,15 +71,22 @@ impl SegmentFile {
                 schema.fields().len()
             )));
         }
-        let int: Vec<bool> =
-            columns.iter().zip(schema.fields()).map(|(c, f)| intcol::handles(c, f.data_type(), &props)).collect();
+        let own: Vec<Own> = columns
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| match () {
+                _ if intcol::handles(c, f.data_type(), &props) => Own::Int,
+                _ if strcol::handles(c, f.data_type(), &props) => Own::Str,
+                _ => Own::Parquet,
+            })
+            .collect();
         // Random per process, as std's hash maps are seeded.
         let seed = {
             use std::hash::{BuildHasher, Hasher};
             std::collections::hash_map::RandomState::new().build_hasher().finish()
         };
-        let spare = int.iter().map(|_| None).collect();
-        Ok(SegmentFile { writer, factory, schema, int, props, lanes: None, spare, rows: 0, max_rows, seed })
+        let spare = own.iter().map(|_| None).collect();
+        Ok(SegmentFile { writer, factory, schema, own, props, lanes: None, spare, rows: 0, max_rows, seed })
     }
 
     fn start_row_group(&mut self) -> Result<Vec<Lane>> {
@@ -76,13 +94,12 @@ impl SegmentFile {
         let columns = self.writer.schema_descr().columns();
         let mut lanes = Vec::with_capacity(parquet.len());
         for (i, w) in parquet.into_iter().enumerate() {
-            lanes.push(if self.int[i] {
-                match self.spare[i].take() {
-                    Some(c) => Lane::Int(c),
-                    None => Lane::Int(Box::new(IntColumn::new(columns[i].clone(), &self.props, self.seed)?)),
-                }
-            } else {
-                Lane::Parquet(Box::new(w))
+            let descr = columns[i].clone();
+            lanes.push(match (self.own[i], self.spare[i].take()) {
+                (Own::Parquet, _) => Lane::Parquet(Box::new(w)),
+                (_, Some(lane)) => lane,
+                (Own::Int, None) => Lane::Int(Box::new(IntColumn::new(descr, &self.props, self.seed)?)),
+                (Own::Str, None) => Lane::Str(Box::new(StrColumn::new(descr, &self.props)?)),
             });
         }
         Ok(lanes)
@@ -119,6 +136,13 @@ impl SegmentFile {
                         return Err(ParquetError::General(format!("{}: {other} in an integer column", field.name())))
                     }
                 },
+                Lane::Str(c) => match col.as_string_opt::<i32>() {
+                    Some(a) => c.write(a)?,
+                    None => {
+                        let other = col.data_type();
+                        return Err(ParquetError::General(format!("{}: {other} in a string column", field.name())));
+                    }
+                },
             }
         }
         self.rows += batch.num_rows();
@@ -140,7 +164,12 @@ impl SegmentFile {
                 Lane::Int(mut c) => {
                     let (bytes, close) = c.finish()?;
                     rg.append_column(&bytes, close)?;
-                    self.spare[i] = Some(c);
+                    self.spare[i] = Some(Lane::Int(c));
+                }
+                Lane::Str(mut c) => {
+                    let (bytes, close) = c.finish()?;
+                    rg.append_column(&bytes, close)?;
+                    self.spare[i] = Some(Lane::Str(c));
                 }
             }
         }
@@ -160,14 +189,16 @@ impl SegmentFile {
                 .map(|l| match l {
                     Lane::Parquet(w) => w.get_estimated_total_bytes(),
                     Lane::Int(c) => c.estimated_bytes(),
+                    Lane::Str(c) => c.estimated_bytes(),
                 })
                 .sum()
         })
     }
 
-    /// The columns [`IntColumn`] encodes.
+    /// The columns [`IntColumn`] and [`StrColumn`] encode.
     pub fn own_columns(&self) -> Vec<&str> {
-        self.schema.fields().iter().zip(&self.int).filter(|(_, &own)| own).map(|(f, _)| f.name().as_str()).collect()
+        let fields = self.schema.fields().iter().zip(&self.own);
+        fields.filter(|(_, &own)| own != Own::Parquet).map(|(f, _)| f.name().as_str()).collect()
     }
 
     pub fn in_progress_rows(&self) -> usize {

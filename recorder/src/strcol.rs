@@ -1,0 +1,302 @@
+//! String columns with a dictionary, nullable or not, written as Parquet column chunks by
+//! the recorder: the byte-array counterpart of [`crate::intcol`] (which see).
+//!
+//! parquet's writer hashes every string with `ahash`, probes a table of slices and compares
+//! with a `memcmp` call, then pushes each index through its RLE encoder one at a time, and
+//! each definition level through another. Here a string equal to the row before's skips
+//! the table, and levels and indices are packed a page at a time. The pages are the ones
+//! parquet's writer makes: each page's indices as wide as the dictionary so far, the
+//! dictionary page PLAIN, the rest of the chunk PLAIN once the dictionary reaches its page
+//! size limit, PLAIN pages cut at the data page size limit too.
+
+use arrow_array::{Array, StringArray};
+use arrow_schema::DataType;
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding, LogicalType, Type as PhysicalType};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::Result;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnDescPtr;
+
+use crate::intcol::{bit_width, compress, compressor, page_rows, rle_hybrid, Chunk, Done, MiniBatches};
+
+/// Whether [`StrColumn`] writes column `descr`, an Arrow `arrow` array, under `props`: a
+/// Utf8 column, nullable or not, not repeated, with a dictionary and no encoding of its own,
+/// compressed with zstd or not at all, in data page v1, without statistics, bloom filter or
+/// content-defined chunks.
+pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties) -> bool {
+    let path = descr.path();
+    *arrow == DataType::Utf8
+        && descr.physical_type() == PhysicalType::BYTE_ARRAY
+        && descr.logical_type_ref() == Some(&LogicalType::String)
+        && descr.max_def_level() <= 1
+        && descr.max_rep_level() == 0
+        && props.dictionary_enabled(path)
+        && props.encoding(path).is_none()
+        && matches!(props.compression(path), Compression::ZSTD(_) | Compression::UNCOMPRESSED)
+        && props.statistics_enabled(path) == EnabledStatistics::None
+        && props.bloom_filter_properties(path).is_none()
+        && props.writer_version() == WriterVersion::PARQUET_1_0
+        && props.content_defined_chunking().is_none()
+        && page_rows(props).is_some()
+}
+
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The hash's low bits: most mismatches end here, without a look at the bytes.
+    tag: u32,
+    index: u32,
+}
+
+/// One column's chunk of the row group being written.
+pub struct StrColumn {
+    descr: ColumnDescPtr,
+    codec: Compression,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    offset_index: bool,
+    nullable: bool,
+    batches: MiniBatches,
+    dict_limit: usize,
+    page_limit: usize,
+    hasher: foldhash::fast::RandomState,
+    /// Open addressing, linear probing; `len` a power of two, at most half full.
+    slots: Vec<Slot>,
+    shift: u32,
+    /// The dictionary page as it is written (PLAIN: each entry's length, 4 bytes, then its
+    /// bytes), and where each entry's bytes are in it.
+    dict: Vec<u8>,
+    entries: Vec<(u32, u32)>,
+    /// The page being filled: its rows, their definition levels (nullable columns), the
+    /// dictionary indices of its values, or once PLAIN the values as the page holds them.
+    page_len: usize,
+    levels: Vec<u32>,
+    indices: Vec<u32>,
+    plain: Vec<u8>,
+    value_bytes: i64,
+    /// The dictionary reached its limit: the rest of the chunk is PLAIN.
+    fell_back: bool,
+    pages: Vec<Done>,
+    rows: usize,
+    raw: Vec<u8>,
+}
+
+impl StrColumn {
+    /// A column that [`handles`] accepts.
+    pub fn new(descr: ColumnDescPtr, props: &WriterProperties) -> Result<StrColumn> {
+        let path = descr.path().clone();
+        let codec = props.compression(&path);
+        let mut c = StrColumn {
+            zstd: compressor(codec)?,
+            codec,
+            offset_index: !props.offset_index_disabled(),
+            nullable: descr.max_def_level() == 1,
+            batches: MiniBatches::of(props),
+            dict_limit: props.column_dictionary_page_size_limit(&path),
+            page_limit: props.column_data_page_size_limit(&path),
+            hasher: foldhash::fast::RandomState::default(),
+            slots: Vec::new(),
+            shift: 0,
+            dict: Vec::new(),
+            entries: Vec::new(),
+            page_len: 0,
+            levels: Vec::new(),
+            indices: Vec::new(),
+            plain: Vec::new(),
+            value_bytes: 0,
+            fell_back: false,
+            pages: Vec::new(),
+            rows: 0,
+            raw: Vec::new(),
+            descr,
+        };
+        c.resize(256);
+        Ok(c)
+    }
+
+    #[inline]
+    fn entry(&self, i: u32) -> &[u8] {
+        let (at, len) = self.entries[i as usize];
+        &self.dict[at as usize..(at + len) as usize]
+    }
+
+    #[inline]
+    fn hash(&self, v: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(v)
+    }
+
+    fn resize(&mut self, len: usize) {
+        self.slots = vec![Slot { tag: 0, index: EMPTY }; len];
+        self.shift = 64 - len.trailing_zeros();
+        for i in 0..self.entries.len() as u32 {
+            let h = self.hash(self.entry(i));
+            let mut at = (h >> self.shift) as usize;
+            while self.slots[at].index != EMPTY {
+                at = (at + 1) & (len - 1);
+            }
+            self.slots[at] = Slot { tag: h as u32, index: i };
+        }
+    }
+
+    /// `v`'s index in the dictionary; `None` when it is not there and would take the
+    /// dictionary page past its limit.
+    #[inline]
+    fn intern(&mut self, v: &[u8]) -> Option<u32> {
+        let h = self.hash(v);
+        let mask = self.slots.len() - 1;
+        let mut at = (h >> self.shift) as usize;
+        loop {
+            let s = self.slots[at];
+            if s.index == EMPTY {
+                if self.dict.len() + 4 + v.len() > self.dict_limit {
+                    return None;
+                }
+                let index = self.entries.len() as u32;
+                self.dict.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                self.entries.push((self.dict.len() as u32, v.len() as u32));
+                self.dict.extend_from_slice(v);
+                self.slots[at] = Slot { tag: h as u32, index };
+                if self.entries.len() * 2 > self.slots.len() {
+                    self.resize(self.slots.len() * 2);
+                }
+                return Some(index);
+            }
+            if s.tag == h as u32 && self.entry(s.index) == v {
+                return Some(s.index);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Appends the rows of `array`.
+    pub fn write(&mut self, array: &StringArray) -> Result<()> {
+        let offsets = array.value_offsets();
+        let data = array.value_data();
+        let nulls = array.nulls().filter(|_| self.nullable);
+        let mut row = 0;
+        let mut last: Option<u32> = None;
+        // Parquet's writer takes a nullable column's batch that has no null buffer (its
+        // levels all one value) in mini-batches as long as the page row limit.
+        let uniform = self.nullable && array.nulls().is_none();
+        let size = if uniform { self.batches.limit } else { self.batches.size };
+        while row < array.len() {
+            let end = row + size.min(array.len() - row);
+            for r in row..end {
+                let valid = nulls.is_none_or(|n| n.is_valid(r));
+                if valid {
+                    let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
+                    if !self.fell_back {
+                        // A row often repeats the row before (one process's comm, an open
+                        // and its close): those skip the table.
+                        let i = match last {
+                            Some(l) if self.entry(l) == v => Some(l),
+                            _ => self.intern(v),
+                        };
+                        match i {
+                            Some(i) => {
+                                last = Some(i);
+                                self.indices.push(i);
+                            }
+                            None => {
+                                // The dictionary is full: the rows before this one go out
+                                // with it, this one and the rest of the chunk PLAIN.
+                                self.page()?;
+                                self.fell_back = true;
+                            }
+                        }
+                    }
+                    if self.fell_back {
+                        self.plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        self.plain.extend_from_slice(v);
+                    }
+                    self.value_bytes += v.len() as i64;
+                }
+                if self.nullable {
+                    self.levels.push(u32::from(valid));
+                }
+                self.page_len += 1;
+            }
+            self.rows += end - row;
+            row = end;
+            if self.page_len >= self.batches.limit || (self.fell_back && self.plain.len() >= self.page_limit) {
+                self.page()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes and compresses the page being filled, if it has rows.
+    fn page(&mut self) -> Result<()> {
+        if self.page_len == 0 {
+            return Ok(());
+        }
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        if self.nullable {
+            raw.extend_from_slice(&[0; 4]);
+            rle_hybrid(&self.levels, 1, &mut raw);
+            let len = (raw.len() - 4) as u32;
+            raw[..4].copy_from_slice(&len.to_le_bytes());
+        }
+        let encoding = if self.fell_back {
+            raw.extend_from_slice(&self.plain);
+            Encoding::PLAIN
+        } else {
+            let bits = bit_width(self.entries.len());
+            raw.push(bits as u8);
+            rle_hybrid(&self.indices, bits, &mut raw);
+            Encoding::RLE_DICTIONARY
+        };
+        let buf = compress(&mut self.zstd, &raw)?;
+        self.pages.push(Done { buf, raw_len: raw.len(), rows: self.page_len, encoding, value_bytes: self.value_bytes });
+        self.raw = raw;
+        self.page_len = 0;
+        self.levels.clear();
+        self.indices.clear();
+        self.plain.clear();
+        self.value_bytes = 0;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The bytes of the chunk so far: its pages compressed, its dictionary and the page
+    /// being filled as they are.
+    pub fn estimated_bytes(&self) -> usize {
+        let pages: usize = self.pages.iter().map(|p| p.buf.len()).sum();
+        let open = (self.indices.len() * bit_width(self.entries.len()) as usize + self.levels.len()).div_ceil(8);
+        pages + self.dict.len() + open + self.plain.len()
+    }
+
+    /// Writes the row group's chunk and starts the next one empty (see
+    /// [`crate::intcol::IntColumn::finish`]).
+    pub fn finish(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.page()?;
+        let dictionary = self.pages.iter().any(|p| p.encoding == Encoding::RLE_DICTIONARY);
+        let chunk = Chunk {
+            descr: &self.descr,
+            codec: self.codec,
+            dict: dictionary.then_some((self.dict.as_slice(), self.entries.len())),
+            rows: self.rows,
+            stats: None,
+            bloom_filter: None,
+            offset_index: self.offset_index,
+            byte_array: true,
+        };
+        let out = chunk.write(&mut self.zstd, self.pages.drain(..))?;
+        self.dict.clear();
+        self.entries.clear();
+        self.fell_back = false;
+        self.rows = 0;
+        if self.slots.len() > 1 << 16 {
+            self.resize(256);
+        } else {
+            self.slots.fill(Slot { tag: 0, index: EMPTY });
+        }
+        Ok(out)
+    }
+}
