@@ -54,6 +54,8 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
         && props.writer_version() == WriterVersion::PARQUET_1_0
         && props.content_defined_chunking().is_none()
         && page_rows(props).is_some_and(|rows| rows.saturating_mul(8) <= props.column_data_page_size_limit(path))
+        // Nor does parquet's writer then cut a mini-batch by the dictionary's bytes left.
+        && props.write_batch_size().saturating_mul(8) <= props.column_dictionary_page_size_limit(path)
 }
 
 /// The most rows a data page can get: parquet's writer checks its row limit after each
@@ -355,15 +357,20 @@ impl IntColumn {
                     .into()
             }
         });
+        // As parquet's writer makes it: sized for the configured distinct values, each value
+        // in (from the dictionary: once, not once a row), then folded to the fill it has.
         let bloom_filter = match (self.bloom, self.filter.take()) {
             (None, _) => None,
-            (Some(_), Some(f)) => Some(f),
-            // No fallback: sized for the values there are, each inserted once.
-            (Some((fpp, _)), None) => {
-                let mut f = Sbbf::new_with_ndv_fpp(self.dict.len().max(1) as u64, fpp)?;
+            (Some((fpp, _)), Some(mut f)) => {
+                f.fold_to_target_fpp(fpp);
+                Some(f)
+            }
+            (Some((fpp, ndv)), None) => {
+                let mut f = Sbbf::new_with_ndv_fpp(ndv.max(self.dict.len() as u64), fpp)?;
                 for &v in &self.dict {
                     self.add(&mut f, v);
                 }
+                f.fold_to_target_fpp(fpp);
                 Some(f)
             }
         };

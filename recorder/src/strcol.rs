@@ -140,19 +140,15 @@ impl StrColumn {
         }
     }
 
-    /// `v`'s index in the dictionary; `None` when it is not there and would take the
-    /// dictionary page past its limit.
+    /// `v`'s index in the dictionary.
     #[inline]
-    fn intern(&mut self, v: &[u8]) -> Option<u32> {
+    fn intern(&mut self, v: &[u8]) -> u32 {
         let h = self.hash(v);
         let mask = self.slots.len() - 1;
         let mut at = (h >> self.shift) as usize;
         loop {
             let s = self.slots[at];
             if s.index == EMPTY {
-                if self.dict.len() + 4 + v.len() > self.dict_limit {
-                    return None;
-                }
                 let index = self.entries.len() as u32;
                 self.dict.extend_from_slice(&(v.len() as u32).to_le_bytes());
                 self.entries.push((self.dict.len() as u32, v.len() as u32));
@@ -161,70 +157,125 @@ impl StrColumn {
                 if self.entries.len() * 2 > self.slots.len() {
                     self.resize(self.slots.len() * 2);
                 }
-                return Some(index);
+                return index;
             }
             if s.tag == h as u32 && self.entry(s.index) == v {
-                return Some(s.index);
+                return s.index;
             }
             at = (at + 1) & mask;
         }
     }
 
-    /// Appends the rows of `array`.
+    /// Appends the rows of `array`, in the mini-batches parquet's writer would take:
+    /// checking the page and the dictionary after each.
     pub fn write(&mut self, array: &StringArray) -> Result<()> {
+        let nulls = array.nulls().filter(|_| self.nullable);
+        // A nullable column's batch without a null buffer, or all null, has its levels all
+        // one value: parquet's writer takes it in mini-batches as long as the page row limit.
+        let uniform = self.nullable && nulls.is_none_or(|n| n.null_count() == n.len());
+        let size = if uniform { self.batches.limit } else { self.batches.size };
+        let mut row = 0;
+        let mut last = None;
+        while row < array.len() {
+            let end = row + size.min(array.len() - row);
+            // Cut by the bytes the values would add to the page being filled: the
+            // dictionary page, or once PLAIN the data page (parquet's ByteBudgetChunker).
+            let sub = self.sub_batch(array, row, end);
+            let mut at = row;
+            while at < end {
+                let stop = (at + sub).min(end);
+                last = self.mini_batch(array, at, stop, last)?;
+                at = stop;
+            }
+            row = end;
+        }
+        Ok(())
+    }
+
+    /// Rows of `array[start..end]` to take at a time: those whose values, each with its
+    /// 4-byte length, fit the bytes left in the page being filled (the one that passes
+    /// included), scaled to rows by the share of them that are not null.
+    fn sub_batch(&self, array: &StringArray, start: usize, end: usize) -> usize {
+        let rows = end - start;
+        let offsets = array.value_offsets();
+        let nulls = array.nulls().filter(|_| self.nullable);
+        let valid = |r: &usize| nulls.is_none_or(|n| n.is_valid(*r));
+        let values = (start..end).filter(valid).count();
+        let (Some(first), Some(last)) = ((start..end).find(valid), (start..end).rev().find(valid)) else {
+            return rows;
+        };
+        let budget = if self.fell_back { self.page_limit } else { self.dict_limit.saturating_sub(self.dict.len()) };
+        let fit = if (offsets[last + 1] - offsets[first]) as usize + 4 * values <= budget {
+            values
+        } else {
+            let mut sum = 0usize;
+            (start..end)
+                .filter(valid)
+                .position(|r| {
+                    sum += (offsets[r + 1] - offsets[r]) as usize + 4;
+                    sum > budget
+                })
+                .map_or(values, |k| k + 1)
+        };
+        let levels = if values == rows { fit } else { (fit * rows).div_ceil(values).max(1) };
+        rows.min(levels.max(1))
+    }
+
+    /// Appends rows `start..end` of `array`, then cuts the page when it is full (rows, or
+    /// its estimated bytes) and falls back to PLAIN when the dictionary is.
+    fn mini_batch(
+        &mut self,
+        array: &StringArray,
+        start: usize,
+        end: usize,
+        mut last: Option<u32>,
+    ) -> Result<Option<u32>> {
         let offsets = array.value_offsets();
         let data = array.value_data();
         let nulls = array.nulls().filter(|_| self.nullable);
-        let mut row = 0;
-        let mut last: Option<u32> = None;
-        // Parquet's writer takes a nullable column's batch that has no null buffer (its
-        // levels all one value) in mini-batches as long as the page row limit.
-        let uniform = self.nullable && array.nulls().is_none();
-        let size = if uniform { self.batches.limit } else { self.batches.size };
-        while row < array.len() {
-            let end = row + size.min(array.len() - row);
-            for r in row..end {
-                let valid = nulls.is_none_or(|n| n.is_valid(r));
-                if valid {
-                    let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
-                    if !self.fell_back {
-                        // A row often repeats the row before (one process's comm, an open
-                        // and its close): those skip the table.
-                        let i = match last {
-                            Some(l) if self.entry(l) == v => Some(l),
-                            _ => self.intern(v),
-                        };
-                        match i {
-                            Some(i) => {
-                                last = Some(i);
-                                self.indices.push(i);
-                            }
-                            None => {
-                                // The dictionary is full: the rows before this one go out
-                                // with it, this one and the rest of the chunk PLAIN.
-                                self.page()?;
-                                self.fell_back = true;
-                            }
-                        }
-                    }
-                    if self.fell_back {
-                        self.plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                        self.plain.extend_from_slice(v);
-                    }
-                    self.value_bytes += v.len() as i64;
-                }
-                if self.nullable {
-                    self.levels.push(u32::from(valid));
-                }
-                self.page_len += 1;
+        for r in start..end {
+            let valid = nulls.is_none_or(|n| n.is_valid(r));
+            if self.nullable {
+                self.levels.push(u32::from(valid));
             }
-            self.rows += end - row;
-            row = end;
-            if self.page_len >= self.batches.limit || (self.fell_back && self.plain.len() >= self.page_limit) {
-                self.page()?;
+            if !valid {
+                continue;
             }
+            let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
+            self.value_bytes += v.len() as i64;
+            if self.fell_back {
+                self.plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                self.plain.extend_from_slice(v);
+                continue;
+            }
+            // A row often repeats the row before (one process's comm, an open and its
+            // close): those skip the table.
+            let i = match last {
+                Some(l) if self.entry(l) == v => l,
+                _ => self.intern(v),
+            };
+            last = Some(i);
+            self.indices.push(i);
         }
-        Ok(())
+        self.page_len += end - start;
+        self.rows += end - start;
+        let bytes = if self.fell_back {
+            self.plain.len()
+        } else {
+            // Parquet's estimate: the most an RLE run of the indices can take.
+            let groups = self.indices.len().div_ceil(8);
+            let bits = bit_width(self.entries.len()) as usize;
+            1 + (groups * (1 + bits)).max(groups * (1 + bits.div_ceil(8)))
+        };
+        if self.page_len >= self.batches.limit || bytes >= self.page_limit {
+            self.page()?;
+        }
+        if !self.fell_back && self.dict.len() >= self.dict_limit {
+            // The page being filled goes out with the dictionary; the rest PLAIN.
+            self.page()?;
+            self.fell_back = true;
+        }
+        Ok(last)
     }
 
     /// Encodes and compresses the page being filled, if it has rows.
