@@ -9,9 +9,9 @@
 //! itself, each page's indices are bit-packed and compressed when the page is full, and the
 //! finished chunk (dictionary page, data pages, offset index, statistics, bloom filter) goes
 //! into the row group whole (`SerializedRowGroupWriter::append_column`). The encodings and
-//! metadata are the ones parquet's writer makes for such a column, and the pages hold the
-//! same rows when batches come in multiples of the write batch size (1,024); the tests read
-//! both back and compare.
+//! metadata are the ones parquet's writer makes for such a column, and so are the pages:
+//! checked after each mini-batch of the write batch size, counted from each batch's start
+//! ([`MiniBatches`]). The tests write both and compare.
 //!
 //! As in parquet's writer, once the dictionary reaches its page size limit the rest of the
 //! chunk goes PLAIN (the pages before keep the dictionary).
@@ -312,10 +312,6 @@ impl IntColumn {
         self.pages.push(Done { buf, raw_len: raw.len(), rows, encoding, value_bytes: 0 });
         self.raw = raw;
         Ok(())
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
     }
 
     /// The bytes of the chunk so far: its pages compressed, its dictionary and the page

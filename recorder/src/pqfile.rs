@@ -3,8 +3,8 @@
 //! [`crate::intcol`] and the string columns with a dictionary by [`crate::strcol`]; every
 //! other column by parquet's own Arrow column writers.
 //!
-//! The row group is buffered in memory (each column's encoded pages, or an integer column's
-//! dictionary and indices) until it has `max_row_group_row_count` rows, then written whole.
+//! The row group is buffered in memory (each column's compressed pages and its dictionary)
+//! until it has `max_row_group_row_count` rows, then written whole.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -74,10 +74,14 @@ impl SegmentFile {
         let own: Vec<Own> = columns
             .iter()
             .zip(schema.fields())
-            .map(|(c, f)| match () {
-                _ if intcol::handles(c, f.data_type(), &props) => Own::Int,
-                _ if strcol::handles(c, f.data_type(), &props) => Own::Str,
-                _ => Own::Parquet,
+            .map(|(c, f)| {
+                if intcol::handles(c, f.data_type(), &props) {
+                    Own::Int
+                } else if strcol::handles(c, f.data_type(), &props) {
+                    Own::Str
+                } else {
+                    Own::Parquet
+                }
             })
             .collect();
         // Random per process, as std's hash maps are seeded.

@@ -311,10 +311,6 @@ impl StrColumn {
         Ok(())
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// The bytes of the chunk so far: its pages compressed, its dictionary and the page
     /// being filled as they are.
     pub fn estimated_bytes(&self) -> usize {
