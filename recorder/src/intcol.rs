@@ -292,7 +292,10 @@ impl IntColumn {
             let bits = bit_width(self.indices.iter().max().map_or(0, |&m| m as usize + 1));
             raw.push(bits as u8);
             rle_hybrid(&self.indices, bits, &mut raw);
-            (std::mem::take(&mut self.indices).len(), Encoding::RLE_DICTIONARY)
+            let rows = self.indices.len();
+            // Cleared, not taken: the next page fills the same buffer.
+            self.indices.clear();
+            (rows, Encoding::RLE_DICTIONARY)
         } else if !self.values.is_empty() {
             put_plain(&mut raw, self.values.iter().copied(), self.wide);
             let (lo, hi) = self.values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
@@ -303,7 +306,9 @@ impl IntColumn {
                 }
                 self.filter = Some(f);
             }
-            (std::mem::take(&mut self.values).len(), Encoding::PLAIN)
+            let rows = self.values.len();
+            self.values.clear();
+            (rows, Encoding::PLAIN)
         } else {
             self.raw = raw;
             return Ok(());
