@@ -61,7 +61,7 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
 /// The most rows a data page can get: parquet's writer checks its row limit after each
 /// mini-batch (of the write batch size, at most the limit), so a page ends at most a
 /// mini-batch past the limit. `None` when that is out of range.
-pub(crate) fn page_rows(props: &WriterProperties) -> Option<usize> {
+fn page_rows(props: &WriterProperties) -> Option<usize> {
     let rows = props.data_page_row_count_limit().max(1).checked_add(props.write_batch_size().max(1))?;
     (rows <= u32::MAX as usize).then_some(rows)
 }
@@ -107,8 +107,8 @@ pub struct IntColumn {
     codec: Compression,
     zstd: Option<zstd::bulk::Compressor<'static>>,
     stats: bool,
-    /// The bloom filter's false positive rate and the distinct values it is sized for
-    /// after a fallback (with a dictionary, its exact size is known).
+    /// The bloom filter's false positive rate, and the distinct values it is sized for
+    /// before it is folded (as parquet's writer sizes and folds it).
     bloom: Option<(f64, u64)>,
     offset_index: bool,
     batches: MiniBatches,
@@ -186,8 +186,9 @@ impl IntColumn {
         }
     }
 
-    /// A multiply-fold hash under a per-process seed: values a process controls (byte
-    /// counts, descriptors, return values) cannot be picked to collide.
+    /// A multiply-fold hash under a random seed per process: values a process controls
+    /// (byte counts, descriptors, return values) cannot be chosen ahead to collide in it,
+    /// as they could under a fixed hash.
     #[inline]
     fn slot_of(&self, v: i64) -> usize {
         let p = ((v as u64) ^ self.seed) as u128 * 0x9E37_79B9_7F4A_7C15u128;

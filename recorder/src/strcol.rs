@@ -18,7 +18,7 @@ use parquet::errors::Result;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::intcol::{bit_width, compress, compressor, page_rows, rle_hybrid, Chunk, Done, MiniBatches};
+use crate::intcol::{bit_width, compress, compressor, rle_hybrid, Chunk, Done, MiniBatches};
 
 /// Whether [`StrColumn`] writes column `descr`, an Arrow `arrow` array, under `props`: a
 /// Utf8 column, nullable or not, not repeated, with a dictionary and no encoding of its own,
@@ -38,7 +38,9 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
         && props.bloom_filter_properties(path).is_none()
         && props.writer_version() == WriterVersion::PARQUET_1_0
         && props.content_defined_chunking().is_none()
-        && page_rows(props).is_some()
+        // A page gets fewer than twice the row limit (a whole-batch mini-batch can start
+        // just under it), and counts its rows in a u32.
+        && props.data_page_row_count_limit().checked_mul(2).is_some_and(|rows| rows <= u32::MAX as usize)
 }
 
 const EMPTY: u32 = u32::MAX;
