@@ -276,7 +276,10 @@ struct socket {
 	struct file *file;
 };
 
+struct request_sock;
+
 struct tcp_sock {
+	struct request_sock *fastopen_rsk; /* set while a Fast Open child is in SYN_RECV */
 	u64 bytes_received; /* sequence space received: payload, and 1 for the peer's FIN */
 	u32 segs_in;
 	u32 segs_out;

@@ -168,6 +168,8 @@ hc.close()
 print(os.getpid(), ls.getsockname()[1], uport, rport, hport)
 PY
 )" >/mnt/net.txt
+# A storm of short connections from 2 threads (scripts/tcpstorm.py).
+/usr/bin/python3 /mnt/tcpstorm.py 400 2 >/mnt/storm.txt
 # dns: dnsmasq serving a hosts file, dig asking it.
 printf '10.1.2.3 alpha.test\n' >/tmp/hosts
 chmod 644 /tmp/hosts
@@ -255,7 +257,7 @@ open(sys.argv[2], "wb").write(data)
 PY
     # The guest's /tmp is a tmpfs of its own, so the recorder goes in through the share.
     cp "$bin" "$out/capture_linux_rotating"
-    cp scripts/guest_files.py "$out/"
+    cp scripts/guest_files.py scripts/tcpstorm.py "$out/"
     checked=() failed=()
     P=recorder
     boot_guest "$kdir" "$out" "$arch" "$root"
@@ -323,20 +325,28 @@ PY
         fi
         want="in $npid 54321 100000;out $npid 100000 54321"
         got=$(q "SELECT string_agg(concat_ws(' ', direction, pid, bytes_sent, bytes_recv), ';' ORDER BY direction)
-                 FROM net WHERE proto = 'tcp' AND NOT interim AND $nport IN (sport, dport)")
+                 FROM net WHERE proto = 'tcp' AND NOT interim AND $nport IN (sport, dport) AND pid = $npid")
         [ "$got" = "$want" ] && ok "$release: net TCP rows exact, both sides" || fail "$release: net TCP rows '$got', want '$want'"
         want="in $npid 0 1234;out $npid 1234 0"
         got=$(q "SELECT string_agg(concat_ws(' ', direction, pid, bytes_sent, bytes_recv), ';' ORDER BY direction)
-                 FROM net WHERE proto = 'udp' AND NOT interim AND $uport IN (sport, dport)")
+                 FROM net WHERE proto = 'udp' AND NOT interim AND $uport IN (sport, dport) AND pid = $npid")
         [ "$got" = "$want" ] && ok "$release: net UDP rows exact, both sides" || fail "$release: net UDP rows '$got', want '$want'"
-        got=$(q "SELECT concat_ws(' ', direction, outcome, bytes_sent) FROM net WHERE dport = $rport")
+        got=$(q "SELECT concat_ws(' ', direction, outcome, bytes_sent) FROM net WHERE dport = $rport AND pid = $npid")
         [ "$got" = "out refused 0" ] && ok "$release: net refused connection" || fail "$release: refused row '$got'"
         # The counters so far: 3,000 bytes in the two rows after the send, and 0 in one an
         # interval may write between connect and send (emulated time is slow).
         got=$(q "SELECT concat_ws(' ', sum(CASE WHEN bytes_sent = 3000 THEN 1 ELSE 0 END) >= 2,
                         sum(CASE WHEN bytes_sent NOT IN (0, 3000) THEN 1 ELSE 0 END), min(outcome))
-                 FROM net WHERE interim AND sport = $hport")
+                 FROM net WHERE interim AND sport = $hport AND pid = $npid")
         [ "$got" = "true 0 open" ] && ok "$release: net interim rows of a held connection" || fail "$release: interim rows '$got'"
+        read -r spid stport <"$out/storm.txt" || spid=0 stport=0
+        want="in closed 400 0 400;out closed 400 400 0"
+        got=$(q "SELECT string_agg(concat_ws(' ', direction, outcome, n, sent, recv), ';' ORDER BY direction)
+                 FROM (SELECT direction, outcome, count(*) n, sum(bytes_sent) sent, sum(bytes_recv) recv
+                       FROM net WHERE proto = 'tcp' AND NOT interim AND pid = $spid AND $stport IN (sport, dport)
+                       GROUP BY direction, outcome)")
+        [ "$got" = "$want" ] && ok "$release: net storm of 400 connections, one end row per side each" ||
+            fail "$release: net storm rows '$got', want '$want'"
     fi
     P=dns
     if grep -q "dns probe unavailable" "$out/recorder.log"; then

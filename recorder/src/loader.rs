@@ -626,12 +626,16 @@ fn fill_maps(object: &Object, p: &'static str, cfg: &LoadConfig) -> Result<(), L
 
 type Links = (Vec<Link>, Vec<(String, Link)>);
 
-/// Attaches every loaded program as its section says.
+/// Attaches every loaded program as its section says; spares (`<name>_nested`) last, so
+/// the kernel runs each after the program it stands in for (a tracepoint calls its
+/// programs in the order they were attached; net_flow.bpf.c relies on it).
 fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
     let mut links = Vec::new();
     let mut iters = Vec::new();
     let mut cgroup: Option<std::fs::File> = None;
-    for prog in object.progs_mut() {
+    let mut progs: Vec<_> = object.progs_mut().collect();
+    progs.sort_by_key(|prog| prog.name().to_string_lossy().contains("_nested"));
+    for prog in progs {
         if !prog.autoload() {
             continue; // not loaded: its hook is missing here
         }
@@ -713,6 +717,53 @@ impl LiveProbe {
             }
         }
         total
+    }
+
+    /// The records the kernel skipped because the program was already running on that
+    /// CPU (its recursion guard: a softirq or a preempting task hitting the same hook),
+    /// summed over the probe's programs: one bpf(2) call each, with the privileges the
+    /// drop counters need. Where a program has a spare (`<name>_nested`: net_state), the
+    /// spare takes what it skips and counts that in the `nested_taken` map: those are not
+    /// lost, and the spare's own misses are no measure (see net_flow.bpf.c).
+    pub fn recursion_misses(&self) -> u64 {
+        use std::os::fd::AsFd;
+        // Read before the misses: every event taken was missed first, so the difference
+        // never counts a taken event as lost (it may count one late; the caller keeps
+        // the largest figure seen).
+        let taken = self.nested_taken();
+        let mut total = 0;
+        for prog in self._object.progs() {
+            if !prog.autoload() || prog.name().to_string_lossy().contains("_nested") {
+                continue; // not loaded here, or a spare
+            }
+            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of_val(&info) as u32;
+            // SAFETY: `info` is a bpf_prog_info of `len` bytes that outlives the call, and
+            // the kernel writes at most `len` bytes of it (fewer on an older kernel, whose
+            // fields the zeroed rest stands for).
+            let ret = unsafe {
+                libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+                    prog.as_fd().as_raw_fd(),
+                    &mut info as *mut _ as *mut _,
+                    &mut len,
+                )
+            };
+            if ret == 0 {
+                total += info.recursion_misses;
+            }
+        }
+        total.saturating_sub(taken)
+    }
+
+    /// What the spare took (`nested_taken`, summed over CPUs); 0 without the map.
+    fn nested_taken(&self) -> u64 {
+        let Some(map) = self._object.maps().find(|m| m.name() == "nested_taken") else { return 0 };
+        match map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(per_cpu)) => {
+                per_cpu.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().unwrap())).sum()
+            }
+            _ => 0,
+        }
     }
 }
 

@@ -78,12 +78,25 @@ fn start_interval_iters(probes: &[LiveProbe], at_end: bool) -> Option<std::threa
     spawn_iters(runs)
 }
 
-/// Feeds the kernel drop counters into the pipeline's health counters.
-fn publish_drops(probes: &[LiveProbe], pipeline: &Pipeline, last: &mut [[u64; DROP_CAUSES]]) {
+/// A probe's kernel drop counts as last read.
+#[derive(Clone, Default)]
+struct KernelDrops {
+    causes: [u64; DROP_CAUSES],
+    misses: u64,
+}
+
+/// Feeds the kernel drop counters into the pipeline's health counters: the probes' own
+/// counts by cause, and the records the kernel's recursion guard skipped (kernel, other).
+fn publish_drops(probes: &[LiveProbe], pipeline: &Pipeline, last: &mut [KernelDrops]) {
     for (p, last) in probes.iter().zip(last.iter_mut()) {
         let d = p.drops();
         let h = pipeline.health().probe(p.probe);
-        for (cause, (&now, prev)) in d.dropped.iter().zip(last.iter_mut()).enumerate() {
+        let misses = p.recursion_misses();
+        if misses > last.misses {
+            h.dropped_kernel_other.fetch_add(misses - last.misses, Ordering::Relaxed);
+            last.misses = misses;
+        }
+        for (cause, (&now, prev)) in d.dropped.iter().zip(last.causes.iter_mut()).enumerate() {
             let delta = now.saturating_sub(*prev);
             *prev = now;
             if delta == 0 {
@@ -180,7 +193,7 @@ pub fn run(
         }
         busy
     };
-    let mut last_drops = vec![[0u64; DROP_CAUSES]; probes.len()];
+    let mut last_drops = vec![KernelDrops::default(); probes.len()];
     let mut prev = vec![Snapshot::default(); probes.len()];
     let mut last_status = Instant::now();
     let mut last_flows = Instant::now();

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Short TCP connections on loopback, as fast as they come: THREADS clients make N in all
+to one listener, each sending one byte at once and closing; the listener's thread accepts,
+reads and closes each. State changes come on every CPU at once, and a softirq often runs
+one inside another (the net probe's test of its spare program). Prints this process's
+pid and the listener's port.
+
+usage: tcpstorm.py N THREADS
+"""
+import os
+import socket
+import sys
+import threading
+
+n, threads = int(sys.argv[1]), int(sys.argv[2])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4096)
+
+
+def serve():
+    for _ in range(n):
+        c, _ = ls.accept()
+        c.recv(16)
+        c.close()
+
+
+def client(k):
+    for _ in range(k):
+        s = socket.create_connection(ls.getsockname())
+        s.sendall(b"x")
+        s.close()
+
+
+t = threading.Thread(target=serve)
+t.start()
+ws = [threading.Thread(target=client, args=(n // threads + (i < n % threads),)) for i in range(threads)]
+for w in ws:
+    w.start()
+for w in ws:
+    w.join()
+t.join()
+print(os.getpid(), ls.getsockname()[1], flush=True)
