@@ -111,8 +111,10 @@ done
 grep Cap /proc/\$rec/status >/mnt/caps
 mkdir -p /tmp/work && cd /tmp/work
 /bin/sh -c '/nonexistent-kernel-test 2>/dev/null; /usr/bin/python3 /mnt/guest_files.py; /bin/true kernel-test-12345; exit 7'
-# net: a TCP exchange (100,000 bytes out, 54,321 back) and a UDP one on loopback.
-/usr/bin/python3 -c "\$(cat <<'PY'
+# net: a TCP exchange (100,000 bytes out, 54,321 back) and a UDP one on loopback. Each
+# workload has a time limit: one whose client fails (a 5.10 guest once had its exchange
+# reset) must not leave its server thread waiting until qemu's own limit.
+/usr/bin/timeout 120 /usr/bin/python3 -c "\$(cat <<'PY'
 import os, socket, threading
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
@@ -169,7 +171,7 @@ print(os.getpid(), ls.getsockname()[1], uport, rport, hport)
 PY
 )" >/mnt/net.txt
 # A storm of short connections from 2 threads (scripts/tcpstorm.py).
-/usr/bin/python3 /mnt/tcpstorm.py 400 2 >/mnt/storm.txt
+/usr/bin/timeout 120 /usr/bin/python3 /mnt/tcpstorm.py 400 2 >/mnt/storm.txt
 # dns: dnsmasq serving a hosts file, dig asking it.
 printf '10.1.2.3 alpha.test\n' >/tmp/hosts
 chmod 644 /tmp/hosts
