@@ -189,7 +189,7 @@ tables {
         probe: Str => "exec, file, net, dns or module; `upload` for the row of the uploader (`--upload`), whose counters are the upload_* columns.",
         events: I64 => "Records decoded in the interval.",
         dropped_ringbuf_full: I64 => "Records the kernel side could not reserve in the ring buffer.",
-        dropped_kernel_other: I64 => "Records the kernel side dropped for other causes (failed reads, full state maps).",
+        dropped_kernel_other: I64 => "Records the kernel side dropped for other causes (failed reads, full state maps, events the kernel skipped while a probe program was already running on that CPU).",
         dropped_backpressure: I64 => "Rows decoded but dropped because the segment writers fell behind.",
         dropped_write_error: I64 => "Rows lost because their segment could not be written (e.g. disk full).",
         malformed: I64 => "Records skipped as malformed (short, unknown kind, bad lengths, wrong ABI version).",
