@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Short TCP connections on loopback, as fast as they come: THREADS clients make N in all
-to one listener, each sending one byte at once and closing; the listener's thread accepts,
-reads and closes each. State changes come on every CPU at once, and a softirq often runs
-one inside another (the net probe's test of its spare program). Prints this process's
+to one listener (on PORT, default any free port), each sending one byte at once and
+closing; the listener's thread accepts, reads and closes each. State changes come on
+every CPU at once, and a softirq often runs one inside another (the net probe's test of
+its spare program). Prints this process's
 pid and the listener's port; exits 1 if a connection failed (the rows cannot be exact).
 
-usage: tcpstorm.py N THREADS
+usage: tcpstorm.py N THREADS [PORT]
 """
 import os
 import socket
@@ -13,8 +14,9 @@ import sys
 import threading
 
 n, threads = int(sys.argv[1]), int(sys.argv[2])
+port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
+ls.bind(("127.0.0.1", port))
 ls.listen(4096)
 ls.settimeout(1)
 clients_done = threading.Event()

@@ -344,19 +344,16 @@ PY
                         sum(CASE WHEN bytes_sent NOT IN (0, 3000) THEN 1 ELSE 0 END), min(outcome))
                  FROM net WHERE interim AND sport = $hport AND pid <> $spid")
         [ "$got" = "true 0 open" ] && ok "$release: net interim rows of a held connection" || fail "$release: interim rows '$got'"
-        # The accepting side exact; the connecting side one row a connection at most (see
-        # scripts/test_live_net.py: on a loaded machine a few can go missing, unexplained).
-        want="in closed 400 400 0 400;out closed true true 0 true"
-        got=$(q "SELECT string_agg(concat_ws(' ', direction, outcome, a, b, c, d), ';' ORDER BY direction)
-                 FROM (SELECT direction, outcome,
-                              CASE WHEN direction = 'in' THEN count(*)::text ELSE (count(*) <= 400)::text END a,
-                              CASE WHEN direction = 'in' THEN count(DISTINCT (dport, start_ktime_ns))::text
-                                   ELSE (count(DISTINCT (sport, start_ktime_ns)) = count(*))::text END b,
-                              CASE WHEN direction = 'in' THEN sum(bytes_sent) ELSE sum(bytes_recv) END c,
-                              CASE WHEN direction = 'in' THEN sum(bytes_recv)::text ELSE (sum(bytes_sent) = count(*))::text END d
-                       FROM net WHERE proto = 'tcp' AND NOT interim AND pid = $spid AND $stport IN (sport, dport)
+        # Exact on both sides: the rows lost on the development VM (scripts/test_live_net.py)
+        # are the kernel's work in its agent's threads, which a guest does not have.
+        want="in closed 400 400 0 400;out closed 400 400 400 0"
+        got=$(q "SELECT string_agg(concat_ws(' ', direction, outcome, n, flows, sent, recv), ';' ORDER BY direction)
+                 FROM (SELECT direction, outcome, count(*) n, count(DISTINCT (cport, start_ktime_ns)) flows,
+                              sum(bytes_sent) sent, sum(bytes_recv) recv
+                       FROM (SELECT *, CASE WHEN direction = 'in' THEN dport ELSE sport END cport FROM net
+                             WHERE proto = 'tcp' AND NOT interim AND pid = $spid AND $stport IN (sport, dport))
                        GROUP BY direction, outcome)")
-        [ "$got" = "$want" ] && ok "$release: net storm of 400 connections: one end row each accepted, none doubled" ||
+        [ "$got" = "$want" ] && ok "$release: net storm of 400 connections: one end row each side, none doubled" ||
             fail "$release: net storm rows '$got', want '$want'"
     fi
     P=dns
