@@ -236,7 +236,7 @@ class CloseWitness:
         with open(f"{SET_STATE}/filter", "w") as f:
             f.write("0")
         self._write("trace", "")
-        for k in ("trace_clock", "buffer_size_kb", "tracing_on"):
+        for k in self.SETTINGS:
             self._write(k, self.saved[k])
         closes = []
         for line in text.splitlines():
@@ -255,9 +255,9 @@ def storm_run(recorder, capq_bin, cap):
     (CloseWitness): a row for every close it saw, but those it ran in PID 1's threads.
     On this test's VM (a Firecracker guest, kernel 6.18), PID 1 is the VM's agent, whose
     /proc even root cannot read, and no BPF program runs for what the kernel does while
-    one of its threads is current: not its own syscalls, and not the softirq work that
-    lands on its time, such as the ACK that ends another process's connection. The kernel
-    counts no recursion miss for them (README, net)."""
+    one of its threads is current, softirq work landing on its time included, such as
+    the ACK that ends another process's connection. The kernel counts no recursion miss
+    for them (README, net)."""
     rec = start(recorder, ["--output-dir", cap, "--probes", "net", "--stats-interval", "1s"])
     n = STORM_CONNECTIONS
     with socket.socket() as probe:
@@ -301,8 +301,9 @@ def storm_run(recorder, capq_bin, cap):
     unseen = [c for c in missing if c[2] in agent]
     check("connection storm: a connecting-side row for every close in the kernel's trace but those run in"
           " PID 1's threads, and no other rows", (len(missing) - len(unseen), m + len(missing) - len(closes)), (0, 0))
-    print(f"     connection storm: {m:,} of {n:,} connecting-side rows; closes the kernel ran in PID 1's threads: {len(unseen):,}"
-          f" ({', '.join(sorted({c[3] for c in unseen})) or 'none'})")
+    names = ", ".join(sorted({c[3] for c in unseen})) or "none"
+    print(f"     connection storm: {m:,} of {n:,} connecting-side rows; closes the kernel ran in PID 1's threads:"
+          f" {len(unseen):,} ({names})")
     check_no_drops(capq_bin, cap, "net")
 
 
