@@ -206,12 +206,12 @@ static __always_inline void own(struct sock_state *st, __u16 kind)
  * state_stack and the spare pops it: a spare that finds its change on top knows net_state
  * handled it, however many changes came in between. It looks further down too, past
  * changes whose spare did not run (skipped because the spare was itself running; or, on
- * the development VM, not called: up to 128 times in a storm, net_state called each
+ * the development VM, not called: up to 292 times in a storm, net_state called each
  * time), and pops those with it. One it does not find, net_state skipped: the spare takes
  * it and counts it in nested_taken. The common case is one comparison; only a change
- * taken looks at every slot. What is still lost (a change that comes while both run) is
- * net_state's recursion misses less nested_taken: the recorder adds that to the probe's
- * kernel drops. (The spare's own misses are no measure: most come after its last
+ * taken looks at every slot in use. What is still lost (a change that comes while both
+ * run) is net_state's recursion misses less nested_taken: the recorder adds that to the
+ * probe's kernel drops. (The spare's own misses are no measure: most come after its last
  * instruction, and net_state takes those.) A ring of keys with a membership test, this
  * spare's first form, took a change again once more than its 16 slots of others came in
  * between, which counted it as taken and made the drops read low. */
@@ -325,8 +325,10 @@ int BPF_PROG(net_state_nested, struct sock *sk, int oldstate, int newstate)
 	if (!s)
 		return 0;
 	__u64 key = state_key(sk, oldstate, newstate);
+	/* Only the slots below the count: above it lie changes already popped, and a
+	 * socket can make the same change again (a second connect after a failed one). */
 	__u32 n = s->n;
-	for (__u32 d = 0; d < STACK; d++) {
+	for (__u32 d = 0; d < STACK && d < n; d++) {
 		if (s->key[(n - 1 - d) & (STACK - 1)] == key) {
 			s->n = n - 1 - d;
 			return 0;
