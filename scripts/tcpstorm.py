@@ -3,8 +3,8 @@
 to one listener (on PORT, default any free port), each sending one byte at once and
 closing; the listener's thread accepts, reads and closes each. State changes come on
 every CPU at once, and a softirq often runs one inside another (the net probe's test of
-its spare program). Prints this process's
-pid and the listener's port; exits 1 if a connection failed (the rows cannot be exact).
+its spare program). Prints this process's pid and the listener's port; exits 1 if a
+connection failed (the rows cannot be exact).
 
 usage: tcpstorm.py N THREADS [PORT]
 """
