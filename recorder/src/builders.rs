@@ -87,6 +87,14 @@ impl Timestamps {
     }
 }
 
+/// Room for the next batch's variable-length data, sized by the last batch's: a quarter
+/// more, as a full batch has as many rows as the last but not as many bytes. Sized exactly,
+/// a values buffer that outgrew it was reallocated and copied (`perf`, `bench_pipeline
+/// --tables file`: `realloc` about 4% of the pipeline's samples, 0.05% after).
+fn headroom(n: usize) -> usize {
+    n + n / 4
+}
+
 /// What every generated column field is: a builder that knows its length and cuts itself
 /// into an array.
 pub trait Column {
@@ -155,7 +163,7 @@ impl Column for StringBuilder {
     }
     fn cut(&mut self) -> ArrayRef {
         let (rows, bytes) = (self.len(), self.values_slice().len());
-        Arc::new(std::mem::replace(self, StringBuilder::with_capacity(rows, bytes)).finish())
+        Arc::new(std::mem::replace(self, StringBuilder::with_capacity(rows, headroom(bytes))).finish())
     }
 }
 
@@ -177,7 +185,7 @@ impl Column for ListBuilder<PrimitiveBuilder<Int64Type>> {
     }
     fn cut(&mut self) -> ArrayRef {
         let (rows, items) = (self.len(), self.values_ref().len());
-        Arc::new(std::mem::replace(self, i64_list_builder(rows, items)).finish())
+        Arc::new(std::mem::replace(self, i64_list_builder(rows, headroom(items))).finish())
     }
 }
 
@@ -377,7 +385,7 @@ impl Column for ListBuilder<BinaryBuilder> {
     }
     fn cut(&mut self) -> ArrayRef {
         let (rows, items, bytes) = (self.len(), self.values_ref().len(), self.values_ref().values_slice().len());
-        Arc::new(std::mem::replace(self, bin_list_builder(rows, items, bytes)).finish())
+        Arc::new(std::mem::replace(self, bin_list_builder(rows, headroom(items), headroom(bytes))).finish())
     }
 }
 
@@ -390,7 +398,7 @@ impl Column for ListBuilder<StringBuilder> {
     }
     fn cut(&mut self) -> ArrayRef {
         let (rows, items, bytes) = (self.len(), self.values_ref().len(), self.values_ref().values_slice().len());
-        Arc::new(std::mem::replace(self, str_list_builder(rows, items, bytes)).finish())
+        Arc::new(std::mem::replace(self, str_list_builder(rows, headroom(items), headroom(bytes))).finish())
     }
 }
 

@@ -1,5 +1,5 @@
 //! A Parquet file written from Arrow batches, as `parquet::arrow::ArrowWriter` writes it,
-//! except that the required integer columns with a dictionary are encoded by
+//! except that the required integer columns, with a dictionary or PLAIN, are encoded by
 //! [`crate::intcol`] and the string columns with a dictionary by [`crate::strcol`]; every
 //! other column by parquet's own Arrow column writers.
 //!
@@ -10,9 +10,12 @@ use std::fs::File;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::types::{
+    Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
 use parquet::errors::{ParquetError, Result};
@@ -136,6 +139,12 @@ impl SegmentFile {
                 Lane::Int(c) => match col.data_type() {
                     DataType::Int32 => c.write_i32(col.as_primitive::<Int32Type>().values())?,
                     DataType::Int64 => c.write_i64(col.as_primitive::<Int64Type>().values())?,
+                    DataType::Timestamp(unit, _) => c.write_i64(match unit {
+                        TimeUnit::Second => col.as_primitive::<TimestampSecondType>().values(),
+                        TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().values(),
+                        TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().values(),
+                        TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().values(),
+                    })?,
                     other => {
                         return Err(ParquetError::General(format!("{}: {other} in an integer column", field.name())))
                     }

@@ -12,7 +12,7 @@ use agent_linux::segment::WriterConfig;
 use agent_linux::synth::Synth;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{Field, Schema};
 use bytes::Bytes;
 use capture_schemas::abi;
@@ -202,8 +202,8 @@ fn file_table_segments_read_back_as_written_and_as_parquets_own() {
     let batches = file_batches(300_000);
     let props = WriterConfig::new("/nonexistent", HostInfo::fixed("t", "t")).properties(Table::File);
     let (ours, own) = with_ours(&batches, &props);
-    let expected = "pid tid ppid uid gid comm exec_id cgroup_id op path abs_path flags mode fd ret bytes_read \
-                    bytes_written writes ino";
+    let expected = "ts ktime_ns pid tid ppid uid gid comm exec_id cgroup_id op path abs_path flags mode fd ret \
+                    bytes_read bytes_written reads writes ino dev";
     assert_eq!(own, expected.split_whitespace().collect::<Vec<_>>(), "the columns intcol.rs and strcol.rs encode");
     let theirs = with_parquets(&batches, &props);
     same_rows(&read(&ours), &batches);
@@ -258,13 +258,8 @@ fn every_width_and_the_plain_fallback_read_back_as_parquets_own() {
         ("wider", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i.wrapping_mul(-7) % 60_000)))),
         ("mixed", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| if i % 100 < 50 { 3 } else { i % 9 })))),
     ];
-    let batches = table(cols, 16_384);
-    let uneven_batches = uneven(&arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap());
-    for (codec, batches) in [
-        (Compression::UNCOMPRESSED, &batches),
-        (Compression::ZSTD(Default::default()), &batches),
-        (Compression::ZSTD(Default::default()), &uneven_batches),
-    ] {
+    for (codec, batches) in codec_cases(cols) {
+        let batches = &batches;
         let props = WriterProperties::builder()
             .set_compression(codec)
             .set_statistics_enabled(EnabledStatistics::Chunk)
@@ -290,6 +285,108 @@ fn every_width_and_the_plain_fallback_read_back_as_parquets_own() {
             }
         }
     }
+}
+
+/// Columns without a dictionary: PLAIN throughout (INT32 and INT64), and INT64 and
+/// timestamps DELTA_BINARY_PACKED (steady times, deltas of every width up to 64 bits, wrapping
+/// ones, a constant), with and without statistics and a bloom filter, in batches of uneven
+/// sizes, compressed or not.
+#[test]
+fn columns_without_a_dictionary_read_back_as_parquets_own() {
+    let n = 2 * 65_536 + 5_000;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Runs of deltas as wide as 0 to 64 bits, and the extremes side by side.
+    let widths: Vec<i64> = (0..n)
+        .map(|i| match i % 5_000 {
+            0 => i64::MIN,
+            1 => i64::MAX,
+            2 => -1,
+            _ => (next() >> (i / 700 % 65)) as i64,
+        })
+        .collect();
+    let mut t = 1_764_000_000_000_000i64;
+    let times: Vec<i64> = (0..n)
+        .map(|_| {
+            t += (next() % 3_000) as i64;
+            t
+        })
+        .collect();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("one", Arc::new(Int64Array::from(vec![7i64; n]))),
+        ("random", Arc::new(Int32Array::from(random_runs(n)))),
+        ("distinct", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 1_000_003)))),
+        ("negative", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| i.wrapping_mul(-1_000_003))))),
+        ("dict", Arc::new(Int32Array::from_iter_values((0..n as i32).map(|i| (i / 37) % 5)))),
+        ("ts", Arc::new(TimestampMicrosecondArray::from(times.clone()).with_timezone("UTC"))),
+        ("ktime", Arc::new(Int64Array::from(times.iter().map(|t| t * 1000 - 5).collect::<Vec<_>>()))),
+        ("widths", Arc::new(Int64Array::from(widths))),
+        ("steady", Arc::new(Int64Array::from(vec![-3i64; n]))),
+    ];
+    for (codec, batches) in codec_cases(cols) {
+        let batches = &batches;
+        let mut b = WriterProperties::builder()
+            .set_compression(codec)
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_column_dictionary_enabled("dict".into(), true)
+            .set_max_row_group_row_count(Some(65_536))
+            .set_column_statistics_enabled("one".into(), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled("distinct".into(), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled("negative".into(), EnabledStatistics::Chunk)
+            .set_column_encoding("negative".into(), Encoding::PLAIN)
+            .set_column_statistics_enabled("ts".into(), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled("widths".into(), EnabledStatistics::Chunk);
+        for c in ["ts", "ktime", "widths", "steady"] {
+            b = b.set_column_encoding(c.into(), Encoding::DELTA_BINARY_PACKED);
+        }
+        for c in ["random", "distinct", "widths"] {
+            b = b
+                .set_column_bloom_filter_enabled(c.into(), true)
+                .set_column_bloom_filter_fpp(c.into(), 0.01)
+                .set_column_bloom_filter_max_ndv(c.into(), 65_536);
+        }
+        let props = b.build();
+        let (ours, own) = with_ours(batches, &props);
+        assert_eq!(own, ["one", "random", "distinct", "negative", "dict", "ts", "ktime", "widths", "steady"]);
+        same_rows(&read(&ours), batches);
+        alike(&ours, &with_parquets(batches, &props));
+        let a = chunks(&ours);
+        assert_eq!(a.len(), 3, "row groups");
+        for g in &a {
+            for c in &g[..4] {
+                assert!(c.pages.iter().all(|p| p.0 == PageType::DATA_PAGE && p.1 == Encoding::PLAIN), "{c:?}");
+            }
+            for c in &g[5..] {
+                let delta =
+                    |p: &(PageType, Encoding, u32)| p.0 == PageType::DATA_PAGE && p.1 == Encoding::DELTA_BINARY_PACKED;
+                assert!(c.pages.iter().all(delta), "{c:?}");
+            }
+            assert!(g[0].stats.is_some() && g[1].stats.is_none() && g[5].stats.is_some(), "statistics where asked");
+        }
+        for g in 0..3 {
+            for name in ["random", "distinct", "widths"] {
+                in_bloom(&ours, g, name, batches);
+            }
+        }
+    }
+}
+
+/// `cols` under each codec the encoders take: uncompressed and zstd in batches of 16 Ki
+/// rows, and zstd again in batches of uneven sizes.
+fn codec_cases(cols: Vec<(&str, ArrayRef)>) -> [(Compression, Vec<RecordBatch>); 3] {
+    let batches = table(cols, 16_384);
+    let uneven_batches = uneven(&arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap());
+    [
+        (Compression::UNCOMPRESSED, batches.clone()),
+        (Compression::ZSTD(Default::default()), batches),
+        (Compression::ZSTD(Default::default()), uneven_batches),
+    ]
 }
 
 /// Indices of 19 bits: 300,000 distinct values in one row group.
