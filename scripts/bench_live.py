@@ -30,6 +30,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -240,6 +241,9 @@ def main():
     if unknown:
         p.error(f"unknown workload {', '.join(sorted(unknown))}: choose from open, open-py, tree, exec")
     if not a.no_peers:
+        if shutil.which("bpftrace") is None:
+            sys.exit("bench_live.py: bpftrace is not installed: install it (apt-get install bpftrace; "
+                     "bench-live.sh does) or pass --no-peers to skip the floors and bpftrace")
         ensure_tracefs()
     scratch = tempfile.mkdtemp(prefix="bench-storm-")
     refused = []

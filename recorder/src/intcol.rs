@@ -1,5 +1,6 @@
-//! Required integer columns written as Parquet column chunks (dictionary-encoded, PLAIN or
-//! delta-encoded), without parquet's generic column writer.
+//! Integer columns written as Parquet column chunks (dictionary-encoded, PLAIN or
+//! delta-encoded), without parquet's generic column writer: required ones with or without
+//! a dictionary, nullable ones without.
 //!
 //! That writer interns every value through a hash table of byte slices (`ahash`, then a
 //! `memcmp` call) and pushes each dictionary index through its RLE encoder one value at a
@@ -16,10 +17,13 @@
 //! As in parquet's writer, once the dictionary reaches its page size limit the rest of the
 //! chunk goes PLAIN (the pages before keep the dictionary). A column without a dictionary
 //! is PLAIN throughout: parquet's writer spent 17 ns a row on the file table's `reads`
-//! (its `ArrowColumnWriter`, levels and all, for 8 bytes copied).
+//! (its `ArrowColumnWriter`, levels and all, for 8 bytes copied). A nullable one (the file
+//! table's `file_id` and `length`) has each page's definition levels packed in front of its
+//! values, as parquet's writer packs them.
 
 use std::io::Write;
 
+use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, LogicalType, PageType, Type as PhysicalType};
@@ -35,8 +39,8 @@ use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
 /// Whether [`IntColumn`] writes column `descr`, an Arrow `arrow` array, under `props`: a
-/// required (non-nullable, not repeated) Int32 or Int64 without a logical type, or a
-/// Timestamp; either with a dictionary and no encoding of its own, or without one and
+/// not repeated Int32 or Int64 without a logical type, or a Timestamp; either required and
+/// with a dictionary and no encoding of its own, or, required or nullable, without one and
 /// PLAIN or (64-bit) DELTA_BINARY_PACKED; compressed with zstd or not at all, in data page
 /// v1, without page statistics (no column index is made here) or content-defined chunks,
 /// and pages that fit the data page size limit.
@@ -69,23 +73,28 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
             Some(_) => false,
         }
     };
+    let nullable = descr.max_def_level() == 1;
     ok_type
         && ok_encoding
-        && descr.max_def_level() == 0
+        && descr.max_def_level() <= 1
+        && !(nullable && props.dictionary_enabled(path))
         && descr.max_rep_level() == 0
         && matches!(props.compression(path), Compression::ZSTD(_) | Compression::UNCOMPRESSED)
         && props.statistics_enabled(path) != EnabledStatistics::Page
         && props.writer_version() == WriterVersion::PARQUET_1_0
         && props.content_defined_chunking().is_none()
-        && page_rows(props)
+        && page_rows(props, nullable)
             .is_some_and(|rows| rows.saturating_mul(row_bytes) <= props.column_data_page_size_limit(path))
 }
 
 /// The most rows a data page can get: parquet's writer checks its row limit after each
-/// mini-batch (of the write batch size, at most the limit), so a page ends at most a
+/// mini-batch (of the write batch size; for a nullable column's batch whose levels are all
+/// one value, of the row limit: see [`IntColumn::write`]), so a page ends at most a
 /// mini-batch past the limit. `None` when that is out of range.
-fn page_rows(props: &WriterProperties) -> Option<usize> {
-    let rows = props.data_page_row_count_limit().max(1).checked_add(props.write_batch_size().max(1))?;
+fn page_rows(props: &WriterProperties, nullable: bool) -> Option<usize> {
+    let limit = props.data_page_row_count_limit().max(1);
+    let batch = props.write_batch_size().max(1);
+    let rows = limit.checked_add(if nullable { batch.max(limit) } else { batch })?;
     (rows <= u32::MAX as usize).then_some(rows)
 }
 
@@ -140,13 +149,18 @@ pub struct IntColumn {
     /// with `delta` DELTA_BINARY_PACKED.
     dictionary: bool,
     delta: bool,
+    /// Nullable (then without a dictionary): each page has definition levels.
+    nullable: bool,
     /// Open addressing, linear probing; `len` a power of two, at most half full.
     slots: Vec<Slot>,
     shift: u32,
     seed: u64,
     /// The distinct values in order of first sight: the dictionary page.
     dict: Vec<i64>,
-    /// The page being filled: dictionary indices, or values once PLAIN.
+    /// The page being filled: its rows, their definition levels (nullable columns), and
+    /// its dictionary indices, or its values (not the nulls) once PLAIN.
+    page_len: usize,
+    levels: Vec<u32>,
     indices: Vec<u32>,
     values: Vec<i64>,
     /// The dictionary reached its limit: the rest of the chunk is PLAIN.
@@ -156,6 +170,8 @@ pub struct IntColumn {
     plain_range: Option<(i64, i64)>,
     pages: Vec<Done>,
     rows: usize,
+    /// The chunk's nulls.
+    nulls: usize,
     /// Scratch for a page before compression.
     raw: Vec<u8>,
 }
@@ -166,6 +182,7 @@ impl IntColumn {
         let path = descr.path().clone();
         let codec = props.compression(&path);
         let zstd = compressor(codec)?;
+        let nullable = descr.max_def_level() == 1;
         let mut c = IntColumn {
             wide: descr.physical_type() == PhysicalType::INT64,
             descr,
@@ -178,10 +195,13 @@ impl IntColumn {
             dict_limit: props.column_dictionary_page_size_limit(&path),
             dictionary: props.dictionary_enabled(&path),
             delta: props.encoding(&path) == Some(Encoding::DELTA_BINARY_PACKED),
+            nullable,
             slots: Vec::new(),
             shift: 0,
             seed: seed | 1,
             dict: Vec::new(),
+            page_len: 0,
+            levels: Vec::new(),
             indices: Vec::new(),
             values: Vec::new(),
             plain: false,
@@ -189,6 +209,7 @@ impl IntColumn {
             plain_range: None,
             pages: Vec::new(),
             rows: 0,
+            nulls: 0,
             raw: Vec::new(),
         };
         c.resize(1024);
@@ -248,21 +269,55 @@ impl IntColumn {
         }
     }
 
-    pub fn write_i32(&mut self, values: &[i32]) -> Result<()> {
-        self.write(values, |&v| v as i64)
+    /// Appends `values`, those `nulls` marks null left out (a required column's are
+    /// ignored).
+    pub fn write_i32(&mut self, values: &[i32], nulls: Option<&NullBuffer>) -> Result<()> {
+        self.write(values, nulls, |&v| v as i64)
     }
 
-    pub fn write_i64(&mut self, values: &[i64]) -> Result<()> {
-        self.write(values, |&v| v)
+    pub fn write_i64(&mut self, values: &[i64], nulls: Option<&NullBuffer>) -> Result<()> {
+        self.write(values, nulls, |&v| v)
     }
 
     #[inline]
-    fn write<T>(&mut self, mut values: &[T], as_i64: impl Fn(&T) -> i64) -> Result<()> {
+    fn write<T>(&mut self, values: &[T], nulls: Option<&NullBuffer>, as_i64: impl Fn(&T) -> i64) -> Result<()> {
+        let nulls = nulls.filter(|_| self.nullable);
+        // A nullable column's batch without a null buffer, or all null, has its levels all
+        // one value: parquet's writer takes it in mini-batches as long as the page row
+        // limit (with a null buffer, even one without a null in it, in write batches).
+        let uniform = self.nullable && nulls.is_none_or(|n| n.null_count() == n.len());
+        let size = if uniform { self.batches.limit } else { self.batches.size };
         self.rows += values.len();
-        while !values.is_empty() {
-            let (now, later) = values.split_at(values.len().min(self.batches.size));
-            values = later;
-            if self.plain {
+        self.nulls += nulls.map_or(0, |n| n.null_count());
+        let mut at = 0;
+        while at < values.len() {
+            let end = values.len().min(at + size);
+            let now = &values[at..end];
+            if let Some(n) = nulls {
+                // Nullable: no dictionary (`handles`), so PLAIN or delta values, those of
+                // the rows whose bit is set.
+                // 64 rows to a word of the validity bitmap, without a branch a row (an
+                // iterator a bit or a set bit cost 36 instructions a row).
+                let bits = n.inner().inner().bit_chunks(n.offset() + at, now.len());
+                let (levels, values) = (self.levels.len(), self.values.len());
+                self.levels.resize(levels + now.len(), 0);
+                self.values.resize(values + now.len(), 0);
+                let mut kept = values;
+                let words = bits.iter().chain((bits.remainder_len() > 0).then(|| bits.remainder_bits()));
+                let rows = self.levels[levels..].chunks_mut(64).zip(now.chunks(64));
+                for (word, (levels, now)) in words.zip(rows) {
+                    for (k, (level, v)) in levels.iter_mut().zip(now).enumerate() {
+                        let valid = (word >> k) & 1;
+                        *level = valid as u32;
+                        self.values[kept] = as_i64(v);
+                        kept += valid as usize;
+                    }
+                }
+                self.values.truncate(kept);
+            } else if self.plain {
+                if self.nullable {
+                    self.levels.resize(self.levels.len() + now.len(), 1);
+                }
                 self.values.extend(now.iter().map(&as_i64));
             } else {
                 self.indices.reserve(now.len());
@@ -281,7 +336,9 @@ impl IntColumn {
                     self.indices.push(i);
                 }
             }
-            if self.indices.len().max(self.values.len()) >= self.batches.limit {
+            self.page_len += now.len();
+            at = end;
+            if self.page_len >= self.batches.limit {
                 self.page()?;
             }
             if !self.plain && self.dict.len() * self.width() >= self.dict_limit {
@@ -315,9 +372,20 @@ impl IntColumn {
 
     /// Encodes and compresses the page being filled, if it has rows.
     fn page(&mut self) -> Result<()> {
+        if self.page_len == 0 {
+            return Ok(());
+        }
         let mut raw = std::mem::take(&mut self.raw);
         raw.clear();
-        let (rows, encoding) = if !self.indices.is_empty() {
+        if self.nullable {
+            // Data page v1: the levels' byte length, then their RLE/bit-packed hybrid.
+            raw.extend_from_slice(&[0; 4]);
+            rle_hybrid(&self.levels, 1, &mut raw);
+            let len = (raw.len() - 4) as u32;
+            raw[..4].copy_from_slice(&len.to_le_bytes());
+            self.levels.clear();
+        }
+        let encoding = if !self.plain {
             // As wide as its largest index (parquet's writer: as the dictionary so far,
             // which the early pages of a chunk find small).
             // A fold, not `max()`: it vectorizes (the `max()` loop was a quarter of this
@@ -325,11 +393,10 @@ impl IntColumn {
             let bits = bit_width(self.indices.iter().fold(0, |m, &i| m.max(i)) as usize + 1);
             raw.push(bits as u8);
             rle_hybrid(&self.indices, bits, &mut raw);
-            let rows = self.indices.len();
             // Cleared, not taken: the next page fills the same buffer.
             self.indices.clear();
-            (rows, Encoding::RLE_DICTIONARY)
-        } else if !self.values.is_empty() {
+            Encoding::RLE_DICTIONARY
+        } else {
             let encoding = if self.delta {
                 put_delta(&mut raw, &self.values);
                 Encoding::DELTA_BINARY_PACKED
@@ -337,23 +404,23 @@ impl IntColumn {
                 put_plain(&mut raw, self.values.iter().copied(), self.wide);
                 Encoding::PLAIN
             };
-            let (lo, hi) = self.values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            self.plain_range = Some(self.plain_range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            // A page of nulls only has no values to count.
+            if self.stats && !self.values.is_empty() {
+                let (lo, hi) = self.values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                self.plain_range = Some(self.plain_range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            }
             if let Some(mut f) = self.filter.take() {
                 for &v in &self.values {
                     self.add(&mut f, v);
                 }
                 self.filter = Some(f);
             }
-            let rows = self.values.len();
             self.values.clear();
-            (rows, encoding)
-        } else {
-            self.raw = raw;
-            return Ok(());
+            encoding
         };
         let buf = compress(&mut self.zstd, &raw)?;
-        self.pages.push(Done { buf, raw_len: raw.len(), rows, encoding, value_bytes: 0 });
+        self.pages.push(Done { buf, raw_len: raw.len(), rows: self.page_len, encoding, value_bytes: 0 });
+        self.page_len = 0;
         self.raw = raw;
         Ok(())
     }
@@ -362,8 +429,8 @@ impl IntColumn {
     /// being filled as they are.
     pub fn estimated_bytes(&self) -> usize {
         let pages: usize = self.pages.iter().map(|p| p.buf.len()).sum();
-        let open =
-            (self.indices.len() * bit_width(self.dict.len()) as usize).div_ceil(8) + self.values.len() * self.width();
+        let open = (self.indices.len() * bit_width(self.dict.len()) as usize + self.levels.len()).div_ceil(8)
+            + self.values.len() * self.width();
         pages + self.dict.len() * self.width() + open
     }
 
@@ -387,12 +454,11 @@ impl IntColumn {
                 (r, None) | (None, r) => r,
             };
             let (min, max) = (range.map(|r| r.0), range.map(|r| r.1));
+            let nulls = Some(self.nulls as u64);
             if self.wide {
-                ValueStatistics::<i64>::new(min, max, None, Some(0), false)
-                    .with_backwards_compatible_min_max(true)
-                    .into()
+                ValueStatistics::<i64>::new(min, max, None, nulls, false).with_backwards_compatible_min_max(true).into()
             } else {
-                ValueStatistics::<i32>::new(min.map(|v| v as i32), max.map(|v| v as i32), None, Some(0), false)
+                ValueStatistics::<i32>::new(min.map(|v| v as i32), max.map(|v| v as i32), None, nulls, false)
                     .with_backwards_compatible_min_max(true)
                     .into()
             }
@@ -431,11 +497,14 @@ impl IntColumn {
 
     fn reset(&mut self) -> Result<()> {
         self.dict.clear();
+        self.page_len = 0;
+        self.levels.clear();
         self.indices.clear();
         self.values.clear();
         self.pages.clear();
         self.plain_range = None;
         self.rows = 0;
+        self.nulls = 0;
         // Without a dictionary the chunk is PLAIN from its first row, and its bloom filter
         // is filled as its pages go, sized as parquet's writer sizes it.
         self.plain = !self.dictionary;
@@ -587,8 +656,8 @@ pub(crate) fn compress(z: &mut Option<zstd::bulk::Compressor<'static>>, raw: &[u
     }
 }
 
-/// DELTA_BINARY_PACKED of 64-bit `values` (at least one), as parquet's encoder makes it: a
-/// header (block size 256, 4 miniblocks, the count, the first value), then each block of
+/// DELTA_BINARY_PACKED of 64-bit `values`, as parquet's encoder makes it: a header (block
+/// size 256, 4 miniblocks, the count, the first value, 0 when there is none), then each block of
 /// up to 256 deltas as its least delta and 4 miniblocks of 64, each as wide as its largest
 /// delta above the least and padded with zeros; a last block's unused miniblocks have width
 /// 0 and no bytes.
@@ -600,7 +669,7 @@ fn put_delta(out: &mut Vec<u8>, values: &[i64]) {
     put_varint(out, BLOCK as u64);
     put_varint(out, MINIS as u64);
     put_varint(out, values.len() as u64);
-    put_varint(out, zigzag(values[0]));
+    put_varint(out, zigzag(values.first().copied().unwrap_or(0)));
     let mut buf = [0i64; BLOCK];
     let mut at = 1;
     while at < values.len() {

@@ -1,5 +1,6 @@
 //! A Parquet file written from Arrow batches, as `parquet::arrow::ArrowWriter` writes it,
-//! except that the required integer columns, with a dictionary or PLAIN, are encoded by
+//! except that the integer columns (required with a dictionary; required or nullable PLAIN
+//! or delta-encoded) are encoded by
 //! [`crate::intcol`] and the string columns with a dictionary by [`crate::strcol`]; every
 //! other column by parquet's own Arrow column writers.
 //!
@@ -137,14 +138,17 @@ impl SegmentFile {
                     }
                 }
                 Lane::Int(c) => match col.data_type() {
-                    DataType::Int32 => c.write_i32(col.as_primitive::<Int32Type>().values())?,
-                    DataType::Int64 => c.write_i64(col.as_primitive::<Int64Type>().values())?,
-                    DataType::Timestamp(unit, _) => c.write_i64(match unit {
-                        TimeUnit::Second => col.as_primitive::<TimestampSecondType>().values(),
-                        TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().values(),
-                        TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().values(),
-                        TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().values(),
-                    })?,
+                    DataType::Int32 => c.write_i32(col.as_primitive::<Int32Type>().values(), col.nulls())?,
+                    DataType::Int64 => c.write_i64(col.as_primitive::<Int64Type>().values(), col.nulls())?,
+                    DataType::Timestamp(unit, _) => c.write_i64(
+                        match unit {
+                            TimeUnit::Second => col.as_primitive::<TimestampSecondType>().values(),
+                            TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().values(),
+                            TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().values(),
+                            TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().values(),
+                        },
+                        col.nulls(),
+                    )?,
                     other => {
                         return Err(ParquetError::General(format!("{}: {other} in an integer column", field.name())))
                     }

@@ -20,7 +20,7 @@ use capture_schemas::{Probe, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, PageType};
-use parquet::file::properties::{EnabledStatistics, ReaderProperties, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, ReaderProperties, WriterProperties, WriterPropertiesBuilder};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 use parquet::file::statistics::Statistics;
@@ -187,11 +187,12 @@ fn in_bloom(data: &Bytes, g: usize, name: &str, batches: &[RecordBatch]) {
     let all = arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap();
     let first: usize = (0..g).map(|k| r.metadata().row_group(k).num_rows() as usize).sum();
     let col = all.column_by_name(name).unwrap().slice(first, rows);
+    // The values, not the nulls.
     if let Some(a) = col.as_primitive_opt::<Int32Type>() {
-        assert!(a.values().iter().all(|v| bloom.check(v)), "{name}: a value not in the filter");
+        assert!(a.iter().flatten().all(|v| bloom.check(&v)), "{name}: a value not in the filter");
     } else {
         assert!(
-            col.as_primitive::<Int64Type>().values().iter().all(|v| bloom.check(v)),
+            col.as_primitive::<Int64Type>().iter().flatten().all(|v| bloom.check(&v)),
             "{name}: a value not in the filter"
         );
     }
@@ -203,7 +204,7 @@ fn file_table_segments_read_back_as_written_and_as_parquets_own() {
     let props = WriterConfig::new("/nonexistent", HostInfo::fixed("t", "t")).properties(Table::File);
     let (ours, own) = with_ours(&batches, &props);
     let expected = "ts ktime_ns pid tid ppid uid gid comm exec_id cgroup_id op path abs_path flags mode fd ret \
-                    bytes_read bytes_written reads writes ino dev";
+                    bytes_read bytes_written reads writes ino dev file_id length";
     assert_eq!(own, expected.split_whitespace().collect::<Vec<_>>(), "the columns intcol.rs and strcol.rs encode");
     let theirs = with_parquets(&batches, &props);
     same_rows(&read(&ours), &batches);
@@ -220,8 +221,11 @@ fn file_table_segments_read_back_as_written_and_as_parquets_own() {
 }
 
 fn table(cols: Vec<(&str, ArrayRef)>, batch_rows: usize) -> Vec<RecordBatch> {
+    // Nullable where the array has nulls or its name says so.
     let schema = Arc::new(Schema::new(
-        cols.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), false)).collect::<Vec<_>>(),
+        cols.iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), a.null_count() > 0 || n.starts_with("nullable")))
+            .collect::<Vec<_>>(),
     ));
     let n = cols[0].1.len();
     let batch = RecordBatch::try_new(schema, cols.into_iter().map(|(_, a)| a).collect()).unwrap();
@@ -345,17 +349,9 @@ fn columns_without_a_dictionary_read_back_as_parquets_own() {
         for c in ["ts", "ktime", "widths", "steady"] {
             b = b.set_column_encoding(c.into(), Encoding::DELTA_BINARY_PACKED);
         }
-        for c in ["random", "distinct", "widths"] {
-            b = b
-                .set_column_bloom_filter_enabled(c.into(), true)
-                .set_column_bloom_filter_fpp(c.into(), 0.01)
-                .set_column_bloom_filter_max_ndv(c.into(), 65_536);
-        }
-        let props = b.build();
-        let (ours, own) = with_ours(batches, &props);
+        let props = with_blooms(b, &["random", "distinct", "widths"]).build();
+        let (ours, own) = both_alike(batches, &props);
         assert_eq!(own, ["one", "random", "distinct", "negative", "dict", "ts", "ktime", "widths", "steady"]);
-        same_rows(&read(&ours), batches);
-        alike(&ours, &with_parquets(batches, &props));
         let a = chunks(&ours);
         assert_eq!(a.len(), 3, "row groups");
         for g in &a {
@@ -375,6 +371,75 @@ fn columns_without_a_dictionary_read_back_as_parquets_own() {
             }
         }
     }
+}
+
+/// Nullable columns without a dictionary, PLAIN (INT32 and INT64) and delta-encoded: ids
+/// in open order with nulls between (the file table's `file_id`), a column mostly null
+/// (its `length`), runs of nulls long enough that batches are all null or have a null
+/// buffer without a null in them, a nullable column whose batches have no null buffer, one
+/// all null; with and without statistics and a bloom filter, in batches of uneven sizes,
+/// compressed or not.
+#[test]
+fn nullable_columns_without_a_dictionary_read_back_as_parquets_own() {
+    let n = 2 * 65_536 + 5_000;
+    let ids = || Int64Array::from_iter((0..n as i64).map(|i| (i % 3 != 1).then_some((1 << 40) + i / 2)));
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("ids", Arc::new(ids())),
+        ("ids_stats", Arc::new(ids())),
+        ("sparse", Arc::new(Int64Array::from_iter((0..n as i64).map(|i| (i % 50 == 7).then_some(i * 4096))))),
+        ("runs", Arc::new(Int64Array::from_iter((0..n as i64).map(|i| ((i / 30_000) % 2 == 1).then_some(i))))),
+        ("nullable_full", Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| 1_000 + i * 3)))),
+        ("plain32", Arc::new(Int32Array::from_iter((0..n as i32).map(|i| (i % 5 != 0).then_some(-i))))),
+        ("none", Arc::new(Int64Array::from(vec![None::<i64>; n]))),
+    ];
+    for (codec, batches) in codec_cases(cols) {
+        let batches = &batches;
+        assert!(batches[0].schema().fields().iter().all(|f| f.is_nullable()));
+        assert!(batches.iter().all(|b| b.column(4).nulls().is_none()), "nullable_full: no null buffer");
+        let mut b = WriterProperties::builder()
+            .set_compression(codec)
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_max_row_group_row_count(Some(65_536));
+        for c in ["ids", "ids_stats", "runs", "nullable_full", "none"] {
+            b = b.set_column_encoding(c.into(), Encoding::DELTA_BINARY_PACKED);
+        }
+        for c in ["ids_stats", "sparse", "plain32", "none"] {
+            b = b.set_column_statistics_enabled(c.into(), EnabledStatistics::Chunk);
+        }
+        let props = with_blooms(b, &["ids_stats", "sparse"]).build();
+        let (ours, own) = both_alike(batches, &props);
+        assert_eq!(own, ["ids", "ids_stats", "sparse", "runs", "nullable_full", "plain32", "none"]);
+        let a = chunks(&ours);
+        assert_eq!(a.len(), 3, "row groups");
+        let nulls = |c: &Chunk| c.stats.as_ref().and_then(|s| s.null_count_opt());
+        assert_eq!(nulls(&a[0][1]), Some((0..65_536).filter(|i| i % 3 == 1).count() as u64), "ids_stats: its nulls");
+        assert_eq!(nulls(&a[0][6]), Some(65_536), "none: all null");
+        for g in 0..3 {
+            in_bloom(&ours, g, "ids_stats", batches);
+            in_bloom(&ours, g, "sparse", batches);
+        }
+    }
+}
+
+/// `b` with a bloom filter on each of `cols`: 1% false positives, sized for 65,536 values.
+fn with_blooms(mut b: WriterPropertiesBuilder, cols: &[&str]) -> WriterPropertiesBuilder {
+    for &c in cols {
+        b = b
+            .set_column_bloom_filter_enabled(c.into(), true)
+            .set_column_bloom_filter_fpp(c.into(), 0.01)
+            .set_column_bloom_filter_max_ndv(c.into(), 65_536);
+    }
+    b
+}
+
+/// `batches` written by these encoders, after checking that they read back as written and
+/// that parquet's writer makes the same chunks; and the columns the encoders took.
+fn both_alike(batches: &[RecordBatch], props: &WriterProperties) -> (Bytes, Vec<String>) {
+    let (ours, own) = with_ours(batches, props);
+    same_rows(&read(&ours), batches);
+    alike(&ours, &with_parquets(batches, props));
+    (ours, own)
 }
 
 /// `cols` under each codec the encoders take: uncompressed and zstd in batches of 16 Ki
