@@ -760,7 +760,7 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
     let path = csv(d, "SELECT path FROM file GROUP BY path ORDER BY count(*) DESC LIMIT 1");
     let path = path.lines().nth(1).unwrap();
     // Each query, what its plan says, and the same on expressions (`|| ''`), which no rule
-    // of capq's reads as dictionaries: group-bys with nulls (`abs_path`, `closed_by`), two
+    // of capq's reads as dictionaries: group-bys with nulls (`abs_path`, `closed_by`, `path2`), two
     // keyed columns, a filter under a group-by; comparisons read nowhere else.
     let cases = [
         (
@@ -776,12 +776,17 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
         (
             "SELECT closed_by, count(*) AS n FROM file GROUP BY closed_by",
             "SELECT closed_by || '' AS closed_by, count(*) AS n FROM file GROUP BY 1",
-            // The recorder writes closed_by without a dictionary: read as views.
-            "closed_by@0 on keys where their views repeat",
+            "closed_by@0 on keys of their dictionaries",
         ),
         (
-            "SELECT closed_by, path, count(*) AS n FROM file GROUP BY closed_by, path",
-            "SELECT closed_by || '' AS closed_by, path || '' AS path, count(*) AS n FROM file GROUP BY 1, 2",
+            "SELECT path2, count(*) AS n FROM file GROUP BY path2",
+            "SELECT path2 || '' AS path2, count(*) AS n FROM file GROUP BY 1",
+            // The recorder writes path2 without a dictionary: read as views.
+            "path2@0 on keys where their views repeat",
+        ),
+        (
+            "SELECT path2, path, count(*) AS n FROM file GROUP BY path2, path",
+            "SELECT path2 || '' AS path2, path || '' AS path, count(*) AS n FROM file GROUP BY 1, 2",
             "where their views repeat",
         ),
         (
@@ -800,9 +805,14 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
             "(on dictionaries)",
         ),
         (
+            "SELECT count(*) AS n FROM file WHERE abs_path = '{path}' OR path2 <> ''",
+            "SELECT count(*) AS n FROM file WHERE abs_path || '' = '{path}' OR path2 || '' <> ''",
+            "(on views)",
+        ),
+        (
             "SELECT count(*) AS n FROM file WHERE abs_path = '{path}' OR closed_by = 'close'",
             "SELECT count(*) AS n FROM file WHERE abs_path || '' = '{path}' OR closed_by || '' = 'close'",
-            "(on views)",
+            "(on dictionaries)",
         ),
         (
             "SELECT count(*) AS n FROM file WHERE abs_path = '{path}' OR comm = 'bash'",

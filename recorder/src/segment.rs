@@ -120,14 +120,23 @@ impl WriterConfig {
             }
         }
         // The file table's columns whose dictionary saves (almost) nothing on disk, mostly
-        // null or nearly constant: each measured alone, at most +0.024 bytes per event
-        // (`reads`, with the pipeline's mix; +0.002 with the Python open storm), while
-        // interning every value cost the writer a hash and a probe each. cgroup_id,
-        // bytes_written and writes keep theirs: +0.25, +0.13 and +0.12 bytes per event
-        // without it on the storm (README, issue 11's figures).
+        // null or nearly constant, while interning every value cost the writer a hash and
+        // a probe each. cgroup_id, bytes_written and writes keep theirs: +0.25, +0.13 and
+        // +0.12 bytes per event without it on the storm (README, issue 11's figures).
+        // `reads` and `closed_by` have theirs again since the recorder's own encoders
+        // (which skip the table for a row equal to the one before) took them: PLAIN they
+        // were a quarter and an eighth of the bytes zstd was handed (8 bytes a row each
+        // way), for pages of a few KiB; with it, 100,000 file events took 1.3% fewer
+        // instructions (callgrind) and 8.16 bytes per event against 8.19 (README).
         if table == Table::File {
             for col in FILE_PLAIN_COLUMNS {
                 b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
+            }
+            // The boot-clock nanoseconds, delta-encoded, are random in their low bits:
+            // zstd made their pages 0.03% larger, and spent 0.4% of the pipeline's
+            // instructions doing it.
+            for col in FILE_UNCOMPRESSED_COLUMNS {
+                b = b.set_column_compression(ColumnPath::from(col), PqCompression::UNCOMPRESSED);
             }
         }
         // Column chunk statistics (min, max, nulls) where queries prune by them: time, and
@@ -162,8 +171,10 @@ impl WriterConfig {
 }
 
 /// File table columns written without a dictionary (see `properties`).
-const FILE_PLAIN_COLUMNS: [&str; 8] =
-    ["reads", "dev", "closed_by", "length", "path2", "path_raw", "abs_path_raw", "path2_raw"];
+const FILE_PLAIN_COLUMNS: [&str; 6] = ["dev", "length", "path2", "path_raw", "abs_path_raw", "path2_raw"];
+
+/// File table columns whose pages are stored uncompressed (see `properties`).
+const FILE_UNCOMPRESSED_COLUMNS: [&str; 1] = ["ktime_ns"];
 
 /// Columns whose chunks carry statistics.
 const STATS_COLUMNS: [&str; 4] = ["ts", "ktime_ns", "pid", "exec_id"];

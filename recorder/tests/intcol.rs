@@ -204,7 +204,7 @@ fn file_table_segments_read_back_as_written_and_as_parquets_own() {
     let props = WriterConfig::new("/nonexistent", HostInfo::fixed("t", "t")).properties(Table::File);
     let (ours, own) = with_ours(&batches, &props);
     let expected = "ts ktime_ns pid tid ppid uid gid comm exec_id cgroup_id op path abs_path flags mode fd ret \
-                    bytes_read bytes_written reads writes ino dev file_id length";
+                    bytes_read bytes_written reads writes ino dev file_id closed_by length";
     assert_eq!(own, expected.split_whitespace().collect::<Vec<_>>(), "the columns intcol.rs and strcol.rs encode");
     let theirs = with_parquets(&batches, &props);
     same_rows(&read(&ours), &batches);
