@@ -35,6 +35,41 @@ const volatile struct cap_config cap_cfg SEC(".rodata.cap_cfg") = {
 	.args_max = CAP_ARGS_MAX_MIN,
 };
 
+/* Where the kernel preempts tasks in kernel code (preemption model full, lazy or rt;
+ * Debian's 7.x) it can preempt one inside a BPF program: 7.x runs tracepoints' programs,
+ * and BPF trampolines theirs, with migration disabled but preemption on. Another task
+ * then running a program of the probe on that CPU would write its record into the same
+ * per-CPU scratch buffer (rows mixed between tasks: seen on 7.2), and the kernel skips
+ * the same program for it (its recursion guard). So there every program's body runs
+ * with preemption off (the loader sets CAP_PREEMPT_OFF where the kernel has the kfuncs,
+ * 6.10 and later); the kernel can still preempt the task in the few instructions around
+ * the body, and at its end (a reschedule asked for while preemption was off), where the
+ * spares take what the kernel skips (net_flow.bpf.c, spare.bpf.h). Pruned elsewhere. */
+extern void bpf_preempt_disable(void) __ksym __weak;
+extern void bpf_preempt_enable(void) __ksym __weak;
+
+static __always_inline void preempt_off(void)
+{
+	if ((cap_cfg.preempt & CAP_PREEMPT_OFF) && bpf_ksym_exists(bpf_preempt_disable))
+		bpf_preempt_disable();
+}
+
+static __always_inline void preempt_on(void)
+{
+	if ((cap_cfg.preempt & CAP_PREEMPT_OFF) && bpf_ksym_exists(bpf_preempt_enable))
+		bpf_preempt_enable();
+}
+
+/* What a probe's spare programs took of the calls the kernel skipped in their programs
+ * proper (net_flow.bpf.c's net_state_nested, spare.bpf.h's fexit spares): the recorder
+ * subtracts it from those programs' recursion misses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nested_taken SEC(".maps");
+
 /* Ring buffers: one per CPU (CPU number modulo cap_cfg.nr_rings), so CPUs do not contend
  * for one ring's lock and producer position. The loader sets nr_rings (a power of two, at
  * most CAP_RINGS_MAX) and the sizes; rings past nr_rings get one page. The reader merges the

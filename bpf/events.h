@@ -56,7 +56,13 @@ struct cap_config {
 	__u32 file_floor;       /* file: benchmarks only, CAP_FLOOR_* */
 	__u32 nr_prefixes;      /* file: entries of exclude_prefixes in use */
 	__u16 dns_ports[CAP_DNS_PORTS_MAX]; /* dns: ports that carry DNS; 0 ends the list */
+	__u32 preempt;          /* CAP_PREEMPT_*: where the kernel preempts tasks inside programs */
+	__u32 _pad0;
 };
+
+/* struct cap_config.preempt (common.bpf.h, spare.bpf.h) */
+#define CAP_PREEMPT_OFF    1 /* program bodies run with preemption off (bpf_preempt_disable) */
+#define CAP_PREEMPT_SPARES 2 /* the file probe's fexit programs have spares loaded */
 
 /* struct cap_config.file_floor (CAPTURE_BENCH_FILE_FLOOR) */
 #define CAP_FLOOR_OFF     0 /* the probe as it is */

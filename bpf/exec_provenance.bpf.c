@@ -18,8 +18,7 @@ static __always_inline __u64 span(unsigned long start, unsigned long end)
 	return end > start ? end - start : 0;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline int handle_exec_body(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	if (skip_current())
 		return 0;
@@ -86,8 +85,16 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *p)
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	preempt_off();
+	int r = handle_exec_body(p, old_pid, bprm);
+	preempt_on();
+	return r;
+}
+
+static __always_inline int handle_exit_body(struct task_struct *p)
 {
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0; /* a thread, not the process */
@@ -99,4 +106,13 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	x.exit_status = BPF_CORE_READ(p, exit_code);
 	submit(&x, sizeof(x));
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	preempt_off();
+	int r = handle_exit_body(p);
+	preempt_on();
+	return r;
 }

@@ -46,6 +46,7 @@
 #include "path.bpf.h"
 #include "syscall.bpf.h"
 #include "exec.bpf.h"
+#include "spare.bpf.h"
 
 /* Set by the loader in cap_cfg: file_rw_events (one row per read(2)/write(2) call as well,
  * --file-rw-events), nr_prefixes (entries of exclude_prefixes in use), and file_floor,
@@ -757,25 +758,37 @@ static __always_inline int exit_body(struct task_struct *task, bool loop)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(file_fork_loop, struct task_struct *parent, struct task_struct *child)
 {
-	return fork_body(parent, child, true);
+	preempt_off();
+	int r = fork_body(parent, child, true);
+	preempt_on();
+	return r;
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(file_fork_noloop, struct task_struct *parent, struct task_struct *child)
 {
-	return fork_body(parent, child, false);
+	preempt_off();
+	int r = fork_body(parent, child, false);
+	preempt_on();
+	return r;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(file_exit_loop, struct task_struct *task)
 {
-	return exit_body(task, true);
+	preempt_off();
+	int r = exit_body(task, true);
+	preempt_on();
+	return r;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(file_exit_noloop, struct task_struct *task)
 {
-	return exit_body(task, false);
+	preempt_off();
+	int r = exit_body(task, false);
+	preempt_on();
+	return r;
 }
 
 /* --- unlink, rename, truncate --- */
@@ -980,13 +993,19 @@ static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, long id
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit_loop, struct pt_regs *regs, long ret)
 {
-	return sys_exit_body(regs, ret, SYSCALL_NR(regs), true, false);
+	preempt_off();
+	int r = sys_exit_body(regs, ret, SYSCALL_NR(regs), true, false);
+	preempt_on();
+	return r;
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 {
-	return sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false);
+	preempt_off();
+	int r = sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false);
+	preempt_on();
+	return r;
 }
 
 /* The same, where the kernel lets fexit programs load: one program per syscall, at the
@@ -994,23 +1013,30 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
  * `__arm64_sys_<name>`, from the program's name after `_fx_`). Other syscalls then pass
  * no program at all, and the syscall tracepoint stays off (with it on, every syscall of
  * every process leaves the kernel through the slow path). */
-#define FX(name, nr)                                                             \
+#define FX_PAIR(prog, nr, loop)                                                  \
 	SEC("fexit")                                                             \
-	int BPF_PROG(file_fx_##name, struct pt_regs *regs, long ret)             \
+	int BPF_PROG(prog, struct pt_regs *regs, long ret)                       \
 	{                                                                        \
-		return sys_exit_body(regs, ret, nr, false, true);                \
-	}
-#define FX_LOOP(name, nr)                                                        \
-	SEC("fexit")                                                             \
-	int BPF_PROG(file_fx_##name##_loop, struct pt_regs *regs, long ret)      \
-	{                                                                        \
-		return sys_exit_body(regs, ret, nr, true, true);                 \
+		preempt_off();                                                   \
+		fx_begin();                                                      \
+		sys_exit_body(regs, ret, nr, loop, true);                        \
+		preempt_on();                                                    \
+		return 0;                                                        \
 	}                                                                        \
+	/* Its spare, loaded only where the kernel preempts (spare.bpf.h). */     \
 	SEC("fexit")                                                             \
-	int BPF_PROG(file_fx_##name##_noloop, struct pt_regs *regs, long ret)    \
+	int BPF_PROG(prog##_nested, struct pt_regs *regs, long ret)              \
 	{                                                                        \
-		return sys_exit_body(regs, ret, nr, false, true);                \
+		preempt_off();                                                   \
+		if (fx_spare_takes())                                            \
+			sys_exit_body(regs, ret, nr, loop, true);                \
+		preempt_on();                                                    \
+		return 0;                                                        \
 	}
+#define FX(name, nr) FX_PAIR(file_fx_##name, nr, false)
+#define FX_LOOP(name, nr)                                                        \
+	FX_PAIR(file_fx_##name##_loop, nr, true)                                 \
+	FX_PAIR(file_fx_##name##_noloop, nr, false)
 
 FX(read, NR_read)
 FX(pread64, NR_pread64)

@@ -92,13 +92,19 @@ static __always_inline int note(struct module *mod, __u32 what)
 SEC("tp_btf/module_load")
 int BPF_PROG(module_load, struct module *mod)
 {
-	return note(mod, CAP_MODULE_LOADED);
+	preempt_off();
+	int r = note(mod, CAP_MODULE_LOADED);
+	preempt_on();
+	return r;
 }
 
 SEC("tp_btf/module_free")
 int BPF_PROG(module_free, struct module *mod)
 {
-	return note(mod, CAP_MODULE_FREED);
+	preempt_off();
+	int r = note(mod, CAP_MODULE_FREED);
+	preempt_on();
+	return r;
 }
 
 /* The path of the file behind `fd` into the tail at `off` (< CAP_MODULE_NAME_MAX). */
@@ -187,7 +193,10 @@ out:
 SEC("tp_btf/sys_exit")
 int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
 {
-	return module_exit_body(regs, ret, SYSCALL_NR(regs), false);
+	preempt_off();
+	int r = module_exit_body(regs, ret, SYSCALL_NR(regs), false);
+	preempt_on();
+	return r;
 }
 
 /* Where fexit programs load: one per syscall, at the exit of its wrapper (the loader
@@ -196,17 +205,26 @@ int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
 SEC("fexit")
 int BPF_PROG(module_fx_init_module, struct pt_regs *regs, long ret)
 {
-	return module_exit_body(regs, ret, NR_init_module, true);
+	preempt_off();
+	int r = module_exit_body(regs, ret, NR_init_module, true);
+	preempt_on();
+	return r;
 }
 
 SEC("fexit")
 int BPF_PROG(module_fx_finit_module, struct pt_regs *regs, long ret)
 {
-	return module_exit_body(regs, ret, NR_finit_module, true);
+	preempt_off();
+	int r = module_exit_body(regs, ret, NR_finit_module, true);
+	preempt_on();
+	return r;
 }
 
 SEC("fexit")
 int BPF_PROG(module_fx_delete_module, struct pt_regs *regs, long ret)
 {
-	return module_exit_body(regs, ret, NR_delete_module, true);
+	preempt_off();
+	int r = module_exit_body(regs, ret, NR_delete_module, true);
+	preempt_on();
+	return r;
 }

@@ -229,13 +229,6 @@ struct {
 	__type(value, struct state_stack);
 } state_stack SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} nested_taken SEC(".maps");
-
 /* One state change: the socket (its cookie, unique for the kernel's life; a counter far
  * below 2^48) and the two states. */
 static __always_inline __u64 state_key(struct sock *sk, int oldstate, int newstate)
@@ -301,8 +294,7 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(net_state, struct sock *sk, int oldstate, int newstate)
+static __always_inline int net_state_body(struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct state_stack *s = bpf_map_lookup_elem(&state_stack, &zero);
@@ -316,9 +308,17 @@ int BPF_PROG(net_state, struct sock *sk, int oldstate, int newstate)
 	return on_state(sk, oldstate, newstate);
 }
 
-/* The state changes net_state skipped (see state_stack). */
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(net_state_nested, struct sock *sk, int oldstate, int newstate)
+int BPF_PROG(net_state, struct sock *sk, int oldstate, int newstate)
+{
+	preempt_off();
+	int r = net_state_body(sk, oldstate, newstate);
+	preempt_on();
+	return r;
+}
+
+/* The state changes net_state skipped (see state_stack). */
+static __always_inline int net_state_nested_body(struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct state_stack *s = bpf_map_lookup_elem(&state_stack, &zero);
@@ -340,6 +340,15 @@ int BPF_PROG(net_state_nested, struct sock *sk, int oldstate, int newstate)
 	return on_state(sk, oldstate, newstate);
 }
 
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(net_state_nested, struct sock *sk, int oldstate, int newstate)
+{
+	preempt_off();
+	int r = net_state_nested_body(sk, oldstate, newstate);
+	preempt_on();
+	return r;
+}
+
 static __always_inline void claim_udp(struct sock *sk);
 
 /* An accepted connection's first send or receive names the process that took it. */
@@ -356,8 +365,22 @@ static __always_inline void claim(struct sock *sk)
 	own(st, CAP_OWNER_ACCEPT);
 }
 
+static __always_inline int net_send_body(struct sock *sk, int ret, int flags)
+{
+	claim(sk);
+	return 0;
+}
+
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(net_send, struct sock *sk, int ret, int flags)
+{
+	preempt_off();
+	int r = net_send_body(sk, ret, flags);
+	preempt_on();
+	return r;
+}
+
+static __always_inline int net_recv_body(struct sock *sk, int ret, int flags)
 {
 	claim(sk);
 	return 0;
@@ -366,8 +389,10 @@ int BPF_PROG(net_send, struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(net_recv, struct sock *sk, int ret, int flags)
 {
-	claim(sk);
-	return 0;
+	preempt_off();
+	int r = net_recv_body(sk, ret, flags);
+	preempt_on();
+	return r;
 }
 
 /* At start: the TCP sockets every process holds, so connections and listeners from

@@ -42,6 +42,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
 
 enum {
@@ -51,6 +52,7 @@ enum {
 
 enum {
 	BPF_SK_STORAGE_GET_F_CREATE = 1,
+	BPF_LOCAL_STORAGE_GET_F_CREATE = 1,
 };
 
 /* Only for bpf_core_enum_value_exists(): which helpers this kernel has. */

@@ -111,6 +111,26 @@ done
 grep Cap /proc/\$rec/status >/mnt/caps
 mkdir -p /tmp/work && cd /tmp/work
 /bin/sh -c '/nonexistent-kernel-test 2>/dev/null; /usr/bin/python3 /mnt/guest_files.py; /bin/true kernel-test-12345; exit 7'
+# Four writers on two CPUs, 1,500 opens each: tasks preempted inside the file probe's
+# programs where the kernel preempts in kernel code (7.x), whose spares must leave every
+# call recorded once (bpf/spare.bpf.h).
+mkdir -p /tmp/pstorm
+/usr/bin/timeout 300 /usr/bin/python3 -c "\$(cat <<'PY'
+import os
+kids = []
+for n in range(4):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(1500):
+            fd = os.open("/tmp/pstorm/%d.dat" % n, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            os.write(fd, b"p" * 10)
+            os.close(fd)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+PY
+)" >/mnt/pstorm.txt 2>&1
 # net: a TCP exchange (100,000 bytes out, 54,321 back) and a UDP one on loopback. Each
 # workload has a time limit: one whose client fails (a 5.10 guest once had its exchange
 # reset) must not leave its server thread waiting until qemu's own limit.
@@ -225,6 +245,16 @@ EOF
 }
 
 q() { "$capq" --dir "$out/capture" --format csv "$1" | tail -n +2; }
+# The preemption model a kernel package's config boots with (none, voluntary, full, lazy).
+kernel_preempt_model() {
+    local config
+    config=$(ls "$1/root/boot/config-$2" "$1/root/lib/modules/$2/config" 2>/dev/null | head -n 1)
+    [ -n "$config" ] || { echo unknown; return; }
+    if grep -q '^CONFIG_PREEMPT=y' "$config"; then echo full
+    elif grep -q '^CONFIG_PREEMPT_LAZY=y' "$config"; then echo lazy
+    elif grep -q '^CONFIG_PREEMPT_VOLUNTARY=y' "$config"; then echo voluntary
+    else echo none; fi
+}
 
 for k in "${kernels[@]}"; do
     arch=amd64 machine=x86_64 bin=$recorder root=/
@@ -234,6 +264,7 @@ for k in "${kernels[@]}"; do
     kdir=$(fetch_kernel "$suite" "$pkg" "$arch")
     release=$(ls "$kdir/root/lib/modules")
     work=$(mktemp -d)
+    fails_before=$fails
     out=$work/out
     mkdir -p "$out"
     write_guest "$out/guest.sh"
@@ -284,10 +315,20 @@ PY
     # The file and module probes take their syscalls by fexit where the kernel lets it
     # load: Debian's 6.1 and later. 5.10's verifier refuses an fexit argument that points
     # to a struct its BTF only forward-declares (the syscall wrappers' pt_regs): there they
-    # must fall back to tp_btf/sys_exit and say why, in one line.
+    # must fall back to tp_btf/sys_exit and say why, in one line. On a kernel that
+    # preempts tasks in kernel code (Debian's 7.x: lazy, by its config; the guest mounts
+    # debugfs, where the recorder reads the model) the file probe's fexit programs have
+    # spares (bpf/spare.bpf.h), and the module probe's line says what it may skip.
+    model=$(kernel_preempt_model "$kdir" "$release")
+    case $model in
+        lazy | full) want_file="each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
+                     want_module="(preemption model $model, from /sys/kernel/debug/sched/preempt: a call made while another task is preempted inside the same program is not recorded" ;;
+        *) want_file="): no program runs" want_module="): no program runs" ;;
+    esac
     for pr in file module; do
         line=$(grep -o "$pr probe: its syscalls by .*" "$out/recorder.log" || true)
         P=$pr
+        if [ "$pr" = file ]; then want=$want_file; else want=$want_module; fi
         if [ "$major" -lt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -le 10 ]; }; then
             case $line in
                 *"by tp_btf/sys_exit"*"(fexit did not load here: the verifier rejected ${pr}_fx_"*) ok "$release: $line" ;;
@@ -295,12 +336,24 @@ PY
             esac
         else
             case $line in
-                *"by fexit"*) ok "$release: $line" ;;
-                *) fail "$release: the $pr probe did not take its syscalls by fexit: ${line:-no line}" ;;
+                *"by fexit"*"$want"*) ok "$release: $line" ;;
+                *) fail "$release: the $pr probe did not take its syscalls by fexit (with '$want' for preemption model $model): ${line:-no line}" ;;
             esac
         fi
     done
     check_file_rows
+    # Every call recorded once, with its sums, where the kernel cannot preempt a program.
+    # Where it can (7.x), the same workload is a measurement, printed, not a check: with
+    # the spares most runs are exact, but some lost a few calls uncounted or mixed two
+    # writers' files (README, "Known gaps").
+    got=$(q "SELECT concat_ws(' ', sum(CASE WHEN op = 'open' THEN 1 ELSE 0 END), sum(CASE WHEN op = 'close' THEN 1 ELSE 0 END),
+                    sum(bytes_written)) FROM file WHERE abs_path LIKE '%/tmp/pstorm/%'")
+    taken=$(sed -n 's/.*file probe: its spare programs took \([0-9]*\) calls.*/\1/p' "$out/recorder.log")
+    case $model in
+        lazy | full) echo "note $release: four writers on two CPUs (opens, closes, bytes written): $got of 6000 6000 60000; the spares took ${taken:-0} calls" ;;
+        *) [ "$got" = "6000 6000 60000" ] && ok "$release: four writers on two CPUs: 6,000 opens and closes, each recorded once with its bytes" ||
+               fail "$release: four writers' rows (opens, closes, bytes): '$got', want '6000 6000 60000' $(cat "$out/pstorm.txt")" ;;
+    esac
     P=recorder
     # All capabilities dropped; CAP_BPF kept only where the kernel checks it on every bpf(2).
     got=$(awk '$1 == "CapEff:" || $1 == "CapPrm:" {print $2}' "$out/caps" | sort -u)
@@ -401,9 +454,14 @@ $(echo "$want" | sed 's/^/       /')"
     fi
     got=$(q "SELECT coalesce(sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure + dropped_write_error + malformed), 0) FROM stats")
     P=recorder
-    [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" || fail "$release: $got dropped or malformed"
+    [ "$got" = 0 ] && ok "$release: zero drops, zero malformed" ||
+        fail "$release: $got dropped or malformed: $(q "SELECT string_agg(concat_ws(' ', probe, ringbuf_full, kernel_other, backpressure, write_error, malformed), '; ')
+                 FROM (SELECT probe, sum(dropped_ringbuf_full) ringbuf_full, sum(dropped_kernel_other) kernel_other,
+                              sum(dropped_backpressure) backpressure, sum(dropped_write_error) write_error, sum(malformed) malformed
+                       FROM stats GROUP BY probe HAVING sum(dropped_ringbuf_full + dropped_kernel_other + dropped_backpressure
+                                                            + dropped_write_error + malformed) > 0)") (probe, ringbuf_full, kernel_other, backpressure, write_error, malformed)"
     matrix_rows "$machine"
-    rm -rf "$work"
+    if [ "$fails" -gt "$fails_before" ]; then echo "     the guest's files are kept in $work"; else rm -rf "$work"; fi
 done
 echo "== the matrix (kernel x architecture x probe: the hooks chosen there, checks, result)"
 table="| kernel | arch | probe | hooks (the recorder's RUST_LOG=info line) | checks | result |

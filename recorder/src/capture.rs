@@ -15,7 +15,7 @@ use clap::Parser;
 use crate::batcher::BatchConfig;
 use crate::decode::{ArgvMode, EnvpMode};
 use crate::host::{boottime_ns, HostInfo};
-use crate::loader::{self, FileFloor, LoadConfig, LoadError, SyscallHook};
+use crate::loader::{self, FileFloor, LiveProbe, LoadConfig, LoadError, SyscallHook};
 use crate::pipeline::Pipeline;
 use crate::reader::{self, ReadOptions};
 use crate::segment::{Compression, JournalMode, WriterConfig};
@@ -468,6 +468,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             t.dropped_ringbuf_full, t.dropped_kernel_other, t.dropped_backpressure, t.dropped_write_error
         );
     }
+    for lp in &live {
+        let taken = lp.nested_taken();
+        if taken > 0 {
+            eprintln!(
+                "capture_linux_rotating: {} probe: its spare programs took {taken} calls the kernel's recursion guard skipped in the programs proper (not lost)",
+                lp.probe.name()
+            );
+        }
+    }
+    if t.dropped_kernel_other > 0 {
+        for lp in &live {
+            if let Some(line) = kernel_other_line(lp) {
+                eprintln!("capture_linux_rotating: {line}");
+            }
+        }
+    }
     if let Some(up) = uploader {
         let u = up.finish(cli.upload_drain);
         eprintln!(
@@ -483,6 +499,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Err(SegmentsLost(summary.write_errors).into());
     }
     Ok(())
+}
+
+/// What a probe's "kernel other" drops were, in one line (`None` when it had none): the
+/// kernel reads that failed, the state maps that were full, and the programs whose runs
+/// the kernel skipped because the same program was already running on that CPU (a
+/// preempted or interrupted run; more likely on a preemptible kernel or a slow CPU).
+fn kernel_other_line(lp: &LiveProbe) -> Option<String> {
+    use capture_schemas::abi::{DROP_FILTER_MAP, DROP_READ_FAILED};
+    let d = lp.drops();
+    let skipped = lp.recursion_misses_by_program();
+    let (reads, maps) = (d.dropped[DROP_READ_FAILED], d.dropped[DROP_FILTER_MAP]);
+    if reads == 0 && maps == 0 && lp.recursion_misses() == 0 {
+        return None;
+    }
+    let runs: Vec<String> = skipped.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    Some(format!(
+        "{} probe, kernel other: {reads} failed kernel reads, {maps} full state maps, runs skipped by the kernel's recursion guard: {}",
+        lp.probe.name(),
+        if runs.is_empty() { "none".to_string() } else { runs.join(", ") }
+    ))
 }
 
 /// Benchmarks only: `hook` or `records` cuts the file probe down to its floor (see

@@ -22,6 +22,7 @@ pub mod loader;
 pub mod open_files;
 pub mod pipeline;
 pub mod pqfile;
+pub mod preempt;
 #[cfg(feature = "with-ebpf-load")]
 pub mod privs;
 pub mod procfs;

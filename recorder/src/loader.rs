@@ -100,9 +100,11 @@ const SYSCALL_PREFIX: &str = "__arm64_sys_";
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const SYSCALL_PREFIX: &str = "__unsupported_arch_sys_";
 
-/// The syscall an `fexit` program takes: its name after `_fx_`, without `_loop`/`_noloop`.
+/// The syscall an `fexit` program takes: its name after `_fx_`, without `_loop`/`_noloop`
+/// (and a spare's `_nested`).
 pub fn fexit_syscall(prog: &str) -> Option<&str> {
     let (_, rest) = prog.split_once("_fx_")?;
+    let rest = rest.strip_suffix("_nested").unwrap_or(rest);
     Some(rest.strip_suffix("_noloop").or_else(|| rest.strip_suffix("_loop")).unwrap_or(rest))
 }
 
@@ -124,6 +126,8 @@ impl LoadConfig {
             file_floor: self.file_floor as u32,
             nr_prefixes: self.exclude_prefixes.len().min(PREFIXES_MAX) as u32,
             dns_ports: ports,
+            preempt: 0, // set where the object is configured (it depends on the kernel and hook)
+            _pad0: 0,
         }
     }
 }
@@ -462,7 +466,37 @@ fn load_variant(
         .and_then(|b| b.open_memory(bytes))
         .map_err(|e| classify(p, "opening", e))?;
     let has_loop = btf.as_ref().is_ok_and(has_bpf_loop);
-    configure(&mut open, spec, cfg, &missing, has_loop, fexit.then_some(&targets[..]))?;
+    // Where a task can be preempted inside a program (common.bpf.h): bodies with
+    // preemption off where the kernel has the kfuncs (6.10+), and fexit's spares where the
+    // probe has them (spare.bpf.h).
+    let pre = preemption(btf);
+    let preempts = pre.preempts() != Some(false);
+    let spares = fexit
+        && preempts
+        && open.progs().any(|prog| prog.section() == "fexit" && is_spare(&prog.name().to_string_lossy()));
+    let preempt_kfuncs = btf.as_ref().is_ok_and(|btf| btf.type_by_name::<Func>("bpf_preempt_disable").is_some());
+    // Only tracing programs take it (tp_btf and fexit; not the cgroup and iterator ones).
+    let tracing = open.progs().any(|prog| {
+        let section = prog.section().to_string_lossy();
+        section == "fexit" || section.starts_with("tp_btf/")
+    });
+    let preempt = if tracing && preempts && preempt_kfuncs { abi::PREEMPT_OFF } else { 0 }
+        | if spares { abi::PREEMPT_SPARES } else { 0 };
+    if preempt & abi::PREEMPT_OFF != 0 {
+        log::info!(
+            "{p} probe: its tracing programs run with preemption off (this kernel preempts tasks in kernel code: {}, from {})",
+            pre.model.as_deref().unwrap_or("model unknown"),
+            pre.source
+        );
+    }
+    if tracing && preempts && !preempt_kfuncs {
+        log::warn!(
+            "{p} probe: this kernel can preempt tasks inside BPF programs ({}, from {}) but has no bpf_preempt_disable (6.10 and later): a record being assembled when its task is preempted can be overwritten by another task's on that CPU",
+            pre.model.as_deref().unwrap_or("model unknown"),
+            pre.source
+        );
+    }
+    configure(&mut open, spec, cfg, &missing, has_loop, fexit.then_some(&targets[..]), preempt)?;
     let object = open.load().map_err(|e| classify(p, "loading", e))?;
     fill_maps(&object, p, cfg)?;
     let (links, iters) = attach(&object, p)?;
@@ -484,10 +518,23 @@ fn load_variant(
         .map(|h| h.section.to_string())
         .collect();
     let syscall_hooks = if fexit {
-        hooks.insert(0, format!("fexit/{SYSCALL_PREFIX}* ({} syscalls)", targets.len()));
+        let model = format!("{}, from {}", pre.model.as_deref().unwrap_or("unknown"), pre.source);
+        let preempting = match pre.preempts() {
+            Some(false) => String::new(),
+            _ if spares => format!(
+                ", each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model {model})"
+            ),
+            _ => format!(
+                " (preemption model {model}: a call made while another task is preempted inside the same program is not recorded, and is counted in dropped_kernel_other)"
+            ),
+        };
+        hooks.insert(
+            0,
+            format!("fexit/{SYSCALL_PREFIX}* ({} syscalls{})", targets.len(), if spares { ", spares" } else { "" }),
+        );
         log::debug!("{p} probe: fexit on {SYSCALL_PREFIX}{{{}}}", targets.join(","));
         Some(format!(
-            "fexit on {} syscall wrappers ({SYSCALL_PREFIX}{}, ...): no program runs on other syscalls",
+            "fexit on {} syscall wrappers ({SYSCALL_PREFIX}{}, ...){preempting}: no program runs on other syscalls",
             targets.len(),
             targets[0]
         ))
@@ -506,6 +553,25 @@ fn load_variant(
     Ok(LiveProbe { probe: spec.probe, rings, drops, iters, links, syscall_hooks, _object: object })
 }
 
+/// A spare program (`<name>_nested`): takes what its program proper's recursion guard
+/// skipped (net_flow.bpf.c's net_state; spare.bpf.h's fexit programs).
+fn is_spare(prog: &str) -> bool {
+    prog.ends_with("_nested")
+}
+
+/// The kernel's preemption model (see preempt.rs), found once.
+fn preemption(btf: &Result<Btf<'static>, String>) -> crate::preempt::Preemption {
+    static FOUND: std::sync::OnceLock<crate::preempt::Preemption> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            crate::preempt::detect(|name| match btf {
+                Ok(btf) => btf.type_by_name::<Func>(name).is_some(),
+                Err(_) => true, // no BTF: no answer from it
+            })
+        })
+        .clone()
+}
+
 /// Whether this kernel offers the bpf_loop helper (5.17+): its number is in the kernel's
 /// `enum bpf_func_id`.
 fn has_bpf_loop(btf: &Btf<'static>) -> bool {
@@ -514,7 +580,8 @@ fn has_bpf_loop(btf: &Btf<'static>) -> bool {
 
 /// Before load: the config struct, map sizes, and the programs this kernel cannot attach
 /// (a missing hook; a program written in two variants, `_loop` for kernels with bpf_loop
-/// and `_noloop` for the others, loads in one).
+/// and `_noloop` for the others, loads in one; fexit spares where `preempt`, the objects's
+/// `cap_cfg.preempt`, says so).
 fn configure(
     open: &mut OpenObject,
     spec: &ProbeSpec,
@@ -522,12 +589,15 @@ fn configure(
     missing: &[Hook],
     has_loop: bool,
     fexit: Option<&[&str]>,
+    preempt: u32,
 ) -> Result<(), LoadError> {
+    let spares = preempt & abi::PREEMPT_SPARES != 0;
     let p = spec.name;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
     let nr = nr_rings();
-    let config = cfg.config();
+    let mut config = cfg.config();
+    config.preempt = preempt;
     let mut configured = false;
     for mut m in open.maps_mut() {
         let name = m.name().to_string_lossy().into_owned();
@@ -535,6 +605,9 @@ fn configure(
             m.set_max_entries(if i < nr { cfg.ringbuf_bytes } else { page })
         } else if name.ends_with("scratch") {
             m.set_max_entries(nr_cpus())
+        } else if name == "fx_done" {
+            // Task storage (5.11+): only where the spares run.
+            m.set_autocreate(spares)
         } else if name.ends_with(".rodata.cap_cfg") || name == ".rodata.cap_cfg" {
             let v = m.initial_value_mut().ok_or_else(|| LoadError::Other {
                 probe: p,
@@ -581,10 +654,12 @@ fn configure(
                 ),
             });
         }
-        let other_variant = (name.ends_with("_loop") && !has_loop) || (name.ends_with("_noloop") && has_loop);
+        let base = name.strip_suffix("_nested").unwrap_or(&name);
+        let other_variant = (base.ends_with("_loop") && !has_loop) || (base.ends_with("_noloop") && has_loop);
         let off = match (syscall, fexit) {
-            // fexit: only where chosen, and where this kernel has the syscall's wrapper.
-            (Some(sys), Some(targets)) => !targets.contains(&sys),
+            // fexit: only where chosen, and where this kernel has the syscall's wrapper;
+            // a spare only where spares run.
+            (Some(sys), Some(targets)) => !targets.contains(&sys) || (is_spare(&name) && !spares),
             (Some(_), None) => true,
             (None, _) => missing.iter().any(|h| h.section == section) || (fexit.is_some() && section == SYS_EXIT),
         };
@@ -633,8 +708,10 @@ fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
     let mut links = Vec::new();
     let mut iters = Vec::new();
     let mut cgroup: Option<std::fs::File> = None;
+    // A spare runs after its program proper: a tracepoint calls its programs in the order
+    // they were attached, a BPF trampoline the last attached first.
     let mut progs: Vec<_> = object.progs_mut().collect();
-    progs.sort_by_key(|prog| prog.name().to_string_lossy().contains("_nested"));
+    progs.sort_by_key(|prog| is_spare(&prog.name().to_string_lossy()) != (prog.section() == "fexit"));
     for prog in progs {
         if !prog.autoload() {
             continue; // not loaded: its hook is missing here
@@ -726,12 +803,19 @@ impl LiveProbe {
     /// spare takes what it skips and counts that in the `nested_taken` map: those are not
     /// lost, and the spare's own misses are no measure (see net_flow.bpf.c).
     pub fn recursion_misses(&self) -> u64 {
-        use std::os::fd::AsFd;
         // Read before the misses: every event taken was missed first, so the difference
         // never counts a taken event as lost (it may count one late; the caller keeps
         // the largest figure seen).
         let taken = self.nested_taken();
-        let mut total = 0;
+        let total: u64 = self.recursion_misses_by_program().iter().map(|(_, n)| n).sum();
+        total.saturating_sub(taken)
+    }
+
+    /// The programs whose runs the kernel's recursion guard skipped, and how many, spares
+    /// left out (what they took is subtracted in [`Self::recursion_misses`] only).
+    pub fn recursion_misses_by_program(&self) -> Vec<(String, u64)> {
+        use std::os::fd::AsFd;
+        let mut misses = Vec::new();
         for prog in self._object.progs() {
             if !prog.autoload() || prog.name().to_string_lossy().contains("_nested") {
                 continue; // not loaded here, or a spare
@@ -748,15 +832,15 @@ impl LiveProbe {
                     &mut len,
                 )
             };
-            if ret == 0 {
-                total += info.recursion_misses;
+            if ret == 0 && info.recursion_misses > 0 {
+                misses.push((prog.name().to_string_lossy().into_owned(), info.recursion_misses));
             }
         }
-        total.saturating_sub(taken)
+        misses
     }
 
     /// What the spare took (`nested_taken`, summed over CPUs); 0 without the map.
-    fn nested_taken(&self) -> u64 {
+    pub fn nested_taken(&self) -> u64 {
         let Some(map) = self._object.maps().find(|m| m.name() == "nested_taken") else { return 0 };
         match map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY) {
             Ok(Some(per_cpu)) => {
@@ -777,6 +861,10 @@ mod tests {
         assert_eq!(fexit_syscall("file_fx_close_range_loop"), Some("close_range"));
         assert_eq!(fexit_syscall("file_fx_execve_noloop"), Some("execve"));
         assert_eq!(fexit_syscall("file_sys_exit_loop"), None);
+        // Spares (bpf/spare.bpf.h) take the same syscall.
+        assert_eq!(fexit_syscall("file_fx_openat_nested"), Some("openat"));
+        assert_eq!(fexit_syscall("file_fx_close_range_loop_nested"), Some("close_range"));
+        assert!(is_spare("file_fx_openat_nested") && !is_spare("file_fx_openat"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The probes' syscall hooks against their compiled objects: a probe that lists syscalls
 //! (`ProbeSpec::syscalls`) has one `fexit` program for each, named `<probe>_fx_<syscall>`
-//! (or a `_loop`/`_noloop` pair), and no `fexit` program for any other; a probe that lists
-//! none has no `fexit` program. Read from the objects as built, without loading them.
+//! (or a `_loop`/`_noloop` pair), and no `fexit` program for any other (besides spares,
+//! `<program>_nested`: none, or one for each); a probe that lists none has no `fexit`
+//! program. Read from the objects as built, without loading them.
 #![cfg(feature = "with-ebpf-load")]
 
 use agent_linux::loader::{fexit_syscall, objects};
@@ -35,8 +36,17 @@ fn every_listed_syscall_has_its_fexit_program_and_no_other() {
         for (sys, name) in &fexit {
             assert!(spec.syscalls.contains(&sys.as_str()), "{}: {name} takes {sys}, not in its syscalls", spec.name);
         }
+        // Spares (`<program>_nested`, bpf/spare.bpf.h): none, or one for every program.
+        let (spares, proper): (Vec<_>, Vec<_>) = fexit.iter().partition(|(_, n)| n.ends_with("_nested"));
+        if !spares.is_empty() {
+            let mut want: Vec<String> = proper.iter().map(|(_, n)| format!("{n}_nested")).collect();
+            let mut got: Vec<String> = spares.iter().map(|(_, n)| n.clone()).collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{}: the spares are not one for each fexit program", spec.name);
+        }
         for sys in spec.syscalls {
-            let progs: Vec<&str> = fexit.iter().filter(|(s, _)| s == sys).map(|(_, n)| n.as_str()).collect();
+            let progs: Vec<&str> = proper.iter().filter(|(s, _)| s == sys).map(|(_, n)| n.as_str()).collect();
             let plain = format!("{}_fx_{sys}", spec.name);
             let pair = [format!("{plain}_loop"), format!("{plain}_noloop")];
             assert!(

@@ -114,6 +114,11 @@ pub const MODULE_PARAMS_TRUNCATED: u32 = 4;
 pub const MODULE_NAME_MAX: usize = 64;
 pub const MODULE_PARAMS_MAX: usize = 4096;
 
+/// `struct cap_config.preempt` (bpf/common.bpf.h): program bodies with preemption off,
+/// and the file probe's fexit spares loaded (bpf/spare.bpf.h).
+pub const PREEMPT_OFF: u32 = 1;
+pub const PREEMPT_SPARES: u32 = 2;
+
 pub const DROP_RINGBUF_FULL: usize = 0;
 pub const DROP_READ_FAILED: usize = 1;
 pub const DROP_FILTER_MAP: usize = 2;
@@ -186,6 +191,8 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
     ("CAP_MODULE_PARAMS_TRUNCATED", MODULE_PARAMS_TRUNCATED as i64),
     ("CAP_MODULE_NAME_MAX", MODULE_NAME_MAX as i64),
     ("CAP_MODULE_PARAMS_MAX", MODULE_PARAMS_MAX as i64),
+    ("CAP_PREEMPT_OFF", PREEMPT_OFF as i64),
+    ("CAP_PREEMPT_SPARES", PREEMPT_SPARES as i64),
     ("CAP_DROP_RINGBUF_FULL", DROP_RINGBUF_FULL as i64),
     ("CAP_DROP_READ_FAILED", DROP_READ_FAILED as i64),
     ("CAP_DROP_FILTER_MAP", DROP_FILTER_MAP as i64),
@@ -346,7 +353,7 @@ abi_struct! {
 
 abi_struct! {
     /// `struct cap_config`: what the loader writes into every object's `.rodata.cap_cfg`.
-    pub struct Config ("cap_config", size 56) {
+    pub struct Config ("cap_config", size 64) {
         [0] self_tgid: u32,
         [4] filter_pid: u32,
         [8] filter_comm_on: u32,
@@ -357,6 +364,8 @@ abi_struct! {
         [32] file_floor: u32,
         [36] nr_prefixes: u32,
         [40] dns_ports: [u16; DNS_PORTS_MAX],
+        [56] preempt: u32,
+        [60] _pad0: u32,
     }
 }
 
