@@ -1023,13 +1023,17 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 		preempt_on();                                                    \
 		return 0;                                                        \
 	}                                                                        \
-	/* Its spare, loaded only where the kernel preempts (spare.bpf.h). */     \
+	/* Its spare, loaded only where the kernel preempts (spare.bpf.h); its     \
+	 * common path leaves preemption alone, so that a reschedule put off      \
+	 * until preemption is back on (which keeps the kernel counting the       \
+	 * program running) comes there only after a call it took. */            \
 	SEC("fexit")                                                             \
 	int BPF_PROG(prog##_nested, struct pt_regs *regs, long ret)              \
 	{                                                                        \
+		if (!fx_spare_takes())                                           \
+			return 0;                                                \
 		preempt_off();                                                   \
-		if (fx_spare_takes())                                            \
-			sys_exit_body(regs, ret, nr, loop, true);                \
+		sys_exit_body(regs, ret, nr, loop, true);                        \
 		preempt_on();                                                    \
 		return 0;                                                        \
 	}

@@ -45,6 +45,16 @@ struct {
 	__type(value, __u64);
 } fx_unmarked SEC(".maps");
 
+/* 1 once every program proper is attached (the loader attaches the spares first): until
+ * then, and after the loader disarms it to detach, a spare takes every call of its
+ * function, without counting it as a skipped one taken. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fx_armed SEC(".maps");
+
 /* The program proper, as it begins: this task's call is handled. */
 static __always_inline void fx_begin(void)
 {
@@ -76,8 +86,9 @@ static __always_inline bool fx_spare_takes(void)
 		*unmarked = 0;
 		return false;
 	}
+	__u32 *armed = bpf_map_lookup_elem(&fx_armed, &zero);
 	__u64 *taken = bpf_map_lookup_elem(&nested_taken, &zero);
-	if (taken)
+	if (armed && *armed && taken)
 		__sync_fetch_and_add(taken, 1);
 	return true;
 }

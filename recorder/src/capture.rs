@@ -471,9 +471,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     for lp in &live {
         let taken = lp.nested_taken();
         if taken > 0 {
+            let skipped = lp.recursion_misses_by_program();
+            let total: u64 = skipped.iter().map(|(_, n)| n).sum();
+            let by: Vec<String> = skipped.iter().map(|(name, n)| format!("{name} {n}")).collect();
             eprintln!(
-                "capture_linux_rotating: {} probe: its spare programs took {taken} calls the kernel's recursion guard skipped in the programs proper (not lost)",
-                lp.probe.name()
+                "capture_linux_rotating: {} probe: its spare programs took {taken} of the {total} calls the kernel's recursion guard skipped in the programs proper ({})",
+                lp.probe.name(),
+                by.join(", ")
             );
         }
     }

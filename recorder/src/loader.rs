@@ -550,7 +550,11 @@ fn load_variant(
     for h in &missing {
         log::info!("{p} probe: runs without {} (not in this kernel)", h.section);
     }
-    Ok(LiveProbe { probe: spec.probe, rings, drops, iters, links, syscall_hooks, _object: object })
+    let live = LiveProbe { probe: spec.probe, rings, drops, iters, links, syscall_hooks, _object: object };
+    if spares {
+        live.arm_spares(true); // every program proper is attached now
+    }
+    Ok(live)
 }
 
 /// A spare program (`<name>_nested`): takes what its program proper's recursion guard
@@ -761,9 +765,22 @@ pub fn read_iter(mut it: libbpf_rs::Iter) -> std::io::Result<()> {
 
 impl LiveProbe {
     /// Detaches the programs (no new records); the rings and counters stay readable.
+    /// Spares are disarmed first, and the programs detached last attached first (so the
+    /// programs proper go before their spares: bpf/spare.bpf.h).
     pub fn detach(&mut self) {
-        self.links.clear();
+        self.arm_spares(false);
+        while self.links.pop().is_some() {}
         self.iters.clear();
+    }
+
+    /// Arms (or disarms) the fexit spares' count of what they take (`fx_armed`), where the
+    /// object has them.
+    fn arm_spares(&self, on: bool) {
+        if let Some(map) = self._object.maps().find(|m| m.name() == "fx_armed") {
+            if let Err(e) = map.update(&0u32.to_ne_bytes(), &u32::from(on).to_ne_bytes(), MapFlags::ANY) {
+                log::warn!("{} probe: setting fx_armed: {e}", self.probe.name());
+            }
+        }
     }
 
     /// A new run of the probe's iterator `name` (one bpf(2) call), or `None` when the
