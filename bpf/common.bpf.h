@@ -60,6 +60,15 @@ static __always_inline void preempt_on(void)
 		bpf_preempt_enable();
 }
 
+/* A program's body, `expr`, between the two; its value. */
+#define PREEMPT_OFF(expr)                                                        \
+	({                                                                       \
+		preempt_off();                                                   \
+		int __r = (expr);                                                \
+		preempt_on();                                                    \
+		__r;                                                             \
+	})
+
 /* What a probe's spare programs took of the calls the kernel skipped in their programs
  * proper (net_flow.bpf.c's net_state_nested, spare.bpf.h's fexit spares): the recorder
  * subtracts it from those programs' recursion misses. */

@@ -88,10 +88,7 @@ static __always_inline int handle_exec_body(struct task_struct *p, pid_t old_pid
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	preempt_off();
-	int r = handle_exec_body(p, old_pid, bprm);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(handle_exec_body(p, old_pid, bprm));
 }
 
 static __always_inline int handle_exit_body(struct task_struct *p)
@@ -111,8 +108,5 @@ static __always_inline int handle_exit_body(struct task_struct *p)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
-	preempt_off();
-	int r = handle_exit_body(p);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(handle_exit_body(p));
 }

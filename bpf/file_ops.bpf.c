@@ -758,37 +758,25 @@ static __always_inline int exit_body(struct task_struct *task, bool loop)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(file_fork_loop, struct task_struct *parent, struct task_struct *child)
 {
-	preempt_off();
-	int r = fork_body(parent, child, true);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(fork_body(parent, child, true));
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(file_fork_noloop, struct task_struct *parent, struct task_struct *child)
 {
-	preempt_off();
-	int r = fork_body(parent, child, false);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(fork_body(parent, child, false));
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(file_exit_loop, struct task_struct *task)
 {
-	preempt_off();
-	int r = exit_body(task, true);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(exit_body(task, true));
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(file_exit_noloop, struct task_struct *task)
 {
-	preempt_off();
-	int r = exit_body(task, false);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(exit_body(task, false));
 }
 
 /* --- unlink, rename, truncate --- */
@@ -993,19 +981,13 @@ static __always_inline int sys_exit_body(struct pt_regs *regs, long ret, long id
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit_loop, struct pt_regs *regs, long ret)
 {
-	preempt_off();
-	int r = sys_exit_body(regs, ret, SYSCALL_NR(regs), true, false);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(sys_exit_body(regs, ret, SYSCALL_NR(regs), true, false));
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 {
-	preempt_off();
-	int r = sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false));
 }
 
 /* The same, where the kernel lets fexit programs load: one program per syscall, at the
@@ -1017,11 +999,8 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 	SEC("fexit")                                                             \
 	int BPF_PROG(prog, struct pt_regs *regs, long ret)                       \
 	{                                                                        \
-		preempt_off();                                                   \
 		fx_begin();                                                      \
-		sys_exit_body(regs, ret, nr, loop, true);                        \
-		preempt_on();                                                    \
-		return 0;                                                        \
+		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
 	}                                                                        \
 	/* Its spare, loaded only where the kernel preempts (spare.bpf.h); its     \
 	 * common path leaves preemption alone, so that a reschedule put off      \
@@ -1032,10 +1011,7 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 	{                                                                        \
 		if (!fx_spare_takes())                                           \
 			return 0;                                                \
-		preempt_off();                                                   \
-		sys_exit_body(regs, ret, nr, loop, true);                        \
-		preempt_on();                                                    \
-		return 0;                                                        \
+		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
 	}
 #define FX(name, nr) FX_PAIR(file_fx_##name, nr, false)
 #define FX_LOOP(name, nr)                                                        \

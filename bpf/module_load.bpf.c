@@ -92,19 +92,13 @@ static __always_inline int note(struct module *mod, __u32 what)
 SEC("tp_btf/module_load")
 int BPF_PROG(module_load, struct module *mod)
 {
-	preempt_off();
-	int r = note(mod, CAP_MODULE_LOADED);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(note(mod, CAP_MODULE_LOADED));
 }
 
 SEC("tp_btf/module_free")
 int BPF_PROG(module_free, struct module *mod)
 {
-	preempt_off();
-	int r = note(mod, CAP_MODULE_FREED);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(note(mod, CAP_MODULE_FREED));
 }
 
 /* The path of the file behind `fd` into the tail at `off` (< CAP_MODULE_NAME_MAX). */
@@ -193,10 +187,7 @@ out:
 SEC("tp_btf/sys_exit")
 int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
 {
-	preempt_off();
-	int r = module_exit_body(regs, ret, SYSCALL_NR(regs), false);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(module_exit_body(regs, ret, SYSCALL_NR(regs), false));
 }
 
 /* Where fexit programs load: one per syscall, at the exit of its wrapper (the loader
@@ -205,26 +196,17 @@ int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
 SEC("fexit")
 int BPF_PROG(module_fx_init_module, struct pt_regs *regs, long ret)
 {
-	preempt_off();
-	int r = module_exit_body(regs, ret, NR_init_module, true);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(module_exit_body(regs, ret, NR_init_module, true));
 }
 
 SEC("fexit")
 int BPF_PROG(module_fx_finit_module, struct pt_regs *regs, long ret)
 {
-	preempt_off();
-	int r = module_exit_body(regs, ret, NR_finit_module, true);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(module_exit_body(regs, ret, NR_finit_module, true));
 }
 
 SEC("fexit")
 int BPF_PROG(module_fx_delete_module, struct pt_regs *regs, long ret)
 {
-	preempt_off();
-	int r = module_exit_body(regs, ret, NR_delete_module, true);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(module_exit_body(regs, ret, NR_delete_module, true));
 }

@@ -311,10 +311,7 @@ static __always_inline int net_state_body(struct sock *sk, int oldstate, int new
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(net_state, struct sock *sk, int oldstate, int newstate)
 {
-	preempt_off();
-	int r = net_state_body(sk, oldstate, newstate);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(net_state_body(sk, oldstate, newstate));
 }
 
 /* The state changes net_state skipped (see state_stack). */
@@ -343,10 +340,7 @@ static __always_inline int net_state_nested_body(struct sock *sk, int oldstate, 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(net_state_nested, struct sock *sk, int oldstate, int newstate)
 {
-	preempt_off();
-	int r = net_state_nested_body(sk, oldstate, newstate);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(net_state_nested_body(sk, oldstate, newstate));
 }
 
 static __always_inline void claim_udp(struct sock *sk);
@@ -374,10 +368,7 @@ static __always_inline int net_send_body(struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(net_send, struct sock *sk, int ret, int flags)
 {
-	preempt_off();
-	int r = net_send_body(sk, ret, flags);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(net_send_body(sk, ret, flags));
 }
 
 static __always_inline int net_recv_body(struct sock *sk, int ret, int flags)
@@ -389,10 +380,7 @@ static __always_inline int net_recv_body(struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(net_recv, struct sock *sk, int ret, int flags)
 {
-	preempt_off();
-	int r = net_recv_body(sk, ret, flags);
-	preempt_on();
-	return r;
+	return PREEMPT_OFF(net_recv_body(sk, ret, flags));
 }
 
 /* At start: the TCP sockets every process holds, so connections and listeners from

@@ -23,8 +23,9 @@
  * counts what it takes in nested_taken; the recorder reports the programs' recursion
  * misses less that as lost (a call skipped by both; or one whose mark a skipped spare
  * left, which the next skipped call finds). On kernels that cannot preempt a program
- * the loader loads no spare, and the marks are pruned with cap_cfg.preempt. The bodies
- * of both run with preemption off (common.bpf.h).
+ * the loader loads no spare, and the marks are pruned with cap_cfg.preempt. The program
+ * proper's body runs with preemption off (common.bpf.h), and so does a spare's for a call
+ * it takes; its common path (a mark found and cleared) leaves preemption alone.
  */
 #ifndef CAPTURE_SPARE_BPF_H
 #define CAPTURE_SPARE_BPF_H

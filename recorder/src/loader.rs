@@ -834,7 +834,7 @@ impl LiveProbe {
         use std::os::fd::AsFd;
         let mut misses = Vec::new();
         for prog in self._object.progs() {
-            if !prog.autoload() || prog.name().to_string_lossy().contains("_nested") {
+            if !prog.autoload() || is_spare(&prog.name().to_string_lossy()) {
                 continue; // not loaded here, or a spare
             }
             let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();

@@ -46,9 +46,9 @@ pub fn parse_cmdline(cmdline: &str) -> Option<String> {
     cmdline.split_whitespace().filter_map(|w| w.strip_prefix("preempt=")).next_back().map(str::to_string)
 }
 
-/// From a kernel config: whether it is dynamic (`CONFIG_PREEMPT_DYNAMIC`), and the model
-/// it was built with (a dynamic kernel's default).
-pub fn parse_config(config: &str) -> (bool, Option<String>) {
+/// From a kernel config: the model it was built with (a dynamic kernel's default, which
+/// `preempt=` on the command line overrides).
+pub fn parse_config(config: &str) -> Option<String> {
     let set = |name: &str| config.lines().any(|l| l.trim() == format!("CONFIG_{name}=y"));
     let model = if set("PREEMPT_RT") {
         Some("rt")
@@ -63,7 +63,7 @@ pub fn parse_config(config: &str) -> (bool, Option<String>) {
     } else {
         None
     };
-    (set("PREEMPT_DYNAMIC"), model.map(str::to_string))
+    model.map(str::to_string)
 }
 
 /// The running kernel's config: where distributions put it, or `/proc/config.gz`.
@@ -101,7 +101,7 @@ pub fn detect(has_func: impl Fn(&str) -> bool) -> Preemption {
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     match read_config(release.trim()) {
-        Some((text, path)) => Preemption { model: parse_config(&text).1, source: path },
+        Some((text, path)) => Preemption { model: parse_config(&text), source: path },
         None => Preemption {
             model: None,
             source: format!(
@@ -137,17 +137,17 @@ mod tests {
         // Debian 7.2 (sid): lazy by default, dynamic.
         let sid = "CONFIG_PREEMPT_BUILD=y\nCONFIG_ARCH_HAS_PREEMPT_LAZY=y\n# CONFIG_PREEMPT is not set\n\
                    CONFIG_PREEMPT_LAZY=y\n# CONFIG_PREEMPT_RT is not set\nCONFIG_PREEMPT_DYNAMIC=y\n";
-        assert_eq!(parse_config(sid), (true, Some("lazy".into())));
+        assert_eq!(parse_config(sid).as_deref(), Some("lazy"));
         // Debian 6.12 (trixie) and 6.1 (bookworm): voluntary by default, dynamic.
         let trixie = "CONFIG_PREEMPT_BUILD=y\n# CONFIG_PREEMPT_NONE is not set\nCONFIG_PREEMPT_VOLUNTARY=y\n\
                       # CONFIG_PREEMPT is not set\nCONFIG_PREEMPT_DYNAMIC=y\n";
-        assert_eq!(parse_config(trixie), (true, Some("voluntary".into())));
+        assert_eq!(parse_config(trixie).as_deref(), Some("voluntary"));
         // Debian 5.10 (bullseye): voluntary, not dynamic.
         let bullseye = "# CONFIG_PREEMPT_NONE is not set\nCONFIG_PREEMPT_VOLUNTARY=y\n# CONFIG_PREEMPT is not set\n";
-        assert_eq!(parse_config(bullseye), (false, Some("voluntary".into())));
-        assert_eq!(parse_config("CONFIG_PREEMPT=y\nCONFIG_PREEMPT_RT=y\n").1.as_deref(), Some("rt"));
-        assert_eq!(parse_config("CONFIG_PREEMPT=y\n").1.as_deref(), Some("full"));
-        assert_eq!(parse_config("CONFIG_PREEMPT_COUNT=y\n"), (false, None));
+        assert_eq!(parse_config(bullseye).as_deref(), Some("voluntary"));
+        assert_eq!(parse_config("CONFIG_PREEMPT=y\nCONFIG_PREEMPT_RT=y\n").as_deref(), Some("rt"));
+        assert_eq!(parse_config("CONFIG_PREEMPT=y\n").as_deref(), Some("full"));
+        assert_eq!(parse_config("CONFIG_PREEMPT_COUNT=y\n"), None);
     }
 
     #[test]
