@@ -40,6 +40,7 @@
  */
 #include "common.bpf.h"
 #include "net.bpf.h"
+#include "spare.bpf.h"
 
 #define ETIMEDOUT 110
 #define ECONNREFUSED 111
@@ -359,29 +360,33 @@ static __always_inline void claim(struct sock *sk)
 	own(st, CAP_OWNER_ACCEPT);
 }
 
-static __always_inline int net_send_body(struct sock *sk, int ret, int flags)
+static __always_inline int net_claim_body(struct sock *sk)
 {
 	claim(sk);
 	return 0;
 }
 
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(net_send, struct sock *sk, int ret, int flags)
-{
-	return PREEMPT_OFF(net_send_body(sk, ret, flags));
-}
+/* Sends and receives come only in task context, so what the kernel's recursion guard
+ * skips here is a call made while another task is preempted inside the program (7.x: a
+ * connection left owned by its listener). Where the kernel preempts, each has a spare
+ * that takes the calls left unmarked (spare.bpf.h); the loader loads none elsewhere. */
+#define CLAIM_PAIR(prog, tp)                                                     \
+	SEC("tp_btf/" #tp)                                                       \
+	int BPF_PROG(prog, struct sock *sk, int ret, int flags)                  \
+	{                                                                        \
+		fx_begin();                                                      \
+		return PREEMPT_OFF(net_claim_body(sk));                          \
+	}                                                                        \
+	SEC("tp_btf/" #tp)                                                       \
+	int BPF_PROG(prog##_nested, struct sock *sk, int ret, int flags)         \
+	{                                                                        \
+		if (!fx_spare_takes())                                           \
+			return 0;                                                \
+		return PREEMPT_OFF(net_claim_body(sk));                          \
+	}
 
-static __always_inline int net_recv_body(struct sock *sk, int ret, int flags)
-{
-	claim(sk);
-	return 0;
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(net_recv, struct sock *sk, int ret, int flags)
-{
-	return PREEMPT_OFF(net_recv_body(sk, ret, flags));
-}
+CLAIM_PAIR(net_send, sock_send_length)
+CLAIM_PAIR(net_recv, sock_recv_length)
 
 /* At start: the TCP sockets every process holds, so connections and listeners from
  * before the recorder get an owner (the first process found holding them). */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Spares for fexit programs, on kernels that preempt tasks in kernel code.
+ * Spares for programs that run only in task context (the file probe's fexit programs, the
+ * net probe's net_send and net_recv), on kernels that preempt tasks in kernel code.
  *
  * A BPF trampoline runs its program with migration disabled, not preemption, and skips
  * the program for any task that reaches it on a CPU where another task is still inside
@@ -13,8 +14,11 @@
  * where fexit skipped none or one.
  *
  * So there each program proper has a spare on the same function, attached before it
- * (a trampoline runs the programs last attached first), so the kernel calls the program
- * proper and then the spare for every call. The program proper marks the call handled in
+ * (a trampoline runs the programs last attached first; on a tracepoint, after it, as a
+ * tracepoint calls its programs in the order they were attached), so the kernel calls
+ * the program proper and then the spare for every call. (Tracepoints run their programs
+ * so on 7.x too: a task preempted inside net_send left a connection's send unclaimed
+ * and counted lost in one CI run.) The program proper marks the call handled in
  * the task's storage (fx_done) as it begins; the spare takes a call that is not marked
  * (the kernel skipped the program proper) and clears the mark of one that is. Where the
  * mark cannot be made (the task's storage cannot be made on its first call: no memory,

@@ -377,6 +377,15 @@ PY
     elif grep -q "net probe unavailable" "$out/recorder.log"; then
         fail "$release: $(grep -o 'net probe unavailable.*' "$out/recorder.log")"
     else
+        # Where the kernel preempts tasks in kernel code, sends and receives have spares
+        # (bpf/spare.bpf.h); elsewhere none load.
+        line=$(grep -o 'net probe: net_send.*each with a spare.*' "$out/recorder.log" || true)
+        case $model in
+            lazy | full)
+                want="net probe: net_send, net_recv each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
+                [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: net spares line '${line:-none}', want '$want'" ;;
+            *) [ -z "$line" ] || fail "$release: net spares loaded on a kernel that cannot preempt a program: $line" ;;
+        esac
         read -r npid nport uport rport hport <"$out/net.txt" || true
         if [ -z "${hport:-}" ]; then
             fail "$release: the net workload did not run: $(tail -n 3 "$out/net.txt" "$out/guest.log" | tr '\n' ' ')"

@@ -467,13 +467,15 @@ fn load_variant(
         .map_err(|e| classify(p, "opening", e))?;
     let has_loop = btf.as_ref().is_ok_and(has_bpf_loop);
     // Where a task can be preempted inside a program (common.bpf.h): bodies with
-    // preemption off where the kernel has the kfuncs (6.10+), and fexit's spares where the
-    // probe has them (spare.bpf.h).
+    // preemption off where the kernel has the kfuncs (6.10+), and the spares for it where
+    // the probe has them (spare.bpf.h; fexit's only where fexit is taken).
     let pre = preemption(btf);
     let preempts = pre.preempts() != Some(false);
-    let spares = fexit
-        && preempts
-        && open.progs().any(|prog| prog.section() == "fexit" && is_spare(&prog.name().to_string_lossy()));
+    let spares = preempts
+        && open.progs().any(|prog| {
+            let name = prog.name().to_string_lossy();
+            is_preempt_spare(&name) && (fexit || prog.section() != "fexit")
+        });
     let preempt_kfuncs = btf.as_ref().is_ok_and(|btf| btf.type_by_name::<Func>("bpf_preempt_disable").is_some());
     // Only tracing programs take it (tp_btf and fexit; not the cgroup and iterator ones).
     let tracing = open.progs().any(|prog| {
@@ -546,6 +548,22 @@ fn load_variant(
     if let Some(s) = &syscall_hooks {
         log::info!("{p} probe: its syscalls by {s}");
     }
+    let tp_spares: Vec<String> = object
+        .progs()
+        .filter(|prog| prog.autoload() && prog.section() != "fexit")
+        .filter_map(|prog| {
+            is_preempt_spare(&prog.name().to_string_lossy()).then(|| prog.name().to_string_lossy().into_owned())
+        })
+        .map(|name| name.strip_suffix("_nested").unwrap_or(&name).to_string())
+        .collect();
+    if !tp_spares.is_empty() {
+        log::info!(
+            "{p} probe: {} each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model {}, from {})",
+            tp_spares.join(", "),
+            pre.model.as_deref().unwrap_or("unknown"),
+            pre.source
+        );
+    }
     log::info!("{p} probe: hooks {}", hooks.join(", "));
     for h in &missing {
         log::info!("{p} probe: runs without {} (not in this kernel)", h.section);
@@ -561,6 +579,16 @@ fn load_variant(
 /// skipped (net_flow.bpf.c's net_state; spare.bpf.h's fexit programs).
 fn is_spare(prog: &str) -> bool {
     prog.ends_with("_nested")
+}
+
+/// The spares for a hook that interrupts reach too, which load on every kernel
+/// (net_flow.bpf.c's state_stack).
+const NESTING_SPARES: &[&str] = &["net_state_nested"];
+
+/// A spare for the calls skipped while another task is preempted inside its program
+/// proper (spare.bpf.h's marks), loaded only where the kernel preempts.
+fn is_preempt_spare(prog: &str) -> bool {
+    is_spare(prog) && !NESTING_SPARES.contains(&prog)
 }
 
 /// The kernel's preemption model (see preempt.rs), found once.
@@ -665,7 +693,11 @@ fn configure(
             // a spare only where spares run.
             (Some(sys), Some(targets)) => !targets.contains(&sys) || (is_spare(&name) && !spares),
             (Some(_), None) => true,
-            (None, _) => missing.iter().any(|h| h.section == section) || (fexit.is_some() && section == SYS_EXIT),
+            (None, _) => {
+                missing.iter().any(|h| h.section == section)
+                    || (fexit.is_some() && section == SYS_EXIT)
+                    || (is_preempt_spare(&name) && !spares)
+            }
         };
         if off || other_variant {
             prog.set_autoload(false);
@@ -773,8 +805,8 @@ impl LiveProbe {
         self.iters.clear();
     }
 
-    /// Arms (or disarms) the fexit spares' count of what they take (`fx_armed`), where the
-    /// object has them.
+    /// Arms (or disarms) the spares' count of what they take (`fx_armed`, spare.bpf.h),
+    /// where the object has them.
     fn arm_spares(&self, on: bool) {
         if let Some(map) = self._object.maps().find(|m| m.name() == "fx_armed") {
             if let Err(e) = map.update(&0u32.to_ne_bytes(), &u32::from(on).to_ne_bytes(), MapFlags::ANY) {
@@ -882,6 +914,8 @@ mod tests {
         assert_eq!(fexit_syscall("file_fx_openat_nested"), Some("openat"));
         assert_eq!(fexit_syscall("file_fx_close_range_loop_nested"), Some("close_range"));
         assert!(is_spare("file_fx_openat_nested") && !is_spare("file_fx_openat"));
+        assert!(is_preempt_spare("net_send_nested") && is_preempt_spare("file_fx_openat_nested"));
+        assert!(is_spare("net_state_nested") && !is_preempt_spare("net_state_nested"));
     }
 
     #[test]
