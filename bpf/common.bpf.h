@@ -70,7 +70,7 @@ static __always_inline void preempt_on(void)
 	})
 
 /* What a probe's spare programs took of the calls the kernel skipped in their programs
- * proper (net_flow.bpf.c's net_state_nested, spare.bpf.h's fexit spares): the recorder
+ * proper (net_flow.bpf.c's net_state_nested, spare.bpf.h's spares): the recorder
  * subtracts it from those programs' recursion misses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -182,7 +182,7 @@ struct file_state {
 	__u32 nfds;
 	__u16 fflags; /* CAP_FILE_PREEXISTING | CAP_FILE_MMAP_WRITE | SCAN_CLAIM */
 	__u16 _pad0;
-	__u32 _pad1;
+	__u32 gen; /* this open's, so a descriptor of an earlier file at the address is told apart */
 };
 
 struct {
@@ -192,13 +192,26 @@ struct {
 	__type(value, struct file_state);
 } files SEC(".maps");
 
-/* The tracked file behind each descriptor the probe knows of, by (tgid << 32 | fd); 0
- * once the descriptor is gone (reused in place by the next descriptor of that number). */
+/* A descriptor's file: its struct file (its key in `files`; 0 once the descriptor is
+ * gone) and the generation of the open it came from. close(2) frees the file before its
+ * exit hook runs, and an open on another CPU can get the same address first (the closing
+ * task preempted at the hook: 2 of 6,000 closes under four writers on 7.2): that open
+ * writes the old file's close row and takes the entry over with its own generation, and
+ * the late close, finding another generation there, leaves the new file alone. */
+struct fd_ref {
+	__u64 fkey;
+	__u32 gen;
+	__u32 _pad;
+};
+
+/* The tracked file behind each descriptor the probe knows of, by (tgid << 32 | fd);
+ * fkey 0 once the descriptor is gone (reused in place by the next descriptor of that
+ * number). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 2 * CAP_FDS_MAX);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct fd_ref);
 } fds SEC(".maps");
 
 /* A record is assembled here: the fixed part, then up to three paths; `w` is where
@@ -353,6 +366,20 @@ static __always_inline struct file_state *tracked(__u64 fkey)
 	return st && st->nfds ? st : 0;
 }
 
+/* The tracked file a descriptor refers to: only the open it came from, not a later one
+ * at the same address. */
+static __always_inline struct file_state *tracked_ref(const struct fd_ref *r)
+{
+	struct file_state *st = tracked(r->fkey);
+	return st && st->gen == r->gen ? st : 0;
+}
+
+/* A new open's generation: its time, which two opens of one address never share. */
+static __always_inline __u32 new_gen(void)
+{
+	return (__u32)bpf_ktime_get_ns();
+}
+
 /* The close record of `st`: its sums, written by the current task (or by `task`, from an
  * iterator). */
 static __always_inline void emit_close(struct file_state *st, __u64 fkey, __s32 fd, __u16 how, __s64 ret,
@@ -387,14 +414,15 @@ static __always_inline void emit_close(struct file_state *st, __u64 fkey, __s32 
  * one gone writes the file's close record. */
 static __noinline int drop_fd(__u64 key, __u32 how, __s64 ret)
 {
-	__u64 *fk = bpf_map_lookup_elem(&fds, &key);
-	if (!fk || !*fk)
+	struct fd_ref *r = bpf_map_lookup_elem(&fds, &key);
+	if (!r || !r->fkey)
 		return 0;
-	__u64 fkey = *fk;
-	*fk = 0;
-	struct file_state *st = tracked(fkey);
+	struct fd_ref ref = *r;
+	r->fkey = 0;
+	struct file_state *st = tracked_ref(&ref);
 	if (!st)
 		return 0;
+	__u64 fkey = ref.fkey;
 	/* An atomic add, then a read: fetch-and-add needs BPF atomics (5.12+). Two last
 	 * descriptors closed at the same instant on two CPUs could both read 0 here. */
 	__sync_fetch_and_add(&st->nfds, -1);
@@ -409,18 +437,20 @@ static __noinline int drop_fd(__u64 key, __u32 how, __s64 ret)
  * tracked file gains it. */
 static __always_inline void add_fd(__u64 key, __u64 fkey)
 {
-	__u64 *old = bpf_map_lookup_elem(&fds, &key);
-	if (old && *old == fkey)
-		return;
-	if (old && *old)
-		drop_fd(key, CAP_CLOSE_CLOSE, 0);
+	struct fd_ref *old = bpf_map_lookup_elem(&fds, &key);
 	struct file_state *st = tracked(fkey);
+	if (old && st && old->fkey == fkey && old->gen == st->gen)
+		return;
+	if (old && old->fkey)
+		drop_fd(key, CAP_CLOSE_CLOSE, 0);
+	st = tracked(fkey); /* the drop may have closed it */
 	if (!st)
 		return;
 	__sync_fetch_and_add(&st->nfds, 1);
+	struct fd_ref ref = { .fkey = fkey, .gen = st->gen };
 	if (old)
-		*old = fkey;
-	else if (bpf_map_update_elem(&fds, &key, &fkey, BPF_ANY))
+		*old = ref;
+	else if (bpf_map_update_elem(&fds, &key, &ref, BPF_ANY))
 		count_drop(CAP_DROP_FILTER_MAP);
 }
 
@@ -440,16 +470,17 @@ static __always_inline void file_ids(struct file *file, struct file_state *st)
 	}
 }
 
-/* The descriptor `key` now refers to the newly tracked `fkey` (a file it referred to
- * before lost a close this probe missed). */
-static __always_inline void set_fd(__u64 key, __u64 fkey)
+/* The descriptor `key` now refers to the newly tracked `fkey`, of generation `gen` (a
+ * file it referred to before lost a close this probe missed). */
+static __always_inline void set_fd(__u64 key, __u64 fkey, __u32 gen)
 {
-	__u64 *prev = bpf_map_lookup_elem(&fds, &key);
+	struct fd_ref ref = { .fkey = fkey, .gen = gen };
+	struct fd_ref *prev = bpf_map_lookup_elem(&fds, &key);
 	if (prev) {
-		if (*prev && *prev != fkey)
+		if (prev->fkey && (prev->fkey != fkey || prev->gen != gen))
 			drop_fd(key, CAP_CLOSE_CLOSE, 0); /* a close this probe missed */
-		*prev = fkey;
-	} else if (bpf_map_update_elem(&fds, &key, &fkey, BPF_ANY)) {
+		*prev = ref;
+	} else if (bpf_map_update_elem(&fds, &key, &ref, BPF_ANY)) {
 		count_drop(CAP_DROP_FILTER_MAP);
 	}
 }
@@ -483,7 +514,7 @@ static __always_inline int track(__u64 key, struct file *file, struct file_state
 		emit_close(old, fkey, -1, CAP_CLOSE_CLOSE, 0, 0);
 	*old = *st;
 fds:
-	set_fd(key, fkey);
+	set_fd(key, fkey, st->gen);
 	return 0;
 }
 
@@ -505,9 +536,8 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 	if (ret >= 0) {
 		b->f.fd = ret;
 		struct file *file = fd_file(ret);
-		struct file_state st = {};
+		struct file_state st = { .nfds = 1, .gen = new_gen() };
 		file_ids(file, &st);
-		st.nfds = 1;
 		b->f.ino = st.ino;
 		b->f.dev = st.dev;
 		b->f.file_key = (__u64)file;
@@ -549,11 +579,11 @@ static __always_inline int record_rw(__s32 fd, long ret, bool write)
 	if (ret < 0)
 		return 0;
 	__u64 key = fd_key(fd);
-	__u64 *fk = bpf_map_lookup_elem(&fds, &key);
-	if (!fk)
+	struct fd_ref *r = bpf_map_lookup_elem(&fds, &key);
+	if (!r)
 		return 0;
-	__u64 fkey = *fk;
-	struct file_state *st = tracked(fkey);
+	__u64 fkey = r->fkey;
+	struct file_state *st = tracked_ref(r);
 	if (!st)
 		return 0;
 	if (write) {
@@ -651,8 +681,8 @@ static long walk_chunk(__u32 i, struct walk_ctx *c)
 		if (c->mode == WALK_FORK) {
 			add_fd(key, (__u64)slots[j]);
 		} else {
-			__u64 *fk = bpf_map_lookup_elem(&fds, &key);
-			if (fk && *fk)
+			struct fd_ref *r = bpf_map_lookup_elem(&fds, &key);
+			if (r && r->fkey)
 				drop_fd(key, c->how, 0);
 		}
 	}
@@ -668,12 +698,12 @@ static long walk_fd(__u32 i, struct walk_ctx *c)
 	if (fd >= c->end)
 		return 1;
 	__u64 key = fd_key_of(c->tgid, fd);
-	__u64 *fk = bpf_map_lookup_elem(&fds, &key);
-	if (!fk || !*fk)
+	struct fd_ref *r = bpf_map_lookup_elem(&fds, &key);
+	if (!r || !r->fkey)
 		return 0;
 	struct file *f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), &c->arr[fd]);
-	if ((__u64)f == *fk)
+	if ((__u64)f == r->fkey)
 		return 0;
 	drop_fd(key, c->how, 0);
 	return 0;
@@ -990,11 +1020,24 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 	return PREEMPT_OFF(sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false));
 }
 
-/* The same, where the kernel lets fexit programs load: one program per syscall, at the
- * exit of its wrapper (the loader names the target, `__x64_sys_<name>` or
+/* A spare of a syscall's program, `name`, taking the calls `takes` says (spare.bpf.h);
+ * loaded only where the kernel preempts. Its common path leaves preemption alone, so
+ * that a reschedule put off until preemption is back on (which keeps the kernel counting
+ * the program running) comes there only after a call it took. */
+#define FX_SPARE(name, takes, nr, loop)                                          \
+	SEC("fexit")                                                             \
+	int BPF_PROG(name, struct pt_regs *regs, long ret)                       \
+	{                                                                        \
+		if (!takes())                                                    \
+			return 0;                                                \
+		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
+	}
+
+/* The syscalls where the kernel lets fexit programs load: one program per syscall, at
+ * the exit of its wrapper (the loader names the target, `__x64_sys_<name>` or
  * `__arm64_sys_<name>`, from the program's name after `_fx_`). Other syscalls then pass
  * no program at all, and the syscall tracepoint stays off (with it on, every syscall of
- * every process leaves the kernel through the slow path). */
+ * every process leaves the kernel through the slow path). Each with its two spares. */
 #define FX_PAIR(prog, nr, loop)                                                  \
 	SEC("fexit")                                                             \
 	int BPF_PROG(prog, struct pt_regs *regs, long ret)                       \
@@ -1002,17 +1045,8 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 		fx_begin();                                                      \
 		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
 	}                                                                        \
-	/* Its spare, loaded only where the kernel preempts (spare.bpf.h); its     \
-	 * common path leaves preemption alone, so that a reschedule put off      \
-	 * until preemption is back on (which keeps the kernel counting the       \
-	 * program running) comes there only after a call it took. */            \
-	SEC("fexit")                                                             \
-	int BPF_PROG(prog##_nested, struct pt_regs *regs, long ret)              \
-	{                                                                        \
-		if (!fx_spare_takes())                                           \
-			return 0;                                                \
-		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
-	}
+	FX_SPARE(prog##_nested, fx_spare_takes, nr, loop)                        \
+	FX_SPARE(prog##_nested2, fx_spare2_takes, nr, loop)
 #define FX(name, nr) FX_PAIR(file_fx_##name, nr, false)
 #define FX_LOOP(name, nr)                                                        \
 	FX_PAIR(file_fx_##name##_loop, nr, true)                                 \
@@ -1078,7 +1112,7 @@ int file_scan_start(struct bpf_iter__task_file *ctx)
 	__u32 len = put_path(b, 0, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
 	if (excluded(b, len))
 		return 0;
-	struct file_state st = { .nfds = 1, .fflags = CAP_FILE_PREEXISTING | SCAN_CLAIM };
+	struct file_state st = { .nfds = 1, .fflags = CAP_FILE_PREEXISTING | SCAN_CLAIM, .gen = new_gen() };
 	file_ids(file, &st);
 	/* Claimed only if nobody has: an open in flight on another CPU that tracked it first
 	 * (its state left there, even once closed) wrote its own row. */
@@ -1087,7 +1121,7 @@ int file_scan_start(struct bpf_iter__task_file *ctx)
 			add_fd(key, fkey);
 		return 0;
 	}
-	set_fd(key, fkey);
+	set_fd(key, fkey, st.gen);
 	fill_hdr_task(&b->f.hdr, CAP_KIND_FILE, task);
 	begin_hdr(&b->f, CAP_FILE_OPEN);
 	b->f.fd = ctx->fd;

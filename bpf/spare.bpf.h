@@ -13,23 +13,32 @@
  * disabled too, and one program for every syscall skipped 21 and 9 calls in two runs,
  * where fexit skipped none or one.
  *
- * So there each program proper has a spare on the same function, attached before it
- * (a trampoline runs the programs last attached first; on a tracepoint, after it, as a
+ * So there each program proper has spares on the same function, attached before it (a
+ * trampoline runs the programs last attached first; on a tracepoint, after it, as a
  * tracepoint calls its programs in the order they were attached), so the kernel calls
- * the program proper and then the spare for every call. (Tracepoints run their programs
+ * the program proper and then each spare for every call. (Tracepoints run their programs
  * so on 7.x too: a task preempted inside net_send left a connection's send unclaimed
- * and counted lost in one CI run.) The program proper marks the call handled in
- * the task's storage (fx_done) as it begins; the spare takes a call that is not marked
- * (the kernel skipped the program proper) and clears the mark of one that is. Where the
- * mark cannot be made (the task's storage cannot be made on its first call: no memory,
- * or another task holds the storage lock on this CPU) the program proper leaves its
- * thread's id in fx_unmarked on this CPU instead, which the spare also reads. The spare
- * counts what it takes in nested_taken; the recorder reports the programs' recursion
- * misses less that as lost (a call skipped by both; or one whose mark a skipped spare
- * left, which the next skipped call finds). On kernels that cannot preempt a program
- * the loader loads no spare, and the marks are pruned with cap_cfg.preempt. The program
+ * and counted lost in one CI run.) A call's stage, in the task's storage (fx_done):
+ *
+ *   the program proper, as it begins:  FX_PROPER
+ *   the first spare (<prog>_nested):   FX_PROPER: FX_FIRST; else takes the call, FX_FIRST
+ *   the second (<prog>_nested2):       FX_PROPER or FX_FIRST: 0; else (0) takes it
+ *
+ * A stage a skipped spare leaves is one the next call's own programs tell apart: FX_FIRST
+ * left by a skipped second spare is not FX_PROPER, so the first spare takes a call whose
+ * program proper was skipped; FX_PROPER left by a skipped first spare the second clears.
+ * With one spare (the first: net_send, net_recv) the stage stays FX_FIRST between calls,
+ * and FX_PROPER left by a skipped spare makes the next call look handled. Under four
+ * writers on two CPUs on 7.2 one spare lost 0 to 15 calls a run (README, Known gaps): a
+ * call the spare was skipped for too, or one that found a skipped spare's FX_PROPER.
+ * Where the stage cannot be kept (the task's storage cannot be made: no memory, or another
+ * task holds the storage lock on this CPU) it is kept in fx_unmarked on this CPU with the
+ * thread's id. A spare counts what it takes in nested_taken (each call at most once: a
+ * take leaves a stage the later spare passes); the recorder reports the programs'
+ * recursion misses less that as lost. On kernels that cannot preempt a program the
+ * loader loads no spare, and the marks are pruned with cap_cfg.preempt. The program
  * proper's body runs with preemption off (common.bpf.h), and so does a spare's for a call
- * it takes; its common path (a mark found and cleared) leaves preemption alone.
+ * it takes; its common path (a stage passed on) leaves preemption alone.
  */
 #ifndef CAPTURE_SPARE_BPF_H
 #define CAPTURE_SPARE_BPF_H
@@ -43,11 +52,18 @@ struct {
 	__type(value, __u32);
 } fx_done SEC(".maps");
 
+/* A call's stage where the task's storage cannot be made: the thread and its stage. */
+struct fx_slot {
+	__u64 tid;
+	__u32 stage;
+	__u32 _pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct fx_slot);
 } fx_unmarked SEC(".maps");
 
 /* 1 once every program proper is attached (the loader attaches the spares first): until
@@ -60,42 +76,78 @@ struct {
 	__type(value, __u32);
 } fx_armed SEC(".maps");
 
+#define FX_PROPER 1
+#define FX_FIRST 2
+
+/* This task's stage: in its storage (made if `create`), else in this CPU's slot where
+ * the slot is the thread's (or is made so, if `create`); NULL where there is none. */
+static __always_inline __u32 *fx_stage(bool create)
+{
+	__u32 *stage = bpf_task_storage_get(&fx_done, bpf_get_current_task_btf(), 0,
+					     create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (stage)
+		return stage;
+	__u32 zero = 0;
+	struct fx_slot *slot = bpf_map_lookup_elem(&fx_unmarked, &zero);
+	if (!slot)
+		return NULL;
+	__u64 tid = bpf_get_current_pid_tgid();
+	if (slot->tid != tid) {
+		if (!create)
+			return NULL;
+		slot->tid = tid;
+		slot->stage = 0;
+	}
+	return &slot->stage;
+}
+
 /* The program proper, as it begins: this task's call is handled. */
 static __always_inline void fx_begin(void)
 {
 	if (!(cap_cfg.preempt & CAP_PREEMPT_SPARES))
 		return;
-	__u32 *done = bpf_task_storage_get(&fx_done, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (done) {
-		*done = 1;
-		return;
-	}
-	__u32 zero = 0;
-	__u64 *unmarked = bpf_map_lookup_elem(&fx_unmarked, &zero);
-	if (unmarked)
-		*unmarked = bpf_get_current_pid_tgid();
+	__u32 *stage = fx_stage(true);
+	if (stage)
+		*stage = FX_PROPER;
 }
 
-/* The spare: whether this call is one the program proper skipped (then it is counted as
- * taken); clears the mark of one it handled. */
-static __always_inline bool fx_spare_takes(void)
+/* A call a spare takes: counted once every program proper is attached. */
+static __always_inline bool fx_taken(void)
 {
-	__u32 *done = bpf_task_storage_get(&fx_done, bpf_get_current_task_btf(), 0, 0);
-	if (done && *done) {
-		*done = 0;
-		return false;
-	}
 	__u32 zero = 0;
-	__u64 *unmarked = bpf_map_lookup_elem(&fx_unmarked, &zero);
-	if (unmarked && *unmarked == bpf_get_current_pid_tgid()) {
-		*unmarked = 0;
-		return false;
-	}
 	__u32 *armed = bpf_map_lookup_elem(&fx_armed, &zero);
 	__u64 *taken = bpf_map_lookup_elem(&nested_taken, &zero);
 	if (armed && *armed && taken)
 		__sync_fetch_and_add(taken, 1);
 	return true;
+}
+
+/* The first spare: whether this call is one the program proper skipped. */
+static __always_inline bool fx_spare_takes(void)
+{
+	__u32 *stage = fx_stage(false);
+	if (stage && *stage == FX_PROPER) {
+		*stage = FX_FIRST;
+		return false;
+	}
+	stage = stage ?: fx_stage(true);
+	if (stage)
+		*stage = FX_FIRST;
+	return fx_taken();
+}
+
+/* The second spare: whether this call is one the program proper and the first spare
+ * both skipped. */
+static __always_inline bool fx_spare2_takes(void)
+{
+	__u32 *stage = fx_stage(false);
+	if (stage && (*stage == FX_PROPER || *stage == FX_FIRST)) {
+		*stage = 0;
+		return false;
+	}
+	if (stage)
+		*stage = 0;
+	return fx_taken();
 }
 
 #endif

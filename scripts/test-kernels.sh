@@ -111,8 +111,7 @@ done
 grep Cap /proc/\$rec/status >/mnt/caps
 mkdir -p /tmp/work && cd /tmp/work
 /bin/sh -c '/nonexistent-kernel-test 2>/dev/null; /usr/bin/python3 /mnt/guest_files.py; /bin/true kernel-test-12345; exit 7'
-# Four writers on two CPUs, 1,500 opens each (not where the kernel preempts tasks inside
-# the probes' programs: see the check).
+# Four writers on two CPUs, 1,500 opens each (unless FOUR_WRITERS=0: see the check).
 if [ "$stress" = 1 ]; then
 mkdir -p /tmp/pstorm
 /usr/bin/timeout 300 /usr/bin/python3 -c "\$(cat <<'PY'
@@ -270,8 +269,7 @@ for k in "${kernels[@]}"; do
     mkdir -p "$out"
     # The preemption model the kernel boots with (none, voluntary, full, lazy).
     model=$(kernel_preempt_model "$kdir" "$release")
-    case $model in lazy | full) stress=0 ;; *) stress=1 ;; esac
-    stress=${FOUR_WRITERS:-$stress} # FOUR_WRITERS=1: there too, checked (0: nowhere)
+    stress=${FOUR_WRITERS:-1} # FOUR_WRITERS=0: the four writers nowhere
     write_guest "$out/guest.sh"
     # What modprobe needs of the kernel's modules (its indexes and dummy.ko), in the share:
     # the guest's /tmp is its own, and its root may be another architecture's userland.
@@ -323,9 +321,9 @@ PY
     # must fall back to tp_btf/sys_exit and say why, in one line. On a kernel that
     # preempts tasks in kernel code (Debian's 7.x: lazy, by its config; the guest mounts
     # debugfs, where the recorder reads the model) the file probe's fexit programs have
-    # spares (bpf/spare.bpf.h), and the module probe's line says what it may skip.
+    # two spares each (bpf/spare.bpf.h), and the module probe's line says what it may skip.
     case $model in
-        lazy | full) want_file="each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
+        lazy | full) want_file="each with two spares for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
                      want_module="(preemption model $model, from /sys/kernel/debug/sched/preempt: a call made while another task is preempted inside the same program is not recorded" ;;
         *) want_file="): no program runs" want_module="): no program runs" ;;
     esac
@@ -346,17 +344,22 @@ PY
         fi
     done
     check_file_rows
-    # Every call recorded once, with its sums, where the kernel cannot preempt a program.
-    # Where it can (7.x), the spares take most of the calls the kernel skips, but not all
-    # under this stress (README, "Known gaps"): it is not run there, so that the zero-drop
-    # check below holds the test's own workload to every call.
+    # Every call recorded once, with its sums; where the kernel preempts tasks inside the
+    # programs (7.x) too, where the spares take the calls the kernel skips (bpf/spare.bpf.h)
+    # and a late close leaves a file that reused its struct alone (file_ops.bpf.c, fd_ref).
     if [ "$stress" = 1 ]; then
         got=$(q "SELECT concat_ws(' ', sum(CASE WHEN op = 'open' THEN 1 ELSE 0 END), sum(CASE WHEN op = 'close' THEN 1 ELSE 0 END),
                         sum(bytes_written)) FROM file WHERE abs_path LIKE '%/tmp/pstorm/%'")
         [ "$got" = "6000 6000 60000" ] && ok "$release: four writers on two CPUs: 6,000 opens and closes, each recorded once with its bytes" ||
             fail "$release: four writers' rows (opens, closes, bytes): '$got', want '6000 6000 60000' $(cat "$out/pstorm.txt")"
+        # Writer n opens only /tmp/pstorm/n.dat: a close row under another writer is one
+        # written by the open that reused a closed file's struct first (README, Known gaps).
+        moved=$(q "SELECT count(*) FROM file c JOIN (SELECT abs_path, min(pid) p FROM file WHERE op = 'open'
+                   AND abs_path LIKE '%/tmp/pstorm/%' GROUP BY abs_path) o ON c.abs_path = o.abs_path
+                   WHERE c.op = 'close' AND c.pid <> o.p")
+        [ "$moved" = 0 ] || echo "note $release: four writers: $moved of 6,000 close rows under another writer's process (a struct file reused before its close was seen: README, Known gaps)"
     else
-        echo "note $release: four writers on two CPUs not run: this kernel preempts tasks inside the probes' programs ($model; README, Known gaps)"
+        echo "note $release: four writers on two CPUs not run (FOUR_WRITERS=0)"
     fi
     P=recorder
     # All capabilities dropped; CAP_BPF kept only where the kernel checks it on every bpf(2).

@@ -101,10 +101,10 @@ const SYSCALL_PREFIX: &str = "__arm64_sys_";
 const SYSCALL_PREFIX: &str = "__unsupported_arch_sys_";
 
 /// The syscall an `fexit` program takes: its name after `_fx_`, without `_loop`/`_noloop`
-/// (and a spare's `_nested`).
+/// (and a spare's `_nested`, `_nested2`).
 pub fn fexit_syscall(prog: &str) -> Option<&str> {
     let (_, rest) = prog.split_once("_fx_")?;
-    let rest = rest.strip_suffix("_nested").unwrap_or(rest);
+    let rest = spare_of(rest).0;
     Some(rest.strip_suffix("_noloop").or_else(|| rest.strip_suffix("_loop")).unwrap_or(rest))
 }
 
@@ -524,7 +524,7 @@ fn load_variant(
         let preempting = match pre.preempts() {
             Some(false) => String::new(),
             _ if spares => format!(
-                ", each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model {model})"
+                ", each with two spares for the calls the kernel skips while another task is preempted inside it (preemption model {model})"
             ),
             _ => format!(
                 " (preemption model {model}: a call made while another task is preempted inside the same program is not recorded, and is counted in dropped_kernel_other)"
@@ -551,10 +551,9 @@ fn load_variant(
     let tp_spares: Vec<String> = object
         .progs()
         .filter(|prog| prog.autoload() && prog.section() != "fexit")
-        .filter_map(|prog| {
-            is_preempt_spare(&prog.name().to_string_lossy()).then(|| prog.name().to_string_lossy().into_owned())
-        })
-        .map(|name| name.strip_suffix("_nested").unwrap_or(&name).to_string())
+        .map(|prog| prog.name().to_string_lossy().into_owned())
+        .filter(|name| is_preempt_spare(name) && spare_of(name).1 == 1)
+        .map(|name| spare_of(&name).0.to_string())
         .collect();
     if !tp_spares.is_empty() {
         log::info!(
@@ -575,10 +574,23 @@ fn load_variant(
     Ok(live)
 }
 
-/// A spare program (`<name>_nested`): takes what its program proper's recursion guard
-/// skipped (net_flow.bpf.c's net_state; spare.bpf.h's fexit programs).
+/// A program's program proper and its rank: 0 for a program proper, 1 for its first
+/// spare (`<name>_nested`), 2 for its second (`<name>_nested2`), which the kernel must
+/// run in that order (spare.bpf.h).
+fn spare_of(prog: &str) -> (&str, u8) {
+    if let Some(base) = prog.strip_suffix("_nested") {
+        (base, 1)
+    } else if let Some(base) = prog.strip_suffix("_nested2") {
+        (base, 2)
+    } else {
+        (prog, 0)
+    }
+}
+
+/// A spare program (`<name>_nested`, `<name>_nested2`): takes what its program proper's
+/// recursion guard skipped (net_flow.bpf.c's net_state; spare.bpf.h's programs).
 fn is_spare(prog: &str) -> bool {
-    prog.ends_with("_nested")
+    spare_of(prog).1 > 0
 }
 
 /// The spares for a hook that interrupts reach too, which load on every kernel
@@ -686,7 +698,7 @@ fn configure(
                 ),
             });
         }
-        let base = name.strip_suffix("_nested").unwrap_or(&name);
+        let base = spare_of(&name).0;
         let other_variant = (base.ends_with("_loop") && !has_loop) || (base.ends_with("_noloop") && has_loop);
         let off = match (syscall, fexit) {
             // fexit: only where chosen, and where this kernel has the syscall's wrapper;
@@ -737,7 +749,8 @@ fn fill_maps(object: &Object, p: &'static str, cfg: &LoadConfig) -> Result<(), L
 
 type Links = (Vec<Link>, Vec<(String, Link)>);
 
-/// Attaches every loaded program as its section says; spares (`<name>_nested`) last, so
+/// Attaches every loaded program as its section says; spares (`<name>_nested`, then
+/// `<name>_nested2`) last, so
 /// the kernel runs each after the program it stands in for (a tracepoint calls its
 /// programs in the order they were attached; net_flow.bpf.c relies on it).
 fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
@@ -747,7 +760,14 @@ fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
     // A spare runs after its program proper: a tracepoint calls its programs in the order
     // they were attached, a BPF trampoline the last attached first.
     let mut progs: Vec<_> = object.progs_mut().collect();
-    progs.sort_by_key(|prog| is_spare(&prog.name().to_string_lossy()) != (prog.section() == "fexit"));
+    progs.sort_by_key(|prog| {
+        let rank = spare_of(&prog.name().to_string_lossy()).1;
+        if prog.section() == "fexit" {
+            2 - rank
+        } else {
+            rank
+        }
+    });
     for prog in progs {
         if !prog.autoload() {
             continue; // not loaded: its hook is missing here
@@ -913,6 +933,10 @@ mod tests {
         // Spares (bpf/spare.bpf.h) take the same syscall.
         assert_eq!(fexit_syscall("file_fx_openat_nested"), Some("openat"));
         assert_eq!(fexit_syscall("file_fx_close_range_loop_nested"), Some("close_range"));
+        assert_eq!(fexit_syscall("file_fx_close_range_loop_nested2"), Some("close_range"));
+        assert_eq!(spare_of("file_fx_read_nested2"), ("file_fx_read", 2));
+        assert_eq!(spare_of("net_send_nested"), ("net_send", 1));
+        assert_eq!(spare_of("net_send"), ("net_send", 0));
         assert!(is_spare("file_fx_openat_nested") && !is_spare("file_fx_openat"));
         assert!(is_preempt_spare("net_send_nested") && is_preempt_spare("file_fx_openat_nested"));
         assert!(is_spare("net_state_nested") && !is_preempt_spare("net_state_nested"));
