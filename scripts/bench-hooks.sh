@@ -68,7 +68,7 @@ variant() {
     if [ -n "\$rec" ]; then
         kill -TERM \$rec
         wait \$rec || echo "round \$r \$v: the recorder exited \$?" >>/mnt/errors
-        tail -n 1 /tmp/rec.log >>/mnt/summaries
+        sed -n '/: stopped: /,\$p' /tmp/rec.log >>/mnt/summaries # and what follows it
         rm -rf /tmp/cap
     fi
 }
@@ -94,8 +94,9 @@ if [ -s "$out/errors" ] || [ ! -s "$out/results" ]; then
     exit 1
 fi
 # Every recorder run must have dropped nothing, or its time is not the probe's whole cost.
-echo "recorder runs: $(wc -l <"$out/summaries"), rows per run $(grep -o 'stopped: [0-9]* events' "$out/summaries" | awk '{print $2}' | sort -n | uniq | tr '\n' ' ')"
-if grep -v ' 0 dropped, 0 malformed' "$out/summaries"; then
+echo "recorder runs: $(grep -c ': stopped: ' "$out/summaries"), rows per run $(grep -o 'stopped: [0-9]* events' "$out/summaries" | awk '{print $2}' | sort -n | uniq | tr '\n' ' ')"
+if grep ': stopped: ' "$out/summaries" | grep -qv ' 0 dropped, 0 malformed'; then
+    cat "$out/summaries" >&2
     echo "a recorder run dropped or could not decode records (above): its time is not comparable" >&2
     exit 1
 fi
