@@ -749,10 +749,9 @@ fn fill_maps(object: &Object, p: &'static str, cfg: &LoadConfig) -> Result<(), L
 
 type Links = (Vec<Link>, Vec<(String, Link)>);
 
-/// Attaches every loaded program as its section says; spares (`<name>_nested`, then
-/// `<name>_nested2`) last, so
-/// the kernel runs each after the program it stands in for (a tracepoint calls its
-/// programs in the order they were attached; net_flow.bpf.c relies on it).
+/// Attaches every loaded program as its section says, in the order that makes the kernel
+/// run each spare after its program proper, and `<name>_nested2` after `<name>_nested`
+/// (net_flow.bpf.c and spare.bpf.h rely on it).
 fn attach(object: &Object, p: &'static str) -> Result<Links, LoadError> {
     let mut links = Vec::new();
     let mut iters = Vec::new();
