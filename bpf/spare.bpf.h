@@ -66,7 +66,7 @@ struct {
 	__type(value, struct fx_slot);
 } fx_unmarked SEC(".maps");
 
-/* 1 once every program proper is attached (the loader attaches the spares first): until
+/* 1 once every program proper is attached (on a trampoline the spares attach first): until
  * then, and after the loader disarms it to detach, a spare takes every call of its
  * function, without counting it as a skipped one taken. */
 struct {

@@ -867,9 +867,9 @@ impl LiveProbe {
     /// The records the kernel skipped because the program was already running on that
     /// CPU (its recursion guard: a softirq or a preempting task hitting the same hook),
     /// summed over the probe's programs: one bpf(2) call each, with the privileges the
-    /// drop counters need. Where a program has a spare (`<name>_nested`: net_state), the
-    /// spare takes what it skips and counts that in the `nested_taken` map: those are not
-    /// lost, and the spare's own misses are no measure (see net_flow.bpf.c).
+    /// drop counters need. Where a program has spares (`<name>_nested`, `_nested2`), they
+    /// take what it skips and count that in the `nested_taken` map: those are not lost,
+    /// and the spares' own misses are no measure (see net_flow.bpf.c, spare.bpf.h).
     pub fn recursion_misses(&self) -> u64 {
         // Read before the misses: every event taken was missed first, so the difference
         // never counts a taken event as lost (it may count one late; the caller keeps
