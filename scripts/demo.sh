@@ -24,6 +24,7 @@ scripts/ebpf-preflight.sh --install
 echo "== building (release; the first build takes a while)"
 # One cargo run for both: built apart, the recorder's arrow and parquet (fewer features)
 # are built twice, and each build's last crates leave a core idle (README, Build cost).
+# Without S3 (features `upload` and `capq/s3`, see README's Fleet): the demo records here.
 cargo build --release --locked -p agent-linux -p capq --features agent-linux/with-ebpf-load
 target=${CARGO_TARGET_DIR:-target}
 

@@ -53,11 +53,14 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     arm64_pid=$!
 fi
 
+# capq with `s3` (the fleet test reads s3:// with it): every cargo run here asks for
+# object_store's S3 client, so the DataFusion stack, which depends on object_store, is
+# built once.
 step "build (release profile, all targets)"
-cargo build --release --locked --workspace --all-targets
+cargo build --release --locked --workspace --all-targets --features capq/s3
 
 step "unit and integration tests"
-cargo test --release --locked --workspace
+cargo test --release --locked --workspace --features capq/s3
 
 step "real readers: DuckDB, pyarrow, pandas, Polars from PyPI"
 if [ ! -x "$venv/bin/python" ]; then
@@ -91,8 +94,19 @@ if [ "${ENABLE_EBPF_BUILD:-0}" = 1 ]; then
     step "eBPF build: recorder with-ebpf-load, BTF of the objects vs the Rust mirror"
     # Only agent-linux's own dependency graph: libbpf-rs changes the features of libc,
     # which, built workspace-wide, would rebuild the whole DataFusion stack once more.
+    # README's build (no `upload`) refuses --upload in one line, before it touches the
+    # output directory; then the build with uploads, which the live tests run.
     cargo build --release --locked -p agent-linux --features with-ebpf-load --bins
-    cargo test --release --locked -p agent-linux --features with-ebpf-load
+    if out=$("$target/release/capture_linux_rotating" --upload s3://bucket/prefix --output-dir "$tmp/no-upload" 2>&1); then
+        echo "a build without \`upload\` accepted --upload: $out" >&2
+        exit 1
+    fi
+    if [ "$(wc -l <<<"$out")" -ne 1 ] || ! grep -q 'built without uploads; rebuild it with `cargo build --release -p agent-linux --features with-ebpf-load,upload`' <<<"$out" || [ -e "$tmp/no-upload" ]; then
+        echo "a build without \`upload\` given --upload: want one line naming the rebuild and no output directory, got: $out" >&2
+        exit 1
+    fi
+    cargo build --release --locked -p agent-linux --features with-ebpf-load,upload --bins
+    cargo test --release --locked -p agent-linux --features with-ebpf-load,upload
     make -C bpf check
 
     step "live tests: real recorder, real probes, real workloads"

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use capture_schemas::layout::{check_footer, day_of, host_of, hour_of, Footer};
-use capture_schemas::remote::{s3_store, Retries, S3Url};
+use capture_schemas::remote::S3Url;
 use capture_schemas::Table;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Column, DFSchemaRef};
@@ -70,12 +70,25 @@ impl Source {
     pub fn parse(dir: &Path) -> Result<Source, String> {
         match S3Url::parse(&dir.to_string_lossy())? {
             Some(url) => {
-                let store: Arc<dyn ObjectStore> = s3_store(&url, Retries::Patient)?;
+                let store = s3_store(&url)?;
                 Ok(Source::S3 { url, store })
             }
             None => Ok(Source::Local(dir.to_path_buf())),
         }
     }
+}
+
+#[cfg(feature = "s3")]
+fn s3_store(url: &S3Url) -> Result<Arc<dyn ObjectStore>, String> {
+    Ok(capture_schemas::remote::s3_store(url, capture_schemas::remote::Retries::Patient)?)
+}
+
+/// A build without feature `s3` names the rebuild that reads `url`.
+#[cfg(not(feature = "s3"))]
+fn s3_store(url: &S3Url) -> Result<Arc<dyn ObjectStore>, String> {
+    Err(format!(
+        "{url}: this capq was built without S3 support; rebuild it with `cargo build --release -p capq --features s3`"
+    ))
 }
 
 /// One segment: where it is (a local path, or `s3://bucket/key`) and its host.

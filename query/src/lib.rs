@@ -57,7 +57,8 @@ tables it read were skipped (each named in a warning).";
 pub struct Cli {
     /// Capture directory (the recorder's --output-dir), or s3://BUCKET/PREFIX (what
     /// `--upload` ships; credentials, region and endpoint as the AWS tools take them:
-    /// AWS_* variables, ~/.aws/credentials and ~/.aws/config).
+    /// AWS_* variables, ~/.aws/credentials and ~/.aws/config; s3:// needs a build with
+    /// feature `s3`: `cargo build --release -p capq --features s3`).
     #[arg(long, short = 'd', env = "CAPQ_DIR", default_value = "./capture")]
     pub dir: PathBuf,
     /// Output format.

@@ -20,9 +20,11 @@ use crate::pipeline::Pipeline;
 use crate::reader::{self, ReadOptions};
 use crate::segment::{Compression, JournalMode, WriterConfig};
 use crate::units::{human_bytes, parse_duration, parse_size};
+#[cfg(feature = "upload")]
 use crate::upload::{UploadConfig, Uploader};
 use crate::writer::{Backpressure, WritersConfig};
 use crate::{privs, procfs};
+#[cfg(feature = "upload")]
 use capture_schemas::remote::S3Url;
 
 /// Output format of the recorder.
@@ -189,7 +191,8 @@ pub struct Cli {
     /// AWS_ENDPOINT_URL (an S3-compatible server), AWS_PROFILE with ~/.aws/credentials and
     /// ~/.aws/config. Segments go in publish order, from a thread of their own; the local
     /// copy is removed once the store confirms it. What is not uploaded waits in
-    /// --output-dir and is retried, across restarts.
+    /// --output-dir and is retried, across restarts. Needs a build with feature `upload`
+    /// (`cargo build --release -p agent-linux --features with-ebpf-load,upload`).
     #[arg(long, value_name = "s3://BUCKET/PREFIX")]
     pub upload: Option<String>,
     /// With --upload: keep each segment locally once uploaded (retention still applies).
@@ -296,6 +299,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             loader::PREFIX_MAX
         );
     }
+    #[cfg(not(feature = "upload"))]
+    if let Some(u) = &cli.upload {
+        bail!(
+            "--upload {u}: this capture_linux_rotating was built without uploads; rebuild it with \
+             `cargo build --release -p agent-linux --features with-ebpf-load,upload`"
+        );
+    }
     // The capture directory's checks before any probe loads: a refusal is its one line.
     crate::writer::prepare_dir(&cli.output_dir)
         .with_context(|| format!("output directory {}", cli.output_dir.display()))?;
@@ -309,6 +319,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     wc.max_segment_age = cli.max_segment_age;
     wc.max_segment_rows = cli.max_segment_rows;
     wc.row_group_rows = cli.row_group_rows as usize;
+    #[cfg(feature = "upload")]
     let mut uploader = match &cli.upload {
         Some(u) => {
             let url = S3Url::parse(u)
@@ -429,6 +440,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         log::info!("this kernel checks CAP_BPF on every bpf(2) call: keeping CAP_BPF, dropping the rest");
     }
     privs::install_stop_handlers().context("installing signal handlers")?;
+    #[cfg(feature = "upload")]
     if let Some(up) = &mut uploader {
         up.start(pipeline.writers().retention().clone(), pipeline.health().clone())
             .with_context(|| format!("starting uploads from {}", cli.output_dir.display()))?;
@@ -488,6 +500,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+    #[cfg(feature = "upload")]
     if let Some(up) = uploader {
         let u = up.finish(cli.upload_drain);
         eprintln!(

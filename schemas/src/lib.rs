@@ -4,7 +4,6 @@
 pub mod abi;
 pub mod layout;
 pub mod probes;
-#[cfg(feature = "s3")]
 pub mod remote;
 pub mod tables;
 
