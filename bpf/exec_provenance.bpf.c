@@ -7,11 +7,13 @@
  * Hooks: tp_btf/sched_process_exec and tp_btf/sched_process_exit (BTF raw tracepoints:
  * typed arguments, no kprobes needed). Failed execs fire neither: the file probe's
  * tp_btf/sys_exit program writes their records (record_failed_exec in exec.bpf.h), so
- * no second program runs on every syscall.
+ * no second program runs on every syscall. Where the kernel preempts tasks in kernel
+ * code, each program has a spare (`<name>_nested`, spare.bpf.h).
  */
 #include "common.bpf.h"
 #include "path.bpf.h"
 #include "exec.bpf.h"
+#include "spare.bpf.h"
 
 static __always_inline __u64 span(unsigned long start, unsigned long end)
 {
@@ -85,9 +87,22 @@ static __always_inline int handle_exec_body(struct task_struct *p, pid_t old_pid
 	return 0;
 }
 
+/* Execs and exits come only in task context, so what the kernel's recursion guard skips
+ * here is a call made while another task is preempted inside the program (7.x). Where
+ * the kernel preempts, each has a spare that takes the calls left unmarked
+ * (spare.bpf.h); the loader loads none elsewhere. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	fx_begin();
+	return PREEMPT_OFF(handle_exec_body(p, old_pid, bprm));
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_nested, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (!fx_spare_takes())
+		return 0;
 	return PREEMPT_OFF(handle_exec_body(p, old_pid, bprm));
 }
 
@@ -108,5 +123,14 @@ static __always_inline int handle_exit_body(struct task_struct *p)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
+	fx_begin();
+	return PREEMPT_OFF(handle_exit_body(p));
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit_nested, struct task_struct *p)
+{
+	if (!fx_spare_takes())
+		return 0;
 	return PREEMPT_OFF(handle_exit_body(p));
 }

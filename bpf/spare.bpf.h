@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Spares for programs that run only in task context (the file probe's fexit programs, the
- * net probe's net_send and net_recv), on kernels that preempt tasks in kernel code.
+ * net probe's net_send and net_recv, the exec probe's handle_exec and handle_exit), on
+ * kernels that preempt tasks in kernel code.
  *
  * A BPF trampoline runs its program with migration disabled, not preemption, and skips
  * the program for any task that reaches it on a CPU where another task is still inside
@@ -27,10 +28,11 @@
  * A stage a skipped spare leaves is one the next call's own programs tell apart: FX_FIRST
  * left by a skipped second spare is not FX_PROPER, so the first spare takes a call whose
  * program proper was skipped; FX_PROPER left by a skipped first spare the second clears.
- * With one spare (the first: net_send, net_recv) the stage stays FX_FIRST between calls,
- * and FX_PROPER left by a skipped spare makes the next call look handled. Under four
- * writers on two CPUs on 7.2 one spare lost 0 to 15 calls a run (README, Known gaps): a
- * call the spare was skipped for too, or one that found a skipped spare's FX_PROPER.
+ * With one spare (the first: net_send, net_recv, handle_exec, handle_exit) the stage
+ * stays FX_FIRST between calls, and FX_PROPER left by a skipped spare makes the next call
+ * look handled. Under four writers on two CPUs on 7.2 one spare lost 0 to 15 calls a run
+ * (README, Known gaps): a call the spare was skipped for too, or one that found a skipped
+ * spare's FX_PROPER.
  * Where the stage cannot be kept (the task's storage cannot be made: no memory, or another
  * task holds the storage lock on this CPU) it is kept in fx_unmarked on this CPU with the
  * thread's id. A spare counts what it takes in nested_taken (each call at most once: a

@@ -312,6 +312,15 @@ PY
     got="$(cat "$out/uname") $(cat "$out/machine")"
     [ "$got" = "$release $machine" ] && ok "$release: booted $machine, recorder stopped cleanly" || fail "$release: guest ran $got, not $release $machine"
     check_exec_rows
+    # Where the kernel preempts tasks in kernel code, execs and exits have spares
+    # (bpf/spare.bpf.h); elsewhere none load.
+    line=$(grep -o 'exec probe: handle_exec.*each with a spare.*' "$out/recorder.log" || true)
+    case $model in
+        lazy | full)
+            want="exec probe: handle_exec, handle_exit each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
+            [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: exec spares line '${line:-none}', want '$want'" ;;
+        *) [ -z "$line" ] || fail "$release: exec spares loaded on a kernel that cannot preempt a program: $line" ;;
+    esac
     ver=${release%%-*}
     major=${ver%%.*} minor=${ver#*.}
     minor=${minor%%.*}
