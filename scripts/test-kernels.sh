@@ -96,6 +96,20 @@ matrix_rows() {
     done
 }
 
+# Where the kernel preempts tasks in kernel code, the task-context programs PROGS (as the
+# recorder names them: "net_send, net_recv") of probe PROBE have a spare each
+# (bpf/spare.bpf.h), and the recorder says so in one line; elsewhere none load.
+check_spares_line() {
+    local probe=$1 progs=$2 line want
+    line=$(grep -o "$probe probe: ${progs%%,*}.*each with a spare.*" "$out/recorder.log" || true)
+    case $model in
+        lazy | full)
+            want="$probe probe: $progs each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
+            [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: $probe spares line '${line:-none}', want '$want'" ;;
+        *) [ -z "$line" ] || fail "$release: $probe spares loaded on a kernel that cannot preempt a program: $line" ;;
+    esac
+}
+
 # What runs in the guest (in the chroot): the recorder, a workload, the capture copied out.
 write_guest() {
     cat >"$1" <<EOF
@@ -312,15 +326,7 @@ PY
     got="$(cat "$out/uname") $(cat "$out/machine")"
     [ "$got" = "$release $machine" ] && ok "$release: booted $machine, recorder stopped cleanly" || fail "$release: guest ran $got, not $release $machine"
     check_exec_rows
-    # Where the kernel preempts tasks in kernel code, execs and exits have spares
-    # (bpf/spare.bpf.h); elsewhere none load.
-    line=$(grep -o 'exec probe: handle_exec.*each with a spare.*' "$out/recorder.log" || true)
-    case $model in
-        lazy | full)
-            want="exec probe: handle_exec, handle_exit each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
-            [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: exec spares line '${line:-none}', want '$want'" ;;
-        *) [ -z "$line" ] || fail "$release: exec spares loaded on a kernel that cannot preempt a program: $line" ;;
-    esac
+    check_spares_line exec "handle_exec, handle_exit"
     ver=${release%%-*}
     major=${ver%%.*} minor=${ver#*.}
     minor=${minor%%.*}
@@ -389,15 +395,7 @@ PY
     elif grep -q "net probe unavailable" "$out/recorder.log"; then
         fail "$release: $(grep -o 'net probe unavailable.*' "$out/recorder.log")"
     else
-        # Where the kernel preempts tasks in kernel code, sends and receives have spares
-        # (bpf/spare.bpf.h); elsewhere none load.
-        line=$(grep -o 'net probe: net_send.*each with a spare.*' "$out/recorder.log" || true)
-        case $model in
-            lazy | full)
-                want="net probe: net_send, net_recv each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
-                [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: net spares line '${line:-none}', want '$want'" ;;
-            *) [ -z "$line" ] || fail "$release: net spares loaded on a kernel that cannot preempt a program: $line" ;;
-        esac
+        check_spares_line net "net_send, net_recv"
         read -r npid nport uport rport hport <"$out/net.txt" || true
         if [ -z "${hport:-}" ]; then
             fail "$release: the net workload did not run: $(tail -n 3 "$out/net.txt" "$out/guest.log" | tr '\n' ' ')"
