@@ -13,8 +13,8 @@
 //! - region `us-east-1`.
 //!
 //! The URLs are understood in every build. The store, object_store's S3 client with its
-//! HTTP and TLS stack, comes with feature `s3` (`remote/store.rs`): a build without it says what
-//! to rebuild.
+//! HTTP and TLS stack, comes with feature `s3` (`remote/store.rs`): a build without it
+//! says what to rebuild.
 
 #[cfg(feature = "s3")]
 mod store;
