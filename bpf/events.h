@@ -141,6 +141,14 @@ struct cap_exit {
 /* struct cap_file.fflags */
 #define CAP_FILE_PREEXISTING 1 /* open before the recorder started (found at start) */
 #define CAP_FILE_MMAP_WRITE  2 /* mapped shared and writable: writes through the mapping are not counted */
+/* Close records only, read by the recorder and never stored. close(2) frees the file
+ * before its hook runs, so an open on another CPU can get the same struct first: that
+ * open writes the old file's close record (CAP_FILE_REUSED: its sums, but the opener's
+ * process), and the closer's hook, coming late, writes one of its own (CAP_FILE_LATE:
+ * its process, descriptor and result, no sums). The recorder joins the two by file_key
+ * and gen into one row. */
+#define CAP_FILE_REUSED      4
+#define CAP_FILE_LATE        8
 
 /* CAP_KIND_FILE: 176 bytes, then the tail: path, path2, cwd. */
 struct cap_file {
@@ -162,8 +170,8 @@ struct cap_file {
 	__u64 file_key;        /* the open file (its struct file): joins an open to its close */
 	__u64 length;          /* truncate: the length asked for */
 	__u16 how;             /* close: CAP_CLOSE_* */
-	__u16 fflags;          /* CAP_FILE_PREEXISTING | CAP_FILE_MMAP_WRITE */
-	__u32 _pad0;
+	__u16 fflags;          /* CAP_FILE_PREEXISTING | CAP_FILE_MMAP_WRITE (| CAP_FILE_REUSED, CAP_FILE_LATE) */
+	__u32 gen;             /* close: the generation of the file's open (CAP_FILE_REUSED, CAP_FILE_LATE) */
 };
 
 /* struct cap_endpoint.direction */

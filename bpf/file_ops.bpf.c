@@ -195,9 +195,10 @@ struct {
 /* A descriptor's file: its struct file (its key in `files`; 0 once the descriptor is
  * gone) and the generation of the open it came from. close(2) frees the file before its
  * exit hook runs, and an open on another CPU can get the same address first (the closing
- * task preempted at the hook: 2 of 6,000 closes under four writers on 7.2): that open
- * writes the old file's close row and takes the entry over with its own generation, and
- * the late close, finding another generation there, leaves the new file alone. */
+ * task preempted at the hook: 1 or 2 of 6,000 closes under four writers on 7.2): that
+ * open writes the old file's close record and takes the entry over with its own
+ * generation, and the late close, finding another generation there, leaves the new file
+ * alone and writes a record that names the closer (emit_late) for the recorder to join. */
 struct fd_ref {
 	__u64 fkey;
 	__u32 gen;
@@ -340,7 +341,7 @@ static __always_inline void begin_hdr(struct cap_file *f, __u32 op)
 	f->length = 0;
 	f->how = 0;
 	f->fflags = 0;
-	f->_pad0 = 0;
+	f->gen = 0;
 }
 
 static __always_inline void begin(struct cap_file *f, __u32 op)
@@ -381,9 +382,9 @@ static __always_inline __u32 new_gen(void)
 }
 
 /* The close record of `st`: its sums, written by the current task (or by `task`, from an
- * iterator). */
+ * iterator); `mark` is 0 or CAP_FILE_REUSED. */
 static __always_inline void emit_close(struct file_state *st, __u64 fkey, __s32 fd, __u16 how, __s64 ret,
-				       struct task_struct *task)
+				       struct task_struct *task, __u16 mark)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct cap_file *f = bpf_map_lookup_elem(&close_scratch, &cpu);
@@ -405,7 +406,28 @@ static __always_inline void emit_close(struct file_state *st, __u64 fkey, __s32 
 	f->dev = st->dev;
 	f->file_key = fkey;
 	f->how = how;
-	f->fflags = st->fflags & ~SCAN_CLAIM;
+	f->fflags = (st->fflags & ~SCAN_CLAIM) | mark;
+	f->gen = st->gen;
+	f->hdr.len = sizeof(*f);
+	submit(f, sizeof(*f));
+}
+
+/* The closer's record of a file whose close an open that reused its struct wrote first
+ * (CAP_FILE_REUSED, in track()): this task's process, descriptor and result, for that
+ * row. Its sums are in the other record. */
+static __noinline void emit_late(__u64 fkey, __u32 gen, __s32 fd, __u16 how, __s64 ret)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct cap_file *f = bpf_map_lookup_elem(&close_scratch, &cpu);
+	if (!f)
+		return;
+	begin(f, CAP_FILE_CLOSE);
+	f->fd = fd;
+	f->ret = ret;
+	f->file_key = fkey;
+	f->how = how;
+	f->fflags = CAP_FILE_LATE;
+	f->gen = gen;
 	f->hdr.len = sizeof(*f);
 	submit(f, sizeof(*f));
 }
@@ -428,7 +450,7 @@ static __noinline int drop_fd(__u64 key, __u32 how, __s64 ret)
 	__sync_fetch_and_add(&st->nfds, -1);
 	if (st->nfds != 0)
 		return 0;
-	emit_close(st, fkey, (__s32)key, how, ret, 0);
+	emit_close(st, fkey, (__s32)key, how, ret, 0, 0);
 	return 0;
 }
 
@@ -507,11 +529,11 @@ static __always_inline int track(__u64 key, struct file *file, struct file_state
 		return 1;
 	}
 	/* A new open at the address of a file still tracked: the kernel freed that one and
-	 * reused its struct file, so its last close went unseen (a process sharing the
-	 * descriptor table closed it, CLONE_FILES). Its row, with its sums, first (its
-	 * descriptor is not known here). */
+	 * reused its struct file before its close was seen (its closer not yet at its hook,
+	 * or a process sharing the descriptor table closed it, CLONE_FILES). Its record, with
+	 * its sums, first; the closer's own record, if it comes, names it (emit_late). */
 	if (old->nfds)
-		emit_close(old, fkey, -1, CAP_CLOSE_CLOSE, 0, 0);
+		emit_close(old, fkey, -1, CAP_CLOSE_CLOSE, 0, 0, CAP_FILE_REUSED);
 	*old = *st;
 fds:
 	set_fd(key, fkey, st->gen);
@@ -629,7 +651,19 @@ static __always_inline int record_close(__s32 fd, long ret)
 {
 	if (ret == -EBADF)
 		return 0;
-	return drop_fd(fd_key(fd), CAP_CLOSE_CLOSE, ret);
+	__u64 key = fd_key(fd);
+	struct fd_ref *r = bpf_map_lookup_elem(&fds, &key);
+	if (!r || !r->fkey)
+		return 0;
+	struct file_state *st = bpf_map_lookup_elem(&files, &r->fkey);
+	if (st && st->gen != r->gen) {
+		/* close(2) freed the file before this hook ran, an open reused its struct
+		 * and wrote its close: this record names the closer for it. */
+		emit_late(r->fkey, r->gen, fd, CAP_CLOSE_CLOSE, ret);
+		r->fkey = 0;
+		return 0;
+	}
+	return drop_fd(key, CAP_CLOSE_CLOSE, ret);
 }
 
 /* dup, dup2, dup3, fcntl(F_DUPFD*): `ret` is the new descriptor. */
@@ -1150,6 +1184,6 @@ int file_scan_end(struct bpf_iter__task_file *ctx)
 	if (!st)
 		return 0;
 	st->nfds = 0;
-	emit_close(st, fkey, ctx->fd, CAP_CLOSE_END, 0, task);
+	emit_close(st, fkey, ctx->fd, CAP_CLOSE_END, 0, task, 0);
 	return 0;
 }

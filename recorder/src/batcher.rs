@@ -83,6 +83,7 @@ impl Batcher {
     /// Time-driven work: cuts batches older than `flush_interval`, publishes counters and
     /// emits `stats` rows when their interval is up.
     pub fn tick(&mut self, now: Instant) {
+        self.decoder.release_held(host::boottime_ns().max(0) as u64);
         for t in Table::events() {
             if self.decoder.builders.len(t) == 0 {
                 continue;
@@ -101,6 +102,7 @@ impl Batcher {
     /// Cuts every non-empty table (the final `stats` interval comes after the writers
     /// have published their last segments: [`Batcher::final_stats`]).
     pub fn flush(&mut self) {
+        self.decoder.release_all();
         for t in Table::events() {
             if self.decoder.builders.len(t) > 0 {
                 self.cut(t);

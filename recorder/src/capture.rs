@@ -480,6 +480,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             t.dropped_ringbuf_full, t.dropped_kernel_other, t.dropped_backpressure, t.dropped_write_error
         );
     }
+    let r = summary.reused_closes;
+    if r.reused > 0 {
+        eprintln!(
+            "capture_linux_rotating: file probe: closes written by an open that reused the file's struct before the close was seen: {}, named by their closer's own record: {} (the rest are under the reusing process: README, Known gaps)",
+            r.reused, r.named
+        );
+    }
     for lp in &live {
         let taken = lp.nested_taken();
         if taken > 0 {

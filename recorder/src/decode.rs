@@ -72,6 +72,32 @@ pub struct DecodeCounts {
     pub invalid_utf8: u64,
 }
 
+/// A close record the kernel wrote at its struct file's reuse ([`abi::FILE_REUSED`]),
+/// waiting for its closer's late record ([`abi::FILE_LATE`]) to name the process.
+struct Held {
+    f: abi::File,
+    /// The open-file table's `file_id` and path for it, taken when it came: the open that
+    /// reused the struct comes next, under the same key.
+    named: Option<(i64, Vec<u8>)>,
+}
+
+/// Closes held at once, at most; one more writes the oldest as it came.
+const HELD_MAX: usize = 16;
+
+/// How long a held close waits for its closer, in boot-clock nanoseconds, before it is
+/// written as it came (under the process that reused its struct). The closer comes once
+/// the scheduler runs it again: a preempted task waits a time slice or so, milliseconds.
+pub const HELD_WAIT_NS: u64 = 200_000_000;
+
+/// Close rows of files whose struct the kernel reused before the close was seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReusedCloses {
+    /// Close records written at the reuse ([`abi::FILE_REUSED`]).
+    pub reused: u64,
+    /// Of those, the ones whose closer's record came and named the row's process.
+    pub named: u64,
+}
+
 /// Decodes records into the builders of every table.
 pub struct Decoder {
     pub builders: Builders,
@@ -83,6 +109,10 @@ pub struct Decoder {
     open_files: OpenFiles,
     /// Bytes assembled for a `*_raw` column (reused: no allocation per event).
     scratch: Vec<u8>,
+    held: Vec<Held>,
+    /// A close decoded again from [`Decoder::held`]: what the open-file table said of it.
+    named: Option<Option<(i64, Vec<u8>)>>,
+    reused: ReusedCloses,
 }
 
 impl Decoder {
@@ -99,7 +129,79 @@ impl Decoder {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             )),
             scratch: Vec::new(),
+            held: Vec::with_capacity(HELD_MAX),
+            named: None,
+            reused: ReusedCloses::default(),
         }
+    }
+
+    pub fn reused_closes(&self) -> ReusedCloses {
+        self.reused
+    }
+
+    /// Writes the held closes that came [`HELD_WAIT_NS`] or more before `boot_ns` (the
+    /// boot clock now) as they came: their closer's record is not coming.
+    pub fn release_held(&mut self, boot_ns: u64) {
+        while let Some(h) = self.held.first() {
+            if h.f.hdr.ktime_ns.saturating_add(HELD_WAIT_NS) > boot_ns {
+                break;
+            }
+            let h = self.held.remove(0);
+            self.write_held(h);
+        }
+    }
+
+    /// Writes every held close as it came (the capture is ending).
+    pub fn release_all(&mut self) {
+        while !self.held.is_empty() {
+            let h = self.held.remove(0);
+            self.write_held(h);
+        }
+    }
+
+    fn write_held(&mut self, h: Held) {
+        let ok = self.replay(h.f, h.named);
+        self.counts[Probe::File as usize].invalid_utf8 += u64::from(!ok);
+    }
+
+    /// A close record marked [`abi::FILE_REUSED`] is held; one marked [`abi::FILE_LATE`]
+    /// joins the held close of the same file and open (its key and generation): the
+    /// closer's process, descriptor, result and time, the held record's sums. A late
+    /// record with no held close to join (written already, or none came) adds nothing.
+    /// Returns whether the strings of what was written were valid UTF-8.
+    #[cold]
+    #[inline(never)]
+    fn reused_close(&mut self, rec: &[u8]) -> bool {
+        let Some(f) = abi::File::read(rec) else { return true };
+        if f.fflags & abi::FILE_LATE != 0 {
+            let Some(i) = self.held.iter().position(|h| h.f.file_key == f.file_key && h.f.gen == f.gen) else {
+                return true;
+            };
+            let h = self.held.remove(i);
+            self.reused.named += 1;
+            let joined = abi::File { hdr: f.hdr, fd: f.fd, ret: f.ret, how: f.how, ..h.f };
+            return self.replay(joined, h.named);
+        }
+        self.reused.reused += 1;
+        let mut ok = true;
+        if self.held.len() == HELD_MAX {
+            let h = self.held.remove(0);
+            ok = self.replay(h.f, h.named);
+        }
+        let named = self.open_files.closed(f.file_key);
+        self.held.push(Held { f, named });
+        ok
+    }
+
+    /// Decodes a held close (its marks cleared), named by `named` instead of the table.
+    fn replay(&mut self, mut f: abi::File, named: Option<(i64, Vec<u8>)>) -> bool {
+        f.fflags &= !(abi::FILE_REUSED | abi::FILE_LATE);
+        self.named = Some(named);
+        let ok = self.decode_inner(f.as_bytes()).map_or(true, |(_, ok)| ok);
+        if let Some(Some((_, p))) = self.named.take() {
+            self.open_files.recycle(p);
+        }
+        ok
     }
 
     /// argv as captured (`Full`) or with its secrets redacted (`Redacted`, the default).
@@ -221,6 +323,10 @@ impl Decoder {
                     _ => None,
                 };
                 let [path, path2, cwd] = split_tail(hdr.kind, tail, [f.path_len, f.path2_len, f.cwd_len])?;
+                if f.op == abi::FILE_CLOSE && f.fflags & (abi::FILE_REUSED | abi::FILE_LATE) != 0 {
+                    // Read again there: passing `f` made every file record a 176-byte copy.
+                    return Ok((Table::File, self.reused_close(rec)));
+                }
                 let b = &mut self.builders.file;
                 let mut ok = append_common(&mut b.common, &hdr, seed);
                 b.op.append_value(op);
@@ -231,7 +337,12 @@ impl Decoder {
                 }
                 // A close is the open file's last row: its path leaves the table.
                 let closed = if f.op == abi::FILE_CLOSE && f.file_key != 0 {
-                    self.open_files.closed(f.file_key).map(|(id, p)| {
+                    let named = if self.named.is_some() {
+                        self.named.take().flatten()
+                    } else {
+                        self.open_files.closed(f.file_key)
+                    };
+                    named.map(|(id, p)| {
                         file_id = Some(id);
                         p
                     })

@@ -10,7 +10,7 @@ use std::time::Instant;
 use capture_schemas::{Probe, Table};
 
 use crate::batcher::{BatchConfig, Batcher};
-use crate::decode::DecodeError;
+use crate::decode::{DecodeError, ReusedCloses};
 use crate::segment::WriterConfig;
 use crate::stats::{Health, Snapshot};
 use crate::writer::{Writers, WritersConfig};
@@ -26,6 +26,7 @@ pub struct Pipeline {
 pub struct Summary {
     pub totals: Snapshot,
     pub write_errors: u64,
+    pub reused_closes: ReusedCloses,
 }
 
 impl Pipeline {
@@ -57,9 +58,10 @@ impl Pipeline {
     /// writes the last `stats` interval, which counts those segments.
     pub fn finish(mut self) -> Summary {
         self.batcher.flush();
+        let reused_closes = self.batcher.decoder.reused_closes();
         let Pipeline { batcher, writers, health } = self;
         // The batcher's queues close here: the writers see the end of their input.
         let write_errors = writers.finish(batcher.into_final_stats());
-        Summary { totals: health.total(), write_errors }
+        Summary { totals: health.total(), write_errors, reused_closes }
     }
 }

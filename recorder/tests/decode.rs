@@ -261,6 +261,113 @@ fn a_close_without_a_path_is_named_by_its_open() {
     assert_eq!(ids[2], None);
 }
 
+/// A file record of process `pid` at `ktime`: open with a path, or close (`fflags` marks).
+fn file_rec(op: u32, pid: u32, fd: i32, file_key: u64, ktime: u64, f: abi::File, path: &[u8]) -> Vec<u8> {
+    let mut hdr = task().hdr(0, ktime);
+    hdr.pid = pid;
+    hdr.tid = pid;
+    let how = if op == abi::FILE_CLOSE { abi::CLOSE_CLOSE } else { 0 };
+    let mut r = Vec::new();
+    synth::file_record(&mut r, abi::File { hdr, op, fd, ret: 0, file_key, how, ..f }, path, b"", b"");
+    r
+}
+
+#[test]
+fn a_close_written_at_its_structs_reuse_is_named_by_its_closer() {
+    // Process 7 closes /a (descriptor 3, struct 0xa0) and is preempted before its hook
+    // runs; process 8 opens /b, gets the same struct, and its probe writes /a's close
+    // (its sums, marked REUSED, process 8, no descriptor); then 7's hook writes its own
+    // record (LATE: process 7, descriptor 3, the open's generation, no sums).
+    let sums = abi::File { bytes_written: 10, writes: 1, gen: 41, ..Default::default() };
+    let recs = [
+        file_rec(abi::FILE_OPEN, 7, 3, 0xa0, 1_000, Default::default(), b"/a"),
+        file_rec(abi::FILE_CLOSE, 8, -1, 0xa0, 2_000, abi::File { fflags: abi::FILE_REUSED, ..sums }, b""),
+        file_rec(abi::FILE_OPEN, 8, 4, 0xa0, 3_000, Default::default(), b"/b"),
+        file_rec(
+            abi::FILE_CLOSE,
+            7,
+            3,
+            0xa0,
+            4_000,
+            abi::File { fflags: abi::FILE_LATE, gen: 41, ..Default::default() },
+            b"",
+        ),
+        file_rec(abi::FILE_CLOSE, 8, 4, 0xa0, 5_000, Default::default(), b""),
+    ];
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for r in &recs {
+        assert_eq!(d.decode(Probe::File, r), Ok(Table::File));
+    }
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(strs(&b, "op"), vec![s("open"), s("open"), s("close"), s("close")]);
+    assert_eq!(i32s(&b, "pid"), vec![Some(7), Some(8), Some(7), Some(8)], "/a's close is process 7's");
+    assert_eq!(i32s(&b, "fd"), vec![Some(3), Some(4), Some(3), Some(4)]);
+    assert_eq!(i64s(&b, "ktime_ns")[2], Some(4_000), "when its closer's hook ran");
+    assert_eq!(strs(&b, "path"), vec![s("/a"), s("/b"), s("/a"), s("/b")]);
+    assert_eq!(i64s(&b, "bytes_written"), vec![Some(0), Some(0), Some(10), Some(0)], "the held record's sums");
+    assert_eq!(i64s(&b, "writes")[2], Some(1));
+    let ids = i64s(&b, "file_id");
+    assert_eq!((ids[2], ids[3]), (ids[0], ids[1]), "each close has its own open's file_id");
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(d.reused_closes(), agent_linux::decode::ReusedCloses { reused: 1, named: 1 });
+    assert_eq!(d.counts(Probe::File).events, 5, "every record counts, the late one too");
+}
+
+#[test]
+fn a_reused_close_its_closer_never_names_is_written_as_it_came() {
+    // A process sharing the descriptor table closed it (CLONE_FILES): no late record. The
+    // row waits HELD_WAIT_NS for one, then is written under the reusing process.
+    use agent_linux::decode::HELD_WAIT_NS;
+    let reused = abi::File { fflags: abi::FILE_REUSED, bytes_read: 5, reads: 1, gen: 9, ..Default::default() };
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for r in [
+        file_rec(abi::FILE_OPEN, 7, 3, 0xa0, 1_000, Default::default(), b"/a"),
+        file_rec(abi::FILE_CLOSE, 8, -1, 0xa0, 2_000, reused, b""),
+        file_rec(abi::FILE_OPEN, 8, 4, 0xa0, 3_000, Default::default(), b"/b"),
+    ] {
+        assert_eq!(d.decode(Probe::File, &r), Ok(Table::File));
+    }
+    d.release_held(2_000 + HELD_WAIT_NS - 1);
+    assert_eq!(d.builders.len(Table::File), 2, "still waiting for its closer");
+    d.release_held(2_000 + HELD_WAIT_NS);
+    assert_eq!(d.builders.len(Table::File), 3, "written once the wait is up");
+    // A late record that comes after (or with no held close at all) adds nothing.
+    let late = abi::File { fflags: abi::FILE_LATE, gen: 9, ..Default::default() };
+    d.decode(Probe::File, &file_rec(abi::FILE_CLOSE, 7, 3, 0xa0, 3_000 + HELD_WAIT_NS, late, b"")).unwrap();
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(strs(&b, "op"), vec![s("open"), s("open"), s("close")]);
+    assert_eq!(i32s(&b, "pid")[2], Some(8), "under the reusing process");
+    assert_eq!(i32s(&b, "fd")[2], Some(-1));
+    assert_eq!(strs(&b, "path")[2], s("/a"), "named by its own open, not the one that reused it");
+    assert_eq!(i64s(&b, "bytes_read")[2], Some(5));
+    assert_eq!(i64s(&b, "file_id")[2], i64s(&b, "file_id")[0]);
+    assert_eq!(d.reused_closes(), agent_linux::decode::ReusedCloses { reused: 1, named: 0 });
+
+    // More held at once than the decoder keeps: the oldest is written as it came, and the
+    // end of the capture writes the rest.
+    let mut d = Decoder::new(64, SEED, EnvpMode::Redacted);
+    for k in 0..20u64 {
+        let r = file_rec(abi::FILE_CLOSE, 8, -1, 0x100 + k, 1_000 + k, abi::File { gen: k as u32, ..reused }, b"");
+        d.decode(Probe::File, &r).unwrap();
+    }
+    assert_eq!(d.builders.len(Table::File), 4, "16 held, the 4 oldest written");
+    let late = abi::File { fflags: abi::FILE_LATE, gen: 0, ..Default::default() };
+    d.decode(Probe::File, &file_rec(abi::FILE_CLOSE, 7, 3, 0x100, 5_000, late, b"")).unwrap();
+    assert_eq!(d.builders.len(Table::File), 4, "the oldest was written already: its late record adds nothing");
+    let late = abi::File { fflags: abi::FILE_LATE, gen: 19, ..Default::default() };
+    d.decode(Probe::File, &file_rec(abi::FILE_CLOSE, 7, 3, 0x100 + 19, 5_000, late, b"")).unwrap();
+    assert_eq!(d.builders.len(Table::File), 5, "a held one is named and written at once");
+    d.release_all();
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    let pids = i32s(&b, "pid");
+    assert_eq!(pids.len(), 20, "every close once");
+    assert_eq!(pids.iter().filter(|p| **p == Some(7)).count(), 1);
+    let times: std::collections::BTreeSet<i64> = i64s(&b, "ktime_ns").into_iter().flatten().collect();
+    assert_eq!(times.len(), 20, "no close written twice");
+}
+
 #[test]
 fn net_round_trip_v4_and_v6() {
     let mut n = abi::Net { hdr: task().hdr(0, 50_000), ..Default::default() };

@@ -82,6 +82,11 @@ pub const CLOSE_EXEC: u16 = 3;
 pub const CLOSE_END: u16 = 4;
 pub const FILE_PREEXISTING: u16 = 1;
 pub const FILE_MMAP_WRITE: u16 = 2;
+/// A close record written by the open that reused the file's struct before its closer's
+/// hook ran: the file's sums under the opener's process (`bpf/events.h`).
+pub const FILE_REUSED: u16 = 4;
+/// The late closer's record for such a close: its process, descriptor and result, no sums.
+pub const FILE_LATE: u16 = 8;
 
 pub const DIR_OUT: u8 = 1;
 pub const DIR_IN: u8 = 2;
@@ -165,6 +170,8 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
     ("CAP_CLOSE_END", CLOSE_END as i64),
     ("CAP_FILE_PREEXISTING", FILE_PREEXISTING as i64),
     ("CAP_FILE_MMAP_WRITE", FILE_MMAP_WRITE as i64),
+    ("CAP_FILE_REUSED", FILE_REUSED as i64),
+    ("CAP_FILE_LATE", FILE_LATE as i64),
     ("CAP_DIR_OUT", DIR_OUT as i64),
     ("CAP_DIR_IN", DIR_IN as i64),
     ("CAP_NET_UPDATE", NET_UPDATE as i64),
@@ -347,7 +354,7 @@ abi_struct! {
         [160] length: u64,
         [168] how: u16,
         [170] fflags: u16,
-        [172] _pad0: u32,
+        [172] gen: u32,
     }
 }
 
