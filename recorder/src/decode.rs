@@ -196,6 +196,9 @@ impl Decoder {
     /// Decodes a held close (its marks cleared), named by `named` instead of the table.
     fn replay(&mut self, mut f: abi::File, named: Option<(i64, Vec<u8>)>) -> bool {
         f.fflags &= !(abi::FILE_REUSED | abi::FILE_LATE);
+        // The fixed part alone: a close is named by its open, not by a path of its own.
+        f.hdr.len = core::mem::size_of::<abi::File>() as u32;
+        (f.path_len, f.path2_len, f.cwd_len) = (0, 0, 0);
         self.named = Some(named);
         let ok = self.decode_inner(f.as_bytes()).map_or(true, |(_, ok)| ok);
         if let Some(Some((_, p))) = self.named.take() {

@@ -345,6 +345,16 @@ fn a_reused_close_its_closer_never_names_is_written_as_it_came() {
     assert_eq!(i64s(&b, "file_id")[2], i64s(&b, "file_id")[0]);
     assert_eq!(d.reused_closes(), agent_linux::decode::ReusedCloses { reused: 1, named: 0 });
 
+    // A marked record with a path of its own (the kernel writes none) is still one close
+    // row, named by its open.
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    d.decode(Probe::File, &file_rec(abi::FILE_OPEN, 7, 3, 0xa0, 1_000, Default::default(), b"/a")).unwrap();
+    d.decode(Probe::File, &file_rec(abi::FILE_CLOSE, 8, -1, 0xa0, 2_000, reused, b"/elsewhere")).unwrap();
+    d.release_all();
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    assert_eq!(strs(&b, "path"), vec![s("/a"), s("/a")]);
+    assert_eq!(d.counts(Probe::File).malformed, 0);
+
     // More held at once than the decoder keeps: the oldest is written as it came, and the
     // end of the capture writes the rest.
     let mut d = Decoder::new(64, SEED, EnvpMode::Redacted);
