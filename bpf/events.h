@@ -62,7 +62,7 @@ struct cap_config {
 
 /* struct cap_config.preempt (common.bpf.h, spare.bpf.h) */
 #define CAP_PREEMPT_OFF    1 /* program bodies run with preemption off (bpf_preempt_disable) */
-#define CAP_PREEMPT_SPARES 2 /* the file probe's fexit programs have spares loaded */
+#define CAP_PREEMPT_SPARES 2 /* the spares for preempted tasks are loaded (spare.bpf.h, net_state_nested2) */
 
 /* struct cap_config.file_floor (CAPTURE_BENCH_FILE_FLOOR) */
 #define CAP_FLOOR_OFF     0 /* the probe as it is */

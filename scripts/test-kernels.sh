@@ -96,18 +96,25 @@ matrix_rows() {
     done
 }
 
-# Where the kernel preempts tasks in kernel code, the task-context programs PROGS (as the
-# recorder names them: "net_send, net_recv") of probe PROBE have a spare each
-# (bpf/spare.bpf.h), and the recorder says so in one line; elsewhere none load.
-check_spares_line() {
-    local probe=$1 progs=$2 line want
-    line=$(grep -o "$probe probe: ${progs%%,*}.*each with a spare.*" "$out/recorder.log" || true)
+# Where the kernel preempts tasks in kernel code, the recorder says TEXT with the model, in
+# one line starting PREFIX (WHAT names it in a failure); elsewhere no such line.
+check_preempt_line() {
+    local what=$1 prefix=$2 text=$3 line want
+    line=$(grep -o "$prefix.*" "$out/recorder.log" || true)
     case $model in
         lazy | full)
-            want="$probe probe: $progs each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model $model, from /sys/kernel/debug/sched/preempt)"
-            [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: $probe spares line '${line:-none}', want '$want'" ;;
-        *) [ -z "$line" ] || fail "$release: $probe spares loaded on a kernel that cannot preempt a program: $line" ;;
+            want="$text (preemption model $model, from /sys/kernel/debug/sched/preempt)"
+            [ "$line" = "$want" ] && ok "$release: $line" || fail "$release: $what line '${line:-none}', want '$want'" ;;
+        *) [ -z "$line" ] || fail "$release: $what loaded on a kernel that cannot preempt a program: $line" ;;
     esac
+}
+
+# The task-context programs PROGS (as the recorder names them: "net_send, net_recv") of
+# probe PROBE have a spare each (bpf/spare.bpf.h) where the kernel preempts.
+check_spares_line() {
+    local probe=$1 progs=$2
+    check_preempt_line "$probe spares" "$probe probe: ${progs%%,*}.*each with a spare" \
+        "$probe probe: $progs each with a spare for the calls the kernel skips while another task is preempted inside it"
 }
 
 # What runs in the guest (in the chroot): the recorder, a workload, the capture copied out.
@@ -400,6 +407,8 @@ PY
         fail "$release: $(grep -o 'net probe unavailable.*' "$out/recorder.log")"
     else
         check_spares_line net "net_send, net_recv"
+        check_preempt_line "net_state's second spare" "net probe: net_state with a second spare" \
+            "net probe: net_state with a second spare for the calls the kernel skips while other tasks are preempted inside it and its first"
         read -r npid nport uport rport hport <"$out/net.txt" || true
         if [ -z "${hport:-}" ]; then
             fail "$release: the net workload did not run: $(tail -n 3 "$out/net.txt" "$out/guest.log" | tr '\n' ' ')"

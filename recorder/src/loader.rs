@@ -548,17 +548,27 @@ fn load_variant(
     if let Some(s) = &syscall_hooks {
         log::info!("{p} probe: its syscalls by {s}");
     }
-    let tp_spares: Vec<String> = object
-        .progs()
-        .filter(|prog| prog.autoload() && prog.section() != "fexit")
-        .map(|prog| prog.name().to_string_lossy().into_owned())
-        .filter(|name| is_preempt_spare(name) && spare_of(name).1 == 1)
-        .map(|name| spare_of(&name).0.to_string())
-        .collect();
-    if !tp_spares.is_empty() {
+    // The tracepoints' programs with a spare of this rank for preempted tasks loaded.
+    let tp_spares_of = |rank: u8| -> Vec<String> {
+        object
+            .progs()
+            .filter(|prog| prog.autoload() && prog.section() != "fexit")
+            .map(|prog| prog.name().to_string_lossy().into_owned())
+            .filter(|name| is_preempt_spare(name) && spare_of(name).1 == rank)
+            .map(|name| spare_of(&name).0.to_string())
+            .collect()
+    };
+    let spares_lines = [
+        (tp_spares_of(1), "each with a spare for the calls the kernel skips while another task is preempted inside it"),
+        (
+            tp_spares_of(2),
+            "with a second spare for the calls the kernel skips while other tasks are preempted inside it and its first",
+        ),
+    ];
+    for (progs, what) in spares_lines.iter().filter(|(progs, _)| !progs.is_empty()) {
         log::info!(
-            "{p} probe: {} each with a spare for the calls the kernel skips while another task is preempted inside it (preemption model {}, from {})",
-            tp_spares.join(", "),
+            "{p} probe: {} {what} (preemption model {}, from {})",
+            progs.join(", "),
             pre.model.as_deref().unwrap_or("unknown"),
             pre.source
         );
@@ -594,7 +604,8 @@ fn is_spare(prog: &str) -> bool {
 }
 
 /// The spares for a hook that interrupts reach too, which load on every kernel
-/// (net_flow.bpf.c's state_stack).
+/// (net_flow.bpf.c's state_stack; its second, `net_state_nested2`, only where the kernel
+/// preempts).
 const NESTING_SPARES: &[&str] = &["net_state_nested"];
 
 /// A spare for the calls skipped while another task is preempted inside its program
@@ -872,11 +883,15 @@ impl LiveProbe {
     /// and the spares' own misses are no measure (see net_flow.bpf.c, spare.bpf.h).
     pub fn recursion_misses(&self) -> u64 {
         // Read before the misses: every event taken was missed first, so the difference
-        // never counts a taken event as lost (it may count one late; the caller keeps
-        // the largest figure seen).
+        // never counts a taken event as lost.
         let taken = self.nested_taken();
-        let total: u64 = self.recursion_misses_by_program().iter().map(|(_, n)| n).sum();
-        total.saturating_sub(taken)
+        self.recursion_misses_total().saturating_sub(taken)
+    }
+
+    /// The runs the kernel's recursion guard skipped in the programs proper, taken by a
+    /// spare or not.
+    pub fn recursion_misses_total(&self) -> u64 {
+        self.recursion_misses_by_program().iter().map(|(_, n)| n).sum()
     }
 
     /// The programs whose runs the kernel's recursion guard skipped, and how many, spares
@@ -939,6 +954,9 @@ mod tests {
         assert!(is_spare("file_fx_openat_nested") && !is_spare("file_fx_openat"));
         assert!(is_preempt_spare("net_send_nested") && is_preempt_spare("file_fx_openat_nested"));
         assert!(is_spare("net_state_nested") && !is_preempt_spare("net_state_nested"));
+        // net_state's second spare loads only where the kernel preempts, after its first.
+        assert!(is_preempt_spare("net_state_nested2"));
+        assert_eq!(spare_of("net_state_nested2"), ("net_state", 2));
     }
 
     #[test]

@@ -53,9 +53,9 @@ impl Compression {
 /// How the open segments are kept safe from a crash (see `journal.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum JournalMode {
-    /// An Arrow IPC journal beside each open segment, uncompressed: the least CPU (the
-    /// file table: 5% to 10% more than none, and 257 bytes written per event beside the
-    /// segment's 8; `scripts/bench-pipeline.sh`).
+    /// An Arrow IPC journal beside each open segment, uncompressed: the least CPU of the
+    /// three (the file table: about a third more than none, and 257 bytes written per
+    /// event beside the segment's 8; README, Columnar core).
     #[default]
     Plain,
     /// The same, LZ4-compressed: a quarter of the bytes, 40% more CPU.
