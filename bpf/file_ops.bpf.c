@@ -819,29 +819,33 @@ static __always_inline int exit_body(struct task_struct *task, bool loop)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(file_fork_loop, struct task_struct *parent, struct task_struct *child)
-{
-	return PREEMPT_OFF(fork_body(parent, child, true));
-}
+/* Forks and exits come only in task context, so what the kernel's recursion guard skips
+ * here is a call made while another task is preempted inside the program (7.x): a fork
+ * whose child's descriptors go uncounted, or an exit whose files' rows wait for the
+ * capture's end. Where the kernel preempts, each program has a spare that takes the
+ * calls left unmarked (spare.bpf.h), as the exec probe's do; the loader loads none
+ * elsewhere. `args` are the tracepoint's arguments, `call` the body called with them. */
+#define TASK_PROGS(tp, name, args, call)                                         \
+	SEC("tp_btf/" tp)                                                        \
+	int BPF_PROG(name, args)                                                 \
+	{                                                                        \
+		fx_begin();                                                      \
+		return PREEMPT_OFF(call);                                        \
+	}                                                                        \
+	SEC("tp_btf/" tp)                                                        \
+	int BPF_PROG(name##_nested, args)                                        \
+	{                                                                        \
+		if (!fx_spare_takes())                                           \
+			return 0;                                                \
+		return PREEMPT_OFF(call);                                        \
+	}
+#define FORK_ARGS struct task_struct *parent, struct task_struct *child
+#define EXIT_ARGS struct task_struct *task
 
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(file_fork_noloop, struct task_struct *parent, struct task_struct *child)
-{
-	return PREEMPT_OFF(fork_body(parent, child, false));
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(file_exit_loop, struct task_struct *task)
-{
-	return PREEMPT_OFF(exit_body(task, true));
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(file_exit_noloop, struct task_struct *task)
-{
-	return PREEMPT_OFF(exit_body(task, false));
-}
+TASK_PROGS("sched_process_fork", file_fork_loop, FORK_ARGS, fork_body(parent, child, true))
+TASK_PROGS("sched_process_fork", file_fork_noloop, FORK_ARGS, fork_body(parent, child, false))
+TASK_PROGS("sched_process_exit", file_exit_loop, EXIT_ARGS, exit_body(task, true))
+TASK_PROGS("sched_process_exit", file_exit_noloop, EXIT_ARGS, exit_body(task, false))
 
 /* --- unlink, rename, truncate --- */
 

@@ -365,6 +365,8 @@ PY
             esac
         fi
     done
+    P=file
+    check_spares_line file "file_fork_loop, file_exit_loop"
     check_file_rows
     # Every call recorded once, with its sums; where the kernel preempts tasks inside the
     # programs (7.x) too, where the spares take the calls the kernel skips (bpf/spare.bpf.h)
