@@ -391,9 +391,10 @@ static __always_inline int net_state_nested2_body(struct sock *sk, int oldstate,
 	struct state_stack *s = state_stack_here();
 	if (!s)
 		return 0;
-	__s64 at = state_find(s, state_key(sk, oldstate, newstate) | STATE_DONE);
+	__u64 key = state_key(sk, oldstate, newstate);
+	__s64 at = state_find(s, key | STATE_DONE);
 	if (at < 0)
-		at = state_find(s, state_key(sk, oldstate, newstate));
+		at = state_find(s, key);
 	if (at >= 0) {
 		s->n = at;
 		return 0;
