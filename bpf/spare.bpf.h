@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Spares for programs that run only in task context (the file probe's fexit programs, the
- * net probe's net_send and net_recv, the exec probe's handle_exec and handle_exit), on
- * kernels that preempt tasks in kernel code.
+ * Spares for programs that run only in task context (the file and module probes' fexit
+ * programs, the file probe's fork and exit walks, the net probe's net_send and net_recv,
+ * the exec probe's handle_exec and handle_exit, the module probe's module_load and
+ * module_free), on kernels that preempt tasks in kernel code.
  *
  * A BPF trampoline runs its program with migration disabled, not preemption, and skips
  * the program for any task that reaches it on a CPU where another task is still inside
@@ -28,7 +29,8 @@
  * A stage a skipped spare leaves is one the next call's own programs tell apart: FX_FIRST
  * left by a skipped second spare is not FX_PROPER, so the first spare takes a call whose
  * program proper was skipped; FX_PROPER left by a skipped first spare the second clears.
- * With one spare (the first: net_send, net_recv, handle_exec, handle_exit) the stage
+ * With one spare (the first: net_send, net_recv, handle_exec, handle_exit, the file
+ * probe's fork and exit walks, module_load, module_free) the stage
  * stays FX_FIRST between calls, and FX_PROPER left by a skipped spare makes the next call
  * look handled. Under four writers on two CPUs on 7.2 one spare lost 0 to 15 calls a run
  * (README, Known gaps): a call the spare was skipped for too, or one that found a skipped
