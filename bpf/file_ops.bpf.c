@@ -198,7 +198,10 @@ struct {
  * task preempted at the hook: 1 or 2 of 6,000 closes under four writers on 7.2): that
  * open writes the old file's close record and takes the entry over with its own
  * generation, and the late close, finding another generation there, leaves the new file
- * alone and writes a record that names the closer (emit_late) for the recorder to join. */
+ * alone and writes a record that names the closer (emit_late) for the recorder to join.
+ * Only close(2) frees the file so early (__fput_sync): a dup2 over the descriptor and
+ * close_range leave it to the return to user space (fput's task work), after the hook,
+ * so record_close alone needs the check; the kernel test closes files all three ways. */
 struct fd_ref {
 	__u64 fkey;
 	__u32 gen;
