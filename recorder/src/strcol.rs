@@ -45,6 +45,10 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
 
 const EMPTY: u32 = u32::MAX;
 
+/// The last value written from the array being written: its dictionary index and where its
+/// bytes are in the array's data.
+type Last = Option<(u32, usize, usize)>;
+
 #[derive(Clone, Copy)]
 struct Slot {
     /// The hash's low bits: most mismatches end here, without a look at the bytes.
@@ -224,40 +228,43 @@ impl StrColumn {
     }
 
     /// Appends rows `start..end` of `array`, then cuts the page when it is full (rows, or
-    /// its estimated bytes) and falls back to PLAIN when the dictionary is.
-    fn mini_batch(
-        &mut self,
-        array: &StringArray,
-        start: usize,
-        end: usize,
-        mut last: Option<u32>,
-    ) -> Result<Option<u32>> {
+    /// its estimated bytes) and falls back to PLAIN when the dictionary is. `last` is the
+    /// row before's index and where its value is in `array`'s data.
+    fn mini_batch(&mut self, array: &StringArray, start: usize, end: usize, mut last: Last) -> Result<Last> {
         let offsets = array.value_offsets();
         let data = array.value_data();
         let nulls = array.nulls().filter(|_| self.nullable);
-        for r in start..end {
-            let valid = nulls.is_none_or(|n| n.is_valid(r));
-            if self.nullable {
-                self.levels.push(u32::from(valid));
-            }
-            if !valid {
-                continue;
-            }
-            let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
-            self.value_bytes += v.len() as i64;
-            if self.fell_back {
+        if self.nullable {
+            self.levels.extend((start..end).map(|r| u32::from(nulls.is_none_or(|n| n.is_valid(r)))));
+        }
+        if self.fell_back {
+            for r in start..end {
+                if nulls.is_some_and(|n| n.is_null(r)) {
+                    continue;
+                }
+                let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
+                self.value_bytes += v.len() as i64;
                 self.plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
                 self.plain.extend_from_slice(v);
-                continue;
             }
-            // A row often repeats the row before (one process's comm, an open and its
-            // close): those skip the table.
-            let i = match last {
-                Some(l) if self.entry(l) == v => l,
-                _ => self.intern(v),
-            };
-            last = Some(i);
-            self.indices.push(i);
+        } else {
+            self.indices.reserve(end - start);
+            for r in start..end {
+                if nulls.is_some_and(|n| n.is_null(r)) {
+                    continue;
+                }
+                let (from, to) = (offsets[r] as usize, offsets[r + 1] as usize);
+                let v = &data[from..to];
+                self.value_bytes += v.len() as i64;
+                // A row often repeats the row before (one process's comm, an open and its
+                // close): those skip the table, compared where the array holds them.
+                let i = match last {
+                    Some((l, a, b)) if data[a..b] == *v => l,
+                    _ => self.intern(v),
+                };
+                last = Some((i, from, to));
+                self.indices.push(i);
+            }
         }
         self.page_len += end - start;
         self.rows += end - start;
