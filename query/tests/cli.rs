@@ -268,8 +268,9 @@ fn corrupt_segments_are_skipped_and_named_and_hidden_files_ignored() {
     // A footer whose embedded Arrow schema makes arrow-ipc panic (found by fuzzing): one
     // warning, no panic message.
     let odd = seg.with_file_name("exec-malformed-schema.parquet");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/tests/data/malformed-arrow-schema.parquet"), &odd)
-        .unwrap();
+    // This run's package directory, not the compile-time one (see schemas/tests/layout.rs).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    std::fs::copy(format!("{manifest_dir}/../schemas/tests/data/malformed-arrow-schema.parquet"), &odd).unwrap();
     let o = capq(d, &["--format", "csv", "SELECT count(*) AS n FROM exec"]);
     let e = String::from_utf8(o.stderr).unwrap();
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "n\n8\n"), "{e}");

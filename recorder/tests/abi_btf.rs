@@ -50,6 +50,8 @@ fn compiled_objects_match_the_rust_mirror() {
 }
 
 fn capture_schemas_probes_with_sources() -> usize {
-    let bpf = concat!(env!("CARGO_MANIFEST_DIR"), "/../bpf");
+    // This run's package directory, not the compile-time one (see schemas/tests/layout.rs).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let bpf = format!("{manifest_dir}/../bpf");
     agent_linux::PROBES.iter().filter(|p| std::path::Path::new(&format!("{bpf}/{}.bpf.c", p.object)).exists()).count()
 }

@@ -220,7 +220,9 @@ fn a_journal_that_makes_the_ipc_reader_panic_is_unreadable_not_fatal() {
     let cfg = config(dir.path(), JournalMode::Plain);
     write_and_crash(&cfg, &[1200], 15);
     let journal = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".journal")).unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/malformed-schema.journal"), &journal).unwrap();
+    // This run's package directory, not the compile-time one (see schemas/tests/layout.rs).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    std::fs::copy(format!("{manifest_dir}/tests/data/malformed-schema.journal"), &journal).unwrap();
     capture_schemas::layout::install_panic_hook();
     let r = recover_all(&cfg);
     assert_eq!((r.segments, r.unreadable), (0, 1));
