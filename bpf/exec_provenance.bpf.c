@@ -91,20 +91,8 @@ static __always_inline int handle_exec_body(struct task_struct *p, pid_t old_pid
  * here is a call made while another task is preempted inside the program (7.x). Where
  * the kernel preempts, each has a spare that takes the calls left unmarked
  * (spare.bpf.h); the loader loads none elsewhere. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	fx_begin();
-	return PREEMPT_OFF(handle_exec_body(p, old_pid, bprm));
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_nested, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	if (!fx_spare_takes())
-		return 0;
-	return PREEMPT_OFF(handle_exec_body(p, old_pid, bprm));
-}
+#define EXEC_ARGS struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm
+SPARED_TP(sched_process_exec, handle_exec, EXEC_ARGS, handle_exec_body(p, old_pid, bprm))
 
 static __always_inline int handle_exit_body(struct task_struct *p)
 {
@@ -120,17 +108,4 @@ static __always_inline int handle_exit_body(struct task_struct *p)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *p)
-{
-	fx_begin();
-	return PREEMPT_OFF(handle_exit_body(p));
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit_nested, struct task_struct *p)
-{
-	if (!fx_spare_takes())
-		return 0;
-	return PREEMPT_OFF(handle_exit_body(p));
-}
+SPARED_TP(sched_process_exit, handle_exit, struct task_struct *p, handle_exit_body(p))

@@ -827,28 +827,14 @@ static __always_inline int exit_body(struct task_struct *task, bool loop)
  * whose child's descriptors go uncounted, or an exit whose files' rows wait for the
  * capture's end. Where the kernel preempts, each program has a spare that takes the
  * calls left unmarked (spare.bpf.h), as the exec probe's do; the loader loads none
- * elsewhere. `args` are the tracepoint's arguments, `call` the body called with them. */
-#define TASK_PROGS(tp, name, args, call)                                         \
-	SEC("tp_btf/" tp)                                                        \
-	int BPF_PROG(name, args)                                                 \
-	{                                                                        \
-		fx_begin();                                                      \
-		return PREEMPT_OFF(call);                                        \
-	}                                                                        \
-	SEC("tp_btf/" tp)                                                        \
-	int BPF_PROG(name##_nested, args)                                        \
-	{                                                                        \
-		if (!fx_spare_takes())                                           \
-			return 0;                                                \
-		return PREEMPT_OFF(call);                                        \
-	}
+ * elsewhere. */
 #define FORK_ARGS struct task_struct *parent, struct task_struct *child
 #define EXIT_ARGS struct task_struct *task
 
-TASK_PROGS("sched_process_fork", file_fork_loop, FORK_ARGS, fork_body(parent, child, true))
-TASK_PROGS("sched_process_fork", file_fork_noloop, FORK_ARGS, fork_body(parent, child, false))
-TASK_PROGS("sched_process_exit", file_exit_loop, EXIT_ARGS, exit_body(task, true))
-TASK_PROGS("sched_process_exit", file_exit_noloop, EXIT_ARGS, exit_body(task, false))
+SPARED_TP(sched_process_fork, file_fork_loop, FORK_ARGS, fork_body(parent, child, true))
+SPARED_TP(sched_process_fork, file_fork_noloop, FORK_ARGS, fork_body(parent, child, false))
+SPARED_TP(sched_process_exit, file_exit_loop, EXIT_ARGS, exit_body(task, true))
+SPARED_TP(sched_process_exit, file_exit_noloop, EXIT_ARGS, exit_body(task, false))
 
 /* --- unlink, rename, truncate --- */
 
@@ -1061,33 +1047,13 @@ int BPF_PROG(file_sys_exit_noloop, struct pt_regs *regs, long ret)
 	return PREEMPT_OFF(sys_exit_body(regs, ret, SYSCALL_NR(regs), false, false));
 }
 
-/* A spare of a syscall's program, `name`, taking the calls `takes` says (spare.bpf.h);
- * loaded only where the kernel preempts. Its common path leaves preemption alone, so
- * that a reschedule put off until preemption is back on (which keeps the kernel counting
- * the program running) comes there only after a call it took. */
-#define FX_SPARE(name, takes, nr, loop)                                          \
-	SEC("fexit")                                                             \
-	int BPF_PROG(name, struct pt_regs *regs, long ret)                       \
-	{                                                                        \
-		if (!takes())                                                    \
-			return 0;                                                \
-		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
-	}
-
 /* The syscalls where the kernel lets fexit programs load: one program per syscall, at
  * the exit of its wrapper (the loader names the target, `__x64_sys_<name>` or
  * `__arm64_sys_<name>`, from the program's name after `_fx_`). Other syscalls then pass
  * no program at all, and the syscall tracepoint stays off (with it on, every syscall of
- * every process leaves the kernel through the slow path). Each with its two spares. */
-#define FX_PAIR(prog, nr, loop)                                                  \
-	SEC("fexit")                                                             \
-	int BPF_PROG(prog, struct pt_regs *regs, long ret)                       \
-	{                                                                        \
-		fx_begin();                                                      \
-		return PREEMPT_OFF(sys_exit_body(regs, ret, nr, loop, true));    \
-	}                                                                        \
-	FX_SPARE(prog##_nested, fx_spare_takes, nr, loop)                        \
-	FX_SPARE(prog##_nested2, fx_spare2_takes, nr, loop)
+ * every process leaves the kernel through the slow path). Each with its two spares
+ * (spare.bpf.h), loaded only where the kernel preempts. */
+#define FX_PAIR(prog, nr, loop) SPARED_FEXIT(prog, sys_exit_body(regs, ret, nr, loop, true))
 #define FX(name, nr) FX_PAIR(file_fx_##name, nr, false)
 #define FX_LOOP(name, nr)                                                        \
 	FX_PAIR(file_fx_##name##_loop, nr, true)                                 \

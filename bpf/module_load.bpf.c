@@ -95,23 +95,8 @@ static __always_inline int note(struct module *mod, __u32 what)
  * load whose row would lose its module's name and taint. Where the kernel preempts, each
  * program has a spare that takes the calls left unmarked (spare.bpf.h), as the exec
  * probe's do; the loader loads none elsewhere. */
-#define NOTE_PROGS(tp, what)                                                     \
-	SEC("tp_btf/" #tp)                                                       \
-	int BPF_PROG(tp, struct module *mod)                                     \
-	{                                                                        \
-		fx_begin();                                                      \
-		return PREEMPT_OFF(note(mod, what));                             \
-	}                                                                        \
-	SEC("tp_btf/" #tp)                                                       \
-	int BPF_PROG(tp##_nested, struct module *mod)                            \
-	{                                                                        \
-		if (!fx_spare_takes())                                           \
-			return 0;                                                \
-		return PREEMPT_OFF(note(mod, what));                             \
-	}
-
-NOTE_PROGS(module_load, CAP_MODULE_LOADED)
-NOTE_PROGS(module_free, CAP_MODULE_FREED)
+SPARED_TP(module_load, module_load, struct module *mod, note(mod, CAP_MODULE_LOADED))
+SPARED_TP(module_free, module_free, struct module *mod, note(mod, CAP_MODULE_FREED))
 
 /* The path of the file behind `fd` into the tail at `off` (< CAP_MODULE_NAME_MAX). */
 static __always_inline __u32 put_fd_path(struct module_buf *b, __u32 off, __s32 fd)
@@ -206,24 +191,8 @@ int BPF_PROG(module_sys_exit, struct pt_regs *regs, long ret)
  * names the target from the program's name after `_fx_`), so no other syscall passes a
  * program (see file_ops.bpf.c). Where the kernel preempts, each has two spares, as the
  * file probe's have (spare.bpf.h): a call the kernel skips for the program proper is
- * taken by a spare; its common path leaves preemption alone. */
-#define FX_SPARE(name, takes, nr)                                                \
-	SEC("fexit")                                                             \
-	int BPF_PROG(name, struct pt_regs *regs, long ret)                       \
-	{                                                                        \
-		if (!takes())                                                    \
-			return 0;                                                \
-		return PREEMPT_OFF(module_exit_body(regs, ret, nr, true));       \
-	}
-#define FX(name, nr)                                                             \
-	SEC("fexit")                                                             \
-	int BPF_PROG(module_fx_##name, struct pt_regs *regs, long ret)           \
-	{                                                                        \
-		fx_begin();                                                      \
-		return PREEMPT_OFF(module_exit_body(regs, ret, nr, true));       \
-	}                                                                        \
-	FX_SPARE(module_fx_##name##_nested, fx_spare_takes, nr)                  \
-	FX_SPARE(module_fx_##name##_nested2, fx_spare2_takes, nr)
+ * taken by a spare. */
+#define FX(name, nr) SPARED_FEXIT(module_fx_##name, module_exit_body(regs, ret, nr, true))
 
 FX(init_module, NR_init_module)
 FX(finit_module, NR_finit_module)

@@ -434,23 +434,10 @@ static __always_inline int net_claim_body(struct sock *sk)
  * skips here is a call made while another task is preempted inside the program (7.x: a
  * connection left owned by its listener). Where the kernel preempts, each has a spare
  * that takes the calls left unmarked (spare.bpf.h); the loader loads none elsewhere. */
-#define CLAIM_PAIR(prog, tp)                                                     \
-	SEC("tp_btf/" #tp)                                                       \
-	int BPF_PROG(prog, struct sock *sk, int ret, int flags)                  \
-	{                                                                        \
-		fx_begin();                                                      \
-		return PREEMPT_OFF(net_claim_body(sk));                          \
-	}                                                                        \
-	SEC("tp_btf/" #tp)                                                       \
-	int BPF_PROG(prog##_nested, struct sock *sk, int ret, int flags)         \
-	{                                                                        \
-		if (!fx_spare_takes())                                           \
-			return 0;                                                \
-		return PREEMPT_OFF(net_claim_body(sk));                          \
-	}
+#define CLAIM_ARGS struct sock *sk, int ret, int flags
 
-CLAIM_PAIR(net_send, sock_send_length)
-CLAIM_PAIR(net_recv, sock_recv_length)
+SPARED_TP(sock_send_length, net_send, CLAIM_ARGS, net_claim_body(sk))
+SPARED_TP(sock_recv_length, net_recv, CLAIM_ARGS, net_claim_body(sk))
 
 /* At start: the TCP sockets every process holds, so connections and listeners from
  * before the recorder get an owner (the first process found holding them). */

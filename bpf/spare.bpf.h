@@ -154,4 +154,49 @@ static __always_inline bool fx_spare2_takes(void)
 	return fx_taken();
 }
 
+/* A tracepoint program proper, `name` on tp_btf/`tp`, and its one spare (`<name>_nested`):
+ * `args` are the tracepoint's arguments, `call` the body called with them, run with
+ * preemption off. The spare's common path (a call its program proper marked) leaves
+ * preemption alone. */
+#define SPARED_TP(tp, name, args, call)                                          \
+	SEC("tp_btf/" #tp)                                                       \
+	int BPF_PROG(name, args)                                                 \
+	{                                                                        \
+		fx_begin();                                                      \
+		return PREEMPT_OFF(call);                                        \
+	}                                                                        \
+	SEC("tp_btf/" #tp)                                                       \
+	int BPF_PROG(name##_nested, args)                                        \
+	{                                                                        \
+		if (!fx_spare_takes())                                           \
+			return 0;                                                \
+		return PREEMPT_OFF(call);                                        \
+	}
+
+/* One spare of an fexit program on a syscall's wrapper, taking the calls `takes` says. Its
+ * common path leaves preemption alone, so that a reschedule put off until preemption is
+ * back on (which keeps the kernel counting the program running) comes there only after a
+ * call it took. */
+#define SPARED_FEXIT_SPARE(name, takes, call)                                    \
+	SEC("fexit")                                                             \
+	int BPF_PROG(name, struct pt_regs *regs, long ret)                       \
+	{                                                                        \
+		if (!takes())                                                    \
+			return 0;                                                \
+		return PREEMPT_OFF(call);                                        \
+	}
+
+/* An fexit program proper on a syscall's wrapper, `prog` (the loader names the target from
+ * what follows `_fx_`), and its two spares (`<prog>_nested`, `<prog>_nested2`): `call` is
+ * the body, with the wrapper's `regs` and `ret`, run with preemption off. */
+#define SPARED_FEXIT(prog, call)                                                 \
+	SEC("fexit")                                                             \
+	int BPF_PROG(prog, struct pt_regs *regs, long ret)                       \
+	{                                                                        \
+		fx_begin();                                                      \
+		return PREEMPT_OFF(call);                                        \
+	}                                                                        \
+	SPARED_FEXIT_SPARE(prog##_nested, fx_spare_takes, call)                  \
+	SPARED_FEXIT_SPARE(prog##_nested2, fx_spare2_takes, call)
+
 #endif
