@@ -27,10 +27,13 @@ venv=${CAPTURE_VENV:-.venv}
 step() { printf '\n== %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 # Everything below runs in suite(); its output is also kept in a log, from which the last
-# line counts what passed: cargo's test results plus the Python checks' ok/FAIL lines.
+# line counts what passed: cargo's test results plus the Python checks' ok/FAIL lines. A
+# carriage return ends a line too: a progress bar (Spark's) redrawn with them can come
+# before a check's line with no newline between.
 log=$(mktemp)
 summary() {
-    awk '/^test result:/ { p += $4; f += $6 }
+    awk 'BEGIN { RS = "[\r\n]" }
+         /^test result:/ { p += $4; f += $6 }
          /^ok  / { p++ } /^FAIL / { f++ }
          END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
     rm -f "$log"

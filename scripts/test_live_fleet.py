@@ -275,7 +275,8 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 from pyspark.sql import SparkSession  # noqa: E402
 
 spark = (SparkSession.builder.master("local[2]").appName("capture-fleet")
-         .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", "4")
          .config("spark.sql.session.timeZone", "UTC").getOrCreate())
 spark.sparkContext.setLogLevel("ERROR")
 spark.read.parquet(f"{fleet}/file").createOrReplaceTempView("file")
