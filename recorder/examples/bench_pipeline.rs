@@ -5,9 +5,13 @@
 //! events/s of wall time, events per CPU-second of the whole process (reader and writer
 //! threads together: the "per core" figure), and bytes on disk per event.
 //!
-//! cargo run --release -p agent-linux --example bench_pipeline -- [--events N] [--compression zstd|snappy|lz4|none] [--tables file,exec,...] [--out DIR]
+//! With `--rate`, records are handed over at that pace, as a live reader hands over what a
+//! host makes (the batcher's and writers' time-driven work included); CPU time still counts
+//! only work, not the waits.
+//!
+//! cargo run --release -p agent-linux --example bench_pipeline -- [--events N] [--rate N] [--compression zstd|snappy|lz4|none] [--tables file,exec,...] [--out DIR]
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agent_linux::abi;
 use agent_linux::batcher::BatchConfig;
@@ -35,6 +39,10 @@ struct Args {
     /// Rows per batch handed to the writers.
     #[arg(long, default_value_t = 16 * 1024)]
     batch_rows: usize,
+    /// Events per second of each table, handed over 1 ms at a time (default: as fast as
+    /// the pipeline takes them).
+    #[arg(long)]
+    rate: Option<u64>,
     /// Where segments go (a temporary directory by default).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -124,8 +132,30 @@ fn main() {
         let w0 = bytes_written();
         let t0 = Instant::now();
         let mut p = Pipeline::start(wc, &WritersConfig::default(), bc).expect("pipeline");
-        for &(a, b) in &offsets {
-            p.push(probe, &buf[a..b]).expect("decodes");
+        match args.rate {
+            None => {
+                for &(a, b) in &offsets {
+                    p.push(probe, &buf[a..b]).expect("decodes");
+                }
+            }
+            Some(rate) => {
+                // Each millisecond, the records due by then; the batcher's tick after each.
+                let start = Instant::now();
+                let mut next = 0usize;
+                for ms in 1u64.. {
+                    let due = ((rate * ms / 1000) as usize).min(offsets.len());
+                    for &(a, b) in &offsets[next..due] {
+                        p.push(probe, &buf[a..b]).expect("decodes");
+                    }
+                    next = due;
+                    let at = start + Duration::from_millis(ms);
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                    p.tick(Instant::now());
+                    if next == offsets.len() {
+                        break;
+                    }
+                }
+            }
         }
         let summary = p.finish();
         let wall = t0.elapsed().as_secs_f64();

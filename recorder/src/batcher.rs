@@ -138,10 +138,12 @@ impl Batcher {
     }
 
     fn cut(&mut self, t: Table) {
-        self.pending_since[t.index()] = None;
+        // The deadline `tick` cuts a batch by: its oldest row reaches the journal by then
+        // too (rows since the last tick are younger than it).
+        let since = self.pending_since[t.index()].take().unwrap_or_else(Instant::now);
         let Some(batch) = self.decoder.builders.finish(t, host::boot_to_wall_offset_ns()) else { return };
         let rows = batch.num_rows() as u64;
-        if self.sink.send(t, batch, self.cfg.backpressure).is_err() {
+        if self.sink.send_by(t, batch, since + self.cfg.flush_interval, self.cfg.backpressure).is_err() {
             if let Some(p) = t.probe() {
                 self.health.probe(p).dropped_backpressure.fetch_add(rows, Relaxed);
             }

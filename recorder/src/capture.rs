@@ -154,14 +154,15 @@ pub struct Cli {
     /// Rows per batch handed to the writers.
     #[arg(long, default_value_t = 16 * 1024)]
     pub batch_rows: usize,
-    /// The longest an event waits in the recorder's memory: older events are on disk, in
-    /// their segment's journal, so a SIGKILL loses at most this (at least twice
-    /// --poll-interval).
+    /// The longest an event waits in the recorder's memory: older events are in the kernel,
+    /// in their segment's row groups or its journal, so a SIGKILL loses at most this (at
+    /// least twice --poll-interval).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub flush_interval: Duration,
-    /// The crash journal beside each open segment: every batch is appended to it as it
-    /// arrives and synced every 250 ms, and the next start publishes what a SIGKILL or a
-    /// power cut left. `off` loses each table's open segment (up to --max-segment-age).
+    /// The crash journal beside each open segment: the rows not yet in a row group in the
+    /// file go to it by --flush-interval and are synced every 250 ms, and the next start
+    /// publishes what a SIGKILL or a power cut left. `off` loses each table's open segment
+    /// (up to --max-segment-age).
     #[arg(long, value_enum, default_value_t = JournalMode::Plain)]
     pub journal: JournalMode,
     /// Segment writer threads (1 to 16: one table's segments are written by one thread).

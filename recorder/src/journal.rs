@@ -8,14 +8,18 @@
 //!
 //! - in the stream's schema metadata, the Parquet footer of the row groups already in the
 //!   file, where that data ends, and how many rows it holds (`base`);
-//! - as record batches, every row handed to the segment since, appended as each batch
-//!   arrives (one `write(2)` per batch, `fdatasync` at the writers' next tick).
+//! - as record batches, the rows handed to the segment since, in order, each by its
+//!   deadline: the time by which the batcher would have cut its batch
+//!   (`--flush-interval` after its oldest row, less two poll intervals). A batch cut
+//!   because it was full comes before that, and waits in the segment writer (`Deferred`
+//!   in `segment.rs`); when its row group reaches the file first, its rows never go to the
+//!   journal. One `write(2)` per batch, `fdatasync` at the writers' next tick.
 //!
 //! When a row group reaches the file, the file is synced and a new journal (new footer,
 //! the rows still in memory) replaces the old one by `rename`, so at any moment one of the
 //! two is there, and each describes every row exactly once with the file. Publishing the
 //! segment removes the journal after the rename into place. So a `kill -9` loses only the
-//! rows not yet handed to the writer (at most `--flush-interval`, plus what waits in the
+//! rows younger than their deadline (at most `--flush-interval`, plus what waits in the
 //! writer's queue), and a power cut at most the rows of the last tick (250 ms) more.
 //!
 //! At start, [`recover`] reads each temporary segment back through its journal's footer,

@@ -54,8 +54,9 @@ impl Compression {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum JournalMode {
     /// An Arrow IPC journal beside each open segment, uncompressed: the least CPU of the
-    /// three (the file table: about a third more than none, and 257 bytes written per
-    /// event beside the segment's 8; README, Columnar core).
+    /// three. It takes the rows a row group does not bring to the file within
+    /// `--flush-interval`: at most 128 Ki rows a second a table, 257 bytes each for the
+    /// file table, beside the segment's 8 (README, Columnar core).
     #[default]
     Plain,
     /// The same, LZ4-compressed: a quarter of the bytes, 40% more CPU.
@@ -188,6 +189,9 @@ struct Open {
     /// `.STEM.parquet.tmp` is the temporary file, `.STEM.journal` its journal.
     stem: String,
     journal: Option<Journal>,
+    /// Rows written since the journal's last row but not appended to it yet, in order:
+    /// they go to it by their deadline, unless a row group brings them to the file first.
+    deferred: Deferred,
     /// Row groups in the file when the journal was last started.
     groups: usize,
     /// The temporary file's name in `dir`, and its path (for messages).
@@ -202,7 +206,60 @@ struct Open {
     at_open: Snapshot,
 }
 
+/// Pieces of batches written to the segment but not to its journal yet.
+///
+/// The journal is there for the rows a crash would lose: those of the row group in memory.
+/// A batch cut because it was full comes young, and under load its row group reaches the
+/// file well within `--flush-interval`; journaling it would write every row twice (257
+/// bytes a file row in the journal, against 8 in the segment). So each batch carries the
+/// time by which its oldest row must reach the kernel (`deadline`: the batcher's own,
+/// which cuts a batch by then), and waits here until then; a row group that reaches the
+/// file first takes its rows, and they never go to the journal.
+#[derive(Default)]
+struct Deferred {
+    /// In row order, each with its deadline and the Arrow memory it holds (of its whole
+    /// batch: a piece keeps its batch's buffers).
+    pieces: std::collections::VecDeque<(RecordBatch, Instant, usize)>,
+    bytes: usize,
+}
+
+/// The Arrow memory deferred rows may hold, per table; past it they go to the journal.
+const DEFER_BYTES: usize = 64 << 20;
+
+impl Deferred {
+    fn push(&mut self, piece: RecordBatch, due: Instant, bytes: usize) {
+        self.pieces.push_back((piece, due, bytes));
+        self.bytes += bytes;
+    }
+
+    /// The earliest deadline of the rows waiting.
+    fn due(&self) -> Option<Instant> {
+        self.pieces.iter().map(|p| p.1).min()
+    }
+
+    fn clear(&mut self) {
+        *self = Deferred::default();
+    }
+}
+
 impl Open {
+    /// Appends the deferred rows due by `now` to the journal, with every row before them
+    /// (the journal holds rows in order); all of them without `now`. Batches come in
+    /// order of their deadlines, so the rows after wait on.
+    fn journal_deferred(&mut self, now: Option<Instant>) {
+        let d = &mut self.deferred;
+        let n = match now {
+            Some(now) => d.pieces.iter().rposition(|p| p.1 <= now).map_or(0, |i| i + 1),
+            None => d.pieces.len(),
+        };
+        let pieces: Vec<_> = d.pieces.drain(..n).collect();
+        d.bytes -= pieces.iter().map(|p| p.2).sum::<usize>();
+        let Some(j) = self.journal.as_mut() else { return };
+        if let Some(e) = pieces.iter().find_map(|p| j.append(&p.0).err()) {
+            self.journal_failed("appending to", e);
+        }
+    }
+
     /// Starts a new journal after a row group reached the file: the file is synced first,
     /// so the footer in the new journal never names bytes a power cut could lose. `piece`
     /// was the last batch written; the rows still in memory are its tail.
@@ -216,15 +273,24 @@ impl Open {
         let tail = piece.slice(piece.num_rows() - tail, tail);
         let schema = piece.schema();
         match flushed.and_then(|f| Journal::start(&self.dir, &self.stem, &schema, &f, Some(&tail), true, mode)) {
-            Ok(j) => self.journal = Some(j),
-            // The old journal still holds every row since its footer: it goes on.
-            Err(e) => log::warn!("{}: renewing its crash journal: {e}; the old one goes on", self.tmp.display()),
+            Ok(j) => {
+                // The deferred rows are in the row group, or in the tail.
+                self.journal = Some(j);
+                self.deferred.clear();
+            }
+            Err(e) => {
+                // The old journal goes on: it gets every row since its footer.
+                log::warn!("{}: renewing its crash journal: {e}; the old one goes on", self.tmp.display());
+                self.deferred.push(piece.clone(), Instant::now(), 0);
+                self.journal_deferred(None);
+            }
         }
     }
 
     /// Gives up the journal of this segment (a crash would lose it, as without one).
     fn journal_failed(&mut self, what: &str, e: io::Error) {
         log::warn!("{}: {what} its crash journal: {e}; a crash would lose this segment", self.tmp.display());
+        self.deferred.clear();
         if let Some(j) = self.journal.take() {
             let _ = j.remove(&self.dir);
         }
@@ -370,8 +436,15 @@ impl SegmentWriter {
     }
 
     /// Appends a batch, opening, splitting and rotating segments as needed; returns the
-    /// paths published on the way.
+    /// paths published on the way. Its rows go to the crash journal now.
     pub fn write(&mut self, batch: RecordBatch) -> Result<Vec<PathBuf>, WriteError> {
+        self.write_by(batch, Instant::now())
+    }
+
+    /// As [`SegmentWriter::write`], but the rows need to reach the crash journal only by
+    /// `due` (see [`Deferred`]; [`SegmentWriter::journal_due`] takes them there).
+    pub fn write_by(&mut self, batch: RecordBatch, due: Instant) -> Result<Vec<PathBuf>, WriteError> {
+        let bytes = batch.get_array_memory_size();
         let mut published = Vec::new();
         for (hour, piece) in split_by_hour(batch) {
             if self.open.as_ref().is_some_and(|o| o.hour != hour) {
@@ -390,9 +463,6 @@ impl SegmentWriter {
             let ts = ts_column(&piece).values();
             let (lo, hi) = ts.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
             let rows = piece.num_rows() as u64;
-            if let Some(Err(e)) = o.journal.as_mut().map(|j| j.append(&piece)) {
-                o.journal_failed("appending to", e);
-            }
             if let Err(e) = o.writer.write(&piece) {
                 return Err(self.abort("writing segment", pq_io(e), rows));
             }
@@ -401,6 +471,11 @@ impl SegmentWriter {
             o.last_us = o.last_us.max(hi);
             if o.journal.is_some() && o.writer.flushed_row_groups().len() != o.groups {
                 o.roll_journal(&piece, self.cfg.journal);
+            } else if o.journal.is_some() {
+                o.deferred.push(piece, due, bytes);
+                // Those due go now; past the memory bound, all.
+                let by = (o.deferred.bytes <= DEFER_BYTES).then(Instant::now);
+                o.journal_deferred(by);
             }
             let size = o.writer.bytes_written() as u64 + o.writer.in_progress_size() as u64;
             let full = size >= self.cfg.max_segment_bytes || o.rows >= self.cfg.max_segment_rows;
@@ -409,6 +484,18 @@ impl SegmentWriter {
             }
         }
         Ok(published)
+    }
+
+    /// When deferred rows must reach the crash journal, if any wait.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.open.as_ref().and_then(|o| o.deferred.due())
+    }
+
+    /// Appends the deferred rows to the crash journal once their deadline has come.
+    pub fn journal_due(&mut self, now: Instant) {
+        if let Some(o) = self.open.as_mut().filter(|o| o.deferred.due().is_some_and(|d| d <= now)) {
+            o.journal_deferred(Some(now));
+        }
     }
 
     /// Publishes the open segment if it is older than the age limit; makes its journal
@@ -464,6 +551,7 @@ impl SegmentWriter {
             writer,
             stem,
             journal,
+            deferred: Deferred::default(),
             groups: 0,
             tmp_name,
             tmp,

@@ -55,6 +55,8 @@ impl Default for WritersConfig {
 pub struct Queued {
     pub table: Table,
     pub batch: RecordBatch,
+    /// When its oldest row must be in the crash journal (`SegmentWriter::write_by`).
+    pub due: Instant,
     bytes: u64,
 }
 
@@ -137,12 +139,24 @@ impl Sink {
     /// Hands a batch to its writer; returns it back when it was not taken (queue full in
     /// `Drop` mode, or writers gone). Runs once per batch, not per event.
     pub fn send(&self, table: Table, batch: RecordBatch, mode: Backpressure) -> Result<(), RecordBatch> {
+        self.send_by(table, batch, Instant::now(), mode)
+    }
+
+    /// As [`Sink::send`], for a batch whose rows need to be in the crash journal only by
+    /// `due`.
+    pub fn send_by(
+        &self,
+        table: Table,
+        batch: RecordBatch,
+        due: Instant,
+        mode: Backpressure,
+    ) -> Result<(), RecordBatch> {
         let q = &self.queues[table.index() % self.queues.len()];
         let bytes = batch.get_array_memory_size() as u64;
         if !q.budget.take(bytes, mode == Backpressure::Block) {
             return Err(batch);
         }
-        q.tx.send(Queued { table, batch, bytes }).map_err(|e| {
+        q.tx.send(Queued { table, batch, due, bytes }).map_err(|e| {
             q.budget.give(bytes);
             e.into_inner().batch
         })
@@ -212,10 +226,12 @@ fn run(
     let tick_every = Duration::from_millis(250).min(cfg.max_segment_age);
     let mut last_tick = Instant::now();
     loop {
-        let msg = rx.recv_timeout(tick_every);
+        // Awake for the next tick, or for deferred rows due in a journal before it.
+        let wake = writers.iter().filter_map(SegmentWriter::next_due).fold(last_tick + tick_every, Instant::min);
+        let msg = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
         match msg {
-            Ok(Queued { table, batch, bytes }) => {
-                let written = writers[table.index()].write(batch);
+            Ok(Queued { table, batch, due, bytes }) => {
+                let written = writers[table.index()].write_by(batch, due);
                 budget.give(bytes);
                 if let Err(e) = written {
                     errors += 1;
@@ -226,6 +242,9 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         let now = Instant::now();
+        for w in &mut writers {
+            w.journal_due(now);
+        }
         if now.duration_since(last_tick) >= tick_every {
             last_tick = now;
             for w in &mut writers {

@@ -6,6 +6,7 @@ mod common;
 use common::{host, walk};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use agent_linux::journal::{recover, Recovered};
 use agent_linux::retention::Retention;
@@ -114,6 +115,53 @@ fn a_crash_before_the_first_row_group_is_recovered_from_the_journal_alone() {
     let r = recover_all(&cfg);
     assert_eq!((r.segments, r.rows), (1, 315));
     assert_eq!(published_rows(dir.path()), all_keys(&batches));
+}
+
+/// The rows in the journal of the one open segment under `dir`.
+fn journal_rows(dir: &Path) -> usize {
+    let j: Vec<PathBuf> = walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".journal")).collect();
+    assert_eq!(j.len(), 1, "{j:?}");
+    let r = arrow_ipc::reader::StreamReader::try_new(std::fs::File::open(&j[0]).unwrap(), None).unwrap();
+    r.map(|b| b.unwrap().num_rows()).sum()
+}
+
+#[test]
+fn deferred_rows_reach_the_journal_by_their_deadline_unless_a_row_group_takes_them_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), JournalMode::Plain);
+    let mut w = SegmentWriter::new(Table::File, cfg.clone(), Health::new(), Arc::new(Retention::unlimited()));
+    let mut s = Synth::new(9);
+    let batches: Vec<RecordBatch> = [600, 600, 300, 100].iter().map(|&n| file_batch(&mut s, n)).collect();
+    let (due, later) = (Instant::now() + Duration::from_secs(3600), Instant::now() + Duration::from_secs(7200));
+
+    // Not due: in the row group in memory only.
+    w.write_by(batches[0].clone(), due).unwrap();
+    assert_eq!((journal_rows(dir.path()), w.next_due()), (0, Some(due)));
+    // The first 1,000 rows reach the file as a row group; the new journal holds the 200
+    // after them, and nothing waits.
+    w.write_by(batches[1].clone(), later).unwrap();
+    assert_eq!((journal_rows(dir.path()), w.next_due()), (200, None));
+    // Waiting again, until the earliest deadline of what waits.
+    w.write_by(batches[2].clone(), due).unwrap();
+    w.write_by(batches[3].clone(), later).unwrap();
+    w.journal_due(due - Duration::from_secs(1));
+    assert_eq!((journal_rows(dir.path()), w.next_due()), (200, Some(due)));
+    // The rows due go, in order; those due later wait on.
+    w.journal_due(due);
+    assert_eq!((journal_rows(dir.path()), w.next_due()), (500, Some(later)));
+    w.journal_due(later);
+    assert_eq!((journal_rows(dir.path()), w.next_due()), (600, None));
+    // A batch past its deadline goes to the journal as it is written.
+    let last = file_batch(&mut s, 50);
+    w.write_by(last.clone(), Instant::now()).unwrap();
+    assert_eq!((journal_rows(dir.path()), w.next_due()), (650, None));
+
+    std::mem::forget(w);
+    let r = recover_all(&cfg);
+    assert_eq!((r.segments, r.rows), (1, 1650));
+    let mut all = batches;
+    all.push(last);
+    assert_eq!(published_rows(dir.path()), all_keys(&all), "every row once, in order");
 }
 
 #[test]
