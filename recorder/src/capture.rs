@@ -170,7 +170,8 @@ pub struct Cli {
     pub writer_threads: u16,
     /// Memory for batches waiting for each writer thread (their Arrow size): a burst the
     /// writers cannot keep up with waits here instead of filling the ring buffers. Past it,
-    /// --backpressure applies.
+    /// --backpressure applies. (Batches already written wait apart for the crash journal,
+    /// up to 64 MiB a table: README, On disk.)
     #[arg(long, value_parser = parse_size, default_value = "64MiB")]
     pub writer_queue: u64,
     /// When the writers' queue is full: block (the ring buffers absorb it, drops are
