@@ -117,11 +117,16 @@ fn a_crash_before_the_first_row_group_is_recovered_from_the_journal_alone() {
     assert_eq!(published_rows(dir.path()), all_keys(&batches));
 }
 
-/// The rows in the journal of the one open segment under `dir`.
-fn journal_rows(dir: &Path) -> usize {
+/// The journal of the one open segment under `dir`.
+fn journal_of(dir: &Path) -> PathBuf {
     let j: Vec<PathBuf> = walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".journal")).collect();
     assert_eq!(j.len(), 1, "{j:?}");
-    let r = arrow_ipc::reader::StreamReader::try_new(std::fs::File::open(&j[0]).unwrap(), None).unwrap();
+    j[0].clone()
+}
+
+/// The rows in the journal of the one open segment under `dir`.
+fn journal_rows(dir: &Path) -> usize {
+    let r = arrow_ipc::reader::StreamReader::try_new(std::fs::File::open(journal_of(dir)).unwrap(), None).unwrap();
     r.map(|b| b.unwrap().num_rows()).sum()
 }
 
@@ -169,7 +174,7 @@ fn a_journal_torn_mid_batch_gives_back_every_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), JournalMode::Plain);
     let batches = write_and_crash(&cfg, &[1500, 200, 250], 9);
-    let journal = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".journal")).unwrap();
+    let journal = journal_of(dir.path());
     let len = std::fs::metadata(&journal).unwrap().len();
     // Cut into the last batch: the crash came while it was being written.
     std::fs::File::options().write(true).open(&journal).unwrap().set_len(len - 100).unwrap();
@@ -209,7 +214,7 @@ fn a_journal_that_never_replaced_its_predecessor_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), JournalMode::Lz4);
     let batches = write_and_crash(&cfg, &[400], 11);
-    let journal = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".journal")).unwrap();
+    let journal = journal_of(dir.path());
     let new = PathBuf::from(format!("{}.new", journal.display()));
     std::fs::write(&new, b"half a journal").unwrap();
     let r = recover_all(&cfg);
@@ -223,7 +228,7 @@ fn unreadable_leftovers_are_deleted_with_a_count_and_nothing_else_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), JournalMode::Lz4);
     write_and_crash(&cfg, &[1200], 12);
-    let journal = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".journal")).unwrap();
+    let journal = journal_of(dir.path());
     std::fs::write(&journal, b"not arrow at all").unwrap();
     let r = recover_all(&cfg);
     assert_eq!((r.segments, r.unreadable), (0, 1));
@@ -267,7 +272,7 @@ fn a_journal_that_makes_the_ipc_reader_panic_is_unreadable_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), JournalMode::Plain);
     write_and_crash(&cfg, &[1200], 15);
-    let journal = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".journal")).unwrap();
+    let journal = journal_of(dir.path());
     // This run's package directory, not the compile-time one (see schemas/tests/layout.rs).
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
     std::fs::copy(format!("{manifest_dir}/tests/data/malformed-schema.journal"), &journal).unwrap();
