@@ -749,7 +749,12 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
     let old = RecordBatch::try_new(old.schema(), cols).unwrap();
     let part = d.join("file/host=h/dt=2026-01-15/hr=10");
     let f = std::fs::File::create(part.join("file-old.parquet")).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(f, old.schema(), None).unwrap();
+    // path2 without a dictionary, as the recorder wrote it until 2026-12-02: a group-by
+    // reads a column that one file holds PLAIN as views from every file.
+    let plain_path2 = parquet::file::properties::WriterProperties::builder()
+        .set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from("path2"), false)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, old.schema(), Some(plain_path2)).unwrap();
     w.write(&old).unwrap();
     w.close().unwrap();
     let other = tempfile::tempdir().unwrap();
@@ -782,7 +787,7 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
         (
             "SELECT path2, count(*) AS n FROM file GROUP BY path2",
             "SELECT path2 || '' AS path2, count(*) AS n FROM file GROUP BY 1",
-            // The recorder writes path2 without a dictionary: read as views.
+            // One file holds path2 without a dictionary (above): read as views.
             "path2@0 on keys where their views repeat",
         ),
         (
@@ -808,7 +813,8 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
         (
             "SELECT count(*) AS n FROM file WHERE abs_path = '{path}' OR path2 <> ''",
             "SELECT count(*) AS n FROM file WHERE abs_path || '' = '{path}' OR path2 || '' <> ''",
-            "(on views)",
+            // The segments' path2 compared on dictionaries, the old file's on views (below).
+            "path2@1 !=  (on dictionaries)",
         ),
         (
             "SELECT count(*) AS n FROM file WHERE abs_path = '{path}' OR closed_by = 'close'",
@@ -834,6 +840,10 @@ fn strings_read_as_dictionaries_answer_as_views_do() {
         assert!(a.lines().count() > 2 || !a.contains("n\n0\n"), "{q}: {a}");
         assert_eq!(a, b, "{q}");
     }
+    // A filter reads each file as that file holds the column: the scan of the segments
+    // (path2 with a dictionary) on dictionaries, the old file's (path2 PLAIN) on views.
+    let plan = csv(d, &format!("EXPLAIN SELECT count(*) AS n FROM file WHERE abs_path = '{path}' OR path2 <> ''"));
+    assert!(plan.contains("path2@1 !=  (on dictionaries)") && plan.contains("path2@1 !=  (on views)"), "{plan}");
     // A null group is there, and rows of both hosts and of the old segment.
     let nulls = csv(d, "SELECT closed_by, count(*) AS n FROM file GROUP BY closed_by ORDER BY 1 NULLS FIRST LIMIT 1");
     assert!(nulls.starts_with("closed_by,n\n,"), "{nulls}");

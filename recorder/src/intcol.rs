@@ -294,23 +294,16 @@ impl IntColumn {
             let end = values.len().min(at + size);
             let now = &values[at..end];
             if let Some(n) = nulls {
-                // Nullable, so without a dictionary (`handles`): a level a row, and the
-                // values of the valid rows, 64 rows to a word of the validity bitmap and
-                // no branch a row (Arrow's bit iterators cost 36 instructions a row).
-                let bits = n.inner().inner().bit_chunks(n.offset() + at, now.len());
+                // Nullable, so without a dictionary (`handles`): a level a row, 64 rows to
+                // a word of the validity bitmap, then the values of the valid rows, no
+                // branch a row either way (Arrow's bit iterators cost 36 instructions a row).
                 let (levels, values) = (self.levels.len(), self.values.len());
-                self.levels.resize(levels + now.len(), 0);
+                push_levels(&mut self.levels, n, at, now.len());
                 self.values.resize(values + now.len(), 0);
                 let mut kept = values;
-                let words = bits.iter().chain((bits.remainder_len() > 0).then(|| bits.remainder_bits()));
-                let rows = self.levels[levels..].chunks_mut(64).zip(now.chunks(64));
-                for (word, (levels, now)) in words.zip(rows) {
-                    for (k, (level, v)) in levels.iter_mut().zip(now).enumerate() {
-                        let valid = (word >> k) & 1;
-                        *level = valid as u32;
-                        self.values[kept] = as_i64(v);
-                        kept += valid as usize;
-                    }
+                for (&level, v) in self.levels[levels..].iter().zip(now) {
+                    self.values[kept] = as_i64(v);
+                    kept += level as usize;
                 }
                 self.values.truncate(kept);
             } else if self.plain {
@@ -729,6 +722,20 @@ fn put_plain(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = i64>, wide
             to.copy_from_slice(&v.to_le_bytes());
         } else {
             to.copy_from_slice(&(v as i32).to_le_bytes());
+        }
+    }
+}
+
+/// Appends the definition levels of rows `start..start + len` (1 valid, 0 null), a word of
+/// the validity bitmap at a time and no branch a row.
+pub(crate) fn push_levels(levels: &mut Vec<u32>, nulls: &NullBuffer, start: usize, len: usize) {
+    let bits = nulls.inner().inner().bit_chunks(nulls.offset() + start, len);
+    let at = levels.len();
+    levels.resize(at + len, 0);
+    let words = bits.iter().chain((bits.remainder_len() > 0).then(|| bits.remainder_bits()));
+    for (word, out) in words.zip(levels[at..].chunks_mut(64)) {
+        for (k, level) in out.iter_mut().enumerate() {
+            *level = ((word >> k) & 1) as u32;
         }
     }
 }

@@ -18,7 +18,9 @@ use parquet::errors::Result;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::intcol::{bit_width, compress, compressor, rle_hybrid, Chunk, Done, MiniBatches};
+use arrow_buffer::bit_iterator::BitIndexIterator;
+
+use crate::intcol::{bit_width, compress, compressor, push_levels, rle_hybrid, Chunk, Done, MiniBatches};
 
 /// Whether [`StrColumn`] writes column `descr`, an Arrow `arrow` array, under `props`: a
 /// Utf8 column, nullable or not, not repeated, with a dictionary and no encoding of its own,
@@ -206,12 +208,16 @@ impl StrColumn {
         let offsets = array.value_offsets();
         let nulls = array.nulls().filter(|_| self.nullable);
         let valid = |r: &usize| nulls.is_none_or(|n| n.is_valid(*r));
-        let values = (start..end).filter(valid).count();
-        let (Some(first), Some(last)) = ((start..end).find(valid), (start..end).rev().find(valid)) else {
+        // Counted a word of the validity bitmap at a time: a null column's mini-batches
+        // are mostly nulls.
+        let values = nulls.map_or(rows, |n| n.inner().slice(start, rows).count_set_bits());
+        if values == 0 {
             return rows;
-        };
+        }
         let budget = if self.fell_back { self.page_limit } else { self.dict_limit.saturating_sub(self.dict.len()) };
-        let fit = if (offsets[last + 1] - offsets[first]) as usize + 4 * values <= budget {
+        // All the rows' bytes, nulls' too (an Arrow null has none, or bytes not counted
+        // below): when they fit, the values do.
+        let fit = if (offsets[end] - offsets[start]) as usize + 4 * values <= budget {
             values
         } else {
             let mut sum = 0usize;
@@ -231,39 +237,21 @@ impl StrColumn {
     /// its estimated bytes) and falls back to PLAIN when the dictionary is. `last` is the
     /// row before's index and where its value is in `array`'s data.
     fn mini_batch(&mut self, array: &StringArray, start: usize, end: usize, mut last: Last) -> Result<Last> {
-        let offsets = array.value_offsets();
-        let data = array.value_data();
         let nulls = array.nulls().filter(|_| self.nullable);
-        if self.nullable {
-            self.levels.extend((start..end).map(|r| u32::from(nulls.is_none_or(|n| n.is_valid(r)))));
-        }
-        if self.fell_back {
-            for r in start..end {
-                if nulls.is_some_and(|n| n.is_null(r)) {
-                    continue;
-                }
-                let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
-                self.value_bytes += v.len() as i64;
-                self.plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                self.plain.extend_from_slice(v);
+        match nulls {
+            // The valid rows, found a word of the validity bitmap at a time (a row at a
+            // time, `path2`'s and `closed_by`'s nulls cost 49 instructions a row).
+            Some(n) => {
+                push_levels(&mut self.levels, n, start, end - start);
+                let bits = n.inner();
+                let rows = BitIndexIterator::new(bits.values(), bits.offset() + start, end - start);
+                last = self.values(array, rows.map(|k| start + k), last);
             }
-        } else {
-            self.indices.reserve(end - start);
-            for r in start..end {
-                if nulls.is_some_and(|n| n.is_null(r)) {
-                    continue;
+            None => {
+                if self.nullable {
+                    self.levels.resize(self.levels.len() + (end - start), 1);
                 }
-                let (from, to) = (offsets[r] as usize, offsets[r + 1] as usize);
-                let v = &data[from..to];
-                self.value_bytes += v.len() as i64;
-                // A row often repeats the row before (one process's comm, an open and its
-                // close): those skip the table, compared where the array holds them.
-                let i = match last {
-                    Some((l, a, b)) if data[a..b] == *v => l,
-                    _ => self.intern(v),
-                };
-                last = Some((i, from, to));
-                self.indices.push(i);
+                last = self.values(array, start..end, last);
             }
         }
         self.page_len += end - start;
@@ -285,6 +273,38 @@ impl StrColumn {
             self.fell_back = true;
         }
         Ok(last)
+    }
+
+    /// Appends the values of `rows` of `array` to the page being filled: their indices, or
+    /// once PLAIN the values themselves.
+    #[inline]
+    fn values(&mut self, array: &StringArray, rows: impl Iterator<Item = usize>, mut last: Last) -> Last {
+        let offsets = array.value_offsets();
+        let data = array.value_data();
+        if self.fell_back {
+            for r in rows {
+                let v = &data[offsets[r] as usize..offsets[r + 1] as usize];
+                self.value_bytes += v.len() as i64;
+                self.plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                self.plain.extend_from_slice(v);
+            }
+        } else {
+            self.indices.reserve(rows.size_hint().0);
+            for r in rows {
+                let (from, to) = (offsets[r] as usize, offsets[r + 1] as usize);
+                let v = &data[from..to];
+                self.value_bytes += v.len() as i64;
+                // A row often repeats the row before (one process's comm, an open and its
+                // close): those skip the table, compared where the array holds them.
+                let i = match last {
+                    Some((l, a, b)) if data[a..b] == *v => l,
+                    _ => self.intern(v),
+                };
+                last = Some((i, from, to));
+                self.indices.push(i);
+            }
+        }
+        last
     }
 
     /// Encodes and compresses the page being filled, if it has rows.

@@ -203,7 +203,7 @@ fn file_table_segments_read_back_as_written_and_as_parquets_own() {
     let batches = file_batches(300_000);
     let props = WriterConfig::new("/nonexistent", HostInfo::fixed("t", "t")).properties(Table::File);
     let (ours, own) = with_ours(&batches, &props);
-    let expected = "ts ktime_ns pid tid ppid uid gid comm exec_id cgroup_id op path abs_path flags mode fd ret \
+    let expected = "ts ktime_ns pid tid ppid uid gid comm exec_id cgroup_id op path abs_path path2 flags mode fd ret \
                     bytes_read bytes_written reads writes ino dev file_id closed_by length";
     assert_eq!(own, expected.split_whitespace().collect::<Vec<_>>(), "the columns intcol.rs and strcol.rs encode");
     let theirs = with_parquets(&batches, &props);
@@ -490,8 +490,8 @@ fn uneven(batch: &RecordBatch) -> Vec<RecordBatch> {
 /// Strings, nullable or not: a constant, runs, empty strings, nulls alone and in runs that
 /// make batches all null, nullable columns whose batches have no null buffer (short values,
 /// and long ones that parquet's writer takes in mini-batches cut by bytes), a dictionary
-/// that passes its limit, and long values whose PLAIN pages end at the data page size
-/// limit; batches of uneven sizes.
+/// that passes its limit, long values whose PLAIN pages end at the data page size limit,
+/// a column mostly null, and null slots that hold bytes; batches of uneven sizes.
 #[test]
 fn strings_read_back_as_parquets_own() {
     let n = 2 * 65_536 + 5_000;
@@ -513,6 +513,20 @@ fn strings_read_back_as_parquets_own() {
         ("no_buffer_long", full(&|i| format!("/{:0>95}", (i * 7) % 3_000)), true),
         ("distinct", s(&|i| Some(format!("/home/user/file-{i:08}"))), false),
         ("long", s(&|i| (i % 11 != 0).then(|| format!("{i:0>200}"))), true),
+        // Mostly null, as `path2` and `closed_by` are: whole words of the validity bitmap
+        // without a value.
+        ("sparse", s(&|i| (i % 97 == 0).then(|| format!("/srv/{}", i % 61))), true),
+        // Null slots that hold bytes, as an Arrow array may: only the values count.
+        (
+            "null_bytes",
+            {
+                let a: StringArray = (0..n).map(|i| Some(format!("/var/{:0>60}", i % 4_000))).collect();
+                let (offsets, values, _) = a.into_parts();
+                let valid: arrow_buffer::NullBuffer = (0..n).map(|i| i % 5 != 0).collect();
+                Arc::new(StringArray::new(offsets, values, Some(valid)))
+            },
+            true,
+        ),
     ];
     let schema = Arc::new(Schema::new(
         cols.iter().map(|(n, a, null)| Field::new(*n, a.data_type().clone(), *null)).collect::<Vec<_>>(),
@@ -529,7 +543,7 @@ fn strings_read_back_as_parquets_own() {
             .set_max_row_group_row_count(Some(131_072))
             .build();
         let (ours, own) = with_ours(&batches, &props);
-        assert_eq!(own.len(), 9);
+        assert_eq!(own.len(), 11);
         same_rows(&read(&ours), &batches);
         alike(&ours, &with_parquets(&batches, &props));
         let a = chunks(&ours);
