@@ -6,6 +6,7 @@
 //! BPF probes write, for tests and benchmarks.
 
 pub mod batcher;
+pub mod boolcol;
 pub mod builders;
 #[cfg(feature = "with-ebpf-load")]
 pub mod capture;

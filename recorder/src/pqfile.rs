@@ -1,7 +1,7 @@
 //! A Parquet file written from Arrow batches, as `parquet::arrow::ArrowWriter` writes it,
 //! except that the integer columns (required with a dictionary; required or nullable PLAIN
-//! or delta-encoded) are encoded by
-//! [`crate::intcol`] and the string columns with a dictionary by [`crate::strcol`]; every
+//! or delta-encoded) are encoded by [`crate::intcol`], the string columns with a
+//! dictionary by [`crate::strcol`] and the required booleans by [`crate::boolcol`]; every
 //! other column by parquet's own Arrow column writers.
 //!
 //! The row group is buffered in memory (each column's compressed pages and its dictionary)
@@ -24,6 +24,7 @@ use parquet::file::metadata::{KeyValue, RowGroupMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
+use crate::boolcol::{self, BoolColumn};
 use crate::intcol::{self, IntColumn};
 use crate::strcol::{self, StrColumn};
 
@@ -32,6 +33,7 @@ enum Lane {
     Parquet(Box<ArrowColumnWriter>),
     Int(Box<IntColumn>),
     Str(Box<StrColumn>),
+    Bool(Box<BoolColumn>),
 }
 
 /// Which encoder a column has.
@@ -40,6 +42,7 @@ enum Own {
     Parquet,
     Int,
     Str,
+    Bool,
 }
 
 pub struct SegmentFile {
@@ -83,6 +86,8 @@ impl SegmentFile {
                     Own::Int
                 } else if strcol::handles(c, f.data_type(), &props) {
                     Own::Str
+                } else if boolcol::handles(c, f.data_type(), &props) {
+                    Own::Bool
                 } else {
                     Own::Parquet
                 }
@@ -108,6 +113,7 @@ impl SegmentFile {
                 (_, Some(lane)) => lane,
                 (Own::Int, None) => Lane::Int(Box::new(IntColumn::new(descr, &self.props, self.seed)?)),
                 (Own::Str, None) => Lane::Str(Box::new(StrColumn::new(descr, &self.props)?)),
+                (Own::Bool, None) => Lane::Bool(Box::new(BoolColumn::new(descr, &self.props)?)),
             });
         }
         Ok(lanes)
@@ -160,6 +166,13 @@ impl SegmentFile {
                         return Err(ParquetError::General(format!("{}: {other} in a string column", field.name())));
                     }
                 },
+                Lane::Bool(c) => match col.as_boolean_opt() {
+                    Some(a) => c.write(a)?,
+                    None => {
+                        let other = col.data_type();
+                        return Err(ParquetError::General(format!("{}: {other} in a boolean column", field.name())));
+                    }
+                },
             }
         }
         self.rows += batch.num_rows();
@@ -188,6 +201,11 @@ impl SegmentFile {
                     rg.append_column(&bytes, close)?;
                     self.spare[i] = Some(Lane::Str(c));
                 }
+                Lane::Bool(mut c) => {
+                    let (bytes, close) = c.finish()?;
+                    rg.append_column(&bytes, close)?;
+                    self.spare[i] = Some(Lane::Bool(c));
+                }
             }
         }
         rg.close()?;
@@ -207,12 +225,13 @@ impl SegmentFile {
                     Lane::Parquet(w) => w.get_estimated_total_bytes(),
                     Lane::Int(c) => c.estimated_bytes(),
                     Lane::Str(c) => c.estimated_bytes(),
+                    Lane::Bool(c) => c.estimated_bytes(),
                 })
                 .sum()
         })
     }
 
-    /// The columns [`IntColumn`] and [`StrColumn`] encode.
+    /// The columns [`IntColumn`], [`StrColumn`] and [`BoolColumn`] encode.
     pub fn own_columns(&self) -> Vec<&str> {
         let fields = self.schema.fields().iter().zip(&self.own);
         fields.filter(|(_, &own)| own != Own::Parquet).map(|(f, _)| f.name().as_str()).collect()

@@ -1,5 +1,5 @@
 //! The recorder's own column encoders (`intcol.rs` for integers, `strcol.rs` for strings,
-//! through `pqfile.rs`) against parquet's `ArrowWriter`: the same rows written both ways
+//! `boolcol.rs` for booleans, through `pqfile.rs`) against parquet's `ArrowWriter`: the same rows written both ways
 //! read back the same, with the same encodings, statistics, bloom filters and pages, within
 //! a few bytes of each other.
 
@@ -12,7 +12,9 @@ use agent_linux::segment::WriterConfig;
 use agent_linux::synth::Synth;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow_schema::{Field, Schema};
 use bytes::Bytes;
 use capture_schemas::abi;
@@ -204,8 +206,8 @@ fn file_table_segments_read_back_as_written_and_as_parquets_own() {
     let props = WriterConfig::new("/nonexistent", HostInfo::fixed("t", "t")).properties(Table::File);
     let (ours, own) = with_ours(&batches, &props);
     let expected = "ts ktime_ns pid tid ppid uid gid comm exec_id cgroup_id op path abs_path path2 flags mode fd ret \
-                    bytes_read bytes_written reads writes ino dev file_id closed_by length";
-    assert_eq!(own, expected.split_whitespace().collect::<Vec<_>>(), "the columns intcol.rs and strcol.rs encode");
+                    bytes_read bytes_written reads writes ino dev file_id closed_by preexisting mmap_write length";
+    assert_eq!(own, expected.split_whitespace().collect::<Vec<_>>(), "the columns the recorder's encoders take");
     let theirs = with_parquets(&batches, &props);
     same_rows(&read(&ours), &batches);
     same_rows(&read(&theirs), &batches);
@@ -550,5 +552,39 @@ fn strings_read_back_as_parquets_own() {
         let plain = |c: &Chunk| c.pages.iter().filter(|p| p.0 == PageType::DATA_PAGE && p.1 == Encoding::PLAIN).count();
         assert!(plain(&a[0][7]) > 0, "distinct: PLAIN after the dictionary: {:?}", a[0][7].pages);
         assert!(a[0][8].pages.iter().any(|p| p.2 < 20_000 && p.0 == PageType::DATA_PAGE), "long: pages cut by size");
+    }
+}
+
+/// Booleans: all false, all true, rare trues (as `preexisting` and `mmap_write`), runs, an
+/// irregular pattern; in batches of uneven sizes (bit offsets that are not whole bytes),
+/// batches split across row groups, pages cut by the row limit after the mini-batch that
+/// reaches it (the default sizes, and sizes that are not whole bytes).
+#[test]
+fn booleans_read_back_as_parquets_own() {
+    let n = 2 * 65_536 + 5_000;
+    let b = |f: &dyn Fn(usize) -> bool| -> ArrayRef { Arc::new((0..n).map(|i| Some(f(i))).collect::<BooleanArray>()) };
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("false", b(&|_| false)),
+        ("true", b(&|_| true)),
+        ("rare", b(&|i| i % 997 == 3)),
+        ("runs", b(&|i| (i / 300) % 2 == 1)),
+        ("mixed", b(&|i| (i * 7 + i / 11) % 3 == 0)),
+    ];
+    for (codec, batches) in codec_cases(cols) {
+        for (batch_size, page_rows) in [(1024, 20_000), (1_001, 4_999)] {
+            let props = WriterProperties::builder()
+                .set_compression(codec)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .set_write_batch_size(batch_size)
+                .set_data_page_row_count_limit(page_rows)
+                .set_max_row_group_row_count(Some(65_536))
+                .build();
+            let (ours, own) = both_alike(&batches, &props);
+            assert_eq!(own, ["false", "true", "rare", "runs", "mixed"]);
+            let a = chunks(&ours);
+            assert_eq!(a.len(), 3, "row groups");
+            let pages = a[0][0].pages.len();
+            assert!(pages >= 65_536 / (page_rows + batch_size), "{pages} pages of {page_rows} rows or more");
+        }
     }
 }
