@@ -667,8 +667,11 @@ fn put_delta(out: &mut Vec<u8>, values: &[i64]) {
     while at < values.len() {
         let n = (values.len() - at).min(BLOCK);
         let deltas = &mut buf[..n];
-        for (k, d) in deltas.iter_mut().enumerate() {
-            *d = values[at + k].wrapping_sub(values[at + k - 1]);
+        // Each value and the one before as two slices: without a bounds check a value, it
+        // vectorizes.
+        let (now, before) = (&values[at..at + n], &values[at - 1..at - 1 + n]);
+        for ((d, &v), &b) in deltas.iter_mut().zip(now).zip(before) {
+            *d = v.wrapping_sub(b);
         }
         at += n;
         let min = deltas.iter().copied().min().unwrap_or(0);
@@ -676,39 +679,44 @@ fn put_delta(out: &mut Vec<u8>, values: &[i64]) {
         let widths = out.len();
         out.extend_from_slice(&[0; MINIS]);
         for (m, mini) in deltas.chunks(MINI).enumerate() {
-            let max = mini.iter().copied().max().unwrap_or(min);
-            let bits = 64 - (max.wrapping_sub(min) as u64).leading_zeros();
-            out[widths + m] = bits as u8;
             // The last miniblock padded with zeros.
             let mut above = [0u64; MINI];
+            let mut all = 0;
             for (a, &d) in above.iter_mut().zip(mini) {
                 *a = d.wrapping_sub(min) as u64;
+                all |= *a;
             }
+            // As wide as the largest delta above the least: its highest bit is the highest
+            // of them all (an OR, where a maximum of 64-bit integers has no vector compare
+            // to use on baseline x86-64).
+            let bits = 64 - all.leading_zeros();
+            out[widths + m] = bits as u8;
             pack64(&above, bits, out);
         }
     }
 }
 
 /// 64 values of `bits` bits each, least significant bit first: `bits` words of 8 bytes.
-#[inline]
 fn pack64(values: &[u64; 64], bits: u32, out: &mut Vec<u8>) {
-    let mut words = [0u64; 64];
-    let (mut acc, mut held, mut n) = (0u64, 0u32, 0usize);
-    for &v in values {
-        // `held` is under 64 here.
-        acc |= v << held;
-        held += bits;
-        if held >= 64 {
-            words[n] = acc;
-            n += 1;
-            held -= 64;
-            // The bits of `v` that did not fit.
-            acc = if held == 0 { 0 } else { v >> (bits - held) };
-        }
+    // One copy a width, as `rle_hybrid`'s groups: eight groups of 8 values, each `B` bytes,
+    // in straight-line code (a width read at run time cost a loop with a branch a value;
+    // `put_delta` and this were 47 instructions a value, callgrind, README).
+    macro_rules! widths {
+        ($($b:literal)*) => {
+            match bits {
+                $($b => pack64_of::<$b>(values, out),)*
+                _ => panic!("pack64: {bits} bits (at most 64)"),
+            }
+        };
     }
-    out.reserve(n * 8);
-    for w in &words[..n] {
-        out.extend_from_slice(&w.to_le_bytes());
+    widths!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+            33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+}
+
+fn pack64_of<const B: usize>(values: &[u64; 64], out: &mut Vec<u8>) {
+    out.reserve(8 * B);
+    for group in values.chunks_exact(8) {
+        out.extend_from_slice(&pack8::<B, u64>(group.try_into().expect("8 values")));
     }
 }
 
@@ -838,35 +846,35 @@ fn bit_packed<const B: usize>(values: &[u32], out: &mut Vec<u8>) {
         out.reserve(groups * B);
         let mut eights = run.chunks_exact(8);
         for g in &mut eights {
-            out.extend_from_slice(&pack8::<B>(g.try_into().expect("8 values")));
+            out.extend_from_slice(&pack8::<B, u32>(g.try_into().expect("8 values")));
         }
         let tail = eights.remainder();
         if !tail.is_empty() {
             let mut group = [0u32; 8];
             group[..tail.len()].copy_from_slice(tail);
-            out.extend_from_slice(&pack8::<B>(&group));
+            out.extend_from_slice(&pack8::<B, u32>(&group));
         }
     }
 }
 
-/// Eight values of `B` bits each, least significant bit first: `B` bytes.
+/// Eight values of `B` bits each (up to 64), least significant bit first: `B` bytes.
 #[inline(always)]
-fn pack8<const B: usize>(group: &[u32; 8]) -> [u8; B] {
-    // Four bytes at a time: fewer than 32 bits wait in `acc` between values, so a value of
-    // up to 32 bits fits. With `B` fixed, the loop unrolls and every shift is a constant.
-    let mut buf = [0u8; 36];
-    let (mut acc, mut held, mut at) = (0u64, 0usize, 0usize);
+fn pack8<const B: usize, T: Copy + Into<u64>>(group: &[T; 8]) -> [u8; B] {
+    // Eight bytes at a time: fewer than 64 bits wait in `acc` between values, so a value of
+    // up to 64 bits fits. With `B` fixed, the loop unrolls and every shift is a constant.
+    let mut buf = [0u8; 72];
+    let (mut acc, mut held, mut at) = (0u128, 0usize, 0usize);
     for &v in group {
-        acc |= (v as u64) << held;
+        acc |= u128::from(v.into()) << held;
         held += B;
-        if held >= 32 {
-            buf[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-            at += 4;
-            acc >>= 32;
-            held -= 32;
+        if held >= 64 {
+            buf[at..at + 8].copy_from_slice(&(acc as u64).to_le_bytes());
+            at += 8;
+            acc >>= 64;
+            held -= 64;
         }
     }
-    buf[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+    buf[at..at + 8].copy_from_slice(&(acc as u64).to_le_bytes());
     let mut packed = [0u8; B];
     packed.copy_from_slice(&buf[..B]);
     packed
@@ -989,6 +997,31 @@ mod tests {
                 rle_hybrid(&values[..len], bits, &mut out);
                 assert_eq!(out, hybrid_slowly(&values[..len], bits), "{bits} bits, {len} values");
             }
+        }
+    }
+
+    #[test]
+    fn miniblocks_pack_as_bit_by_bit_at_every_width() {
+        let mut x = 0x5851_f42d_4c95_7f2du64;
+        for bits in 0..=64u32 {
+            let mask = if bits == 64 { u64::MAX } else { (1 << bits) - 1 };
+            let mut values = [0u64; 64];
+            for v in &mut values {
+                *v = next(&mut x) & mask;
+            }
+            let mut want = vec![0u8; 8 * bits as usize];
+            for (k, &v) in values.iter().enumerate() {
+                for b in 0..bits as usize {
+                    if v >> b & 1 == 1 {
+                        let at = k * bits as usize + b;
+                        want[at / 8] |= 1 << (at % 8);
+                    }
+                }
+            }
+            let mut out = vec![0xee];
+            pack64(&values, bits, &mut out);
+            assert_eq!(out[0], 0xee, "{bits} bits: what was there is kept");
+            assert_eq!(&out[1..], want, "{bits} bits");
         }
     }
 
