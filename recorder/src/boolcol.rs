@@ -40,7 +40,8 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
         && props.writer_version() == WriterVersion::PARQUET_1_0
         && props.content_defined_chunking().is_none()
         && rows <= u32::MAX as usize
-        && rows.div_ceil(8) <= props.column_data_page_size_limit(path)
+        // parquet's writer cuts a page whose bytes reach the limit: none of these does.
+        && rows.div_ceil(8) < props.column_data_page_size_limit(path)
 }
 
 /// One column's chunk of the row group being written.

@@ -1,7 +1,7 @@
 //! The recorder's own column encoders (`intcol.rs` for integers, `strcol.rs` for strings,
-//! `boolcol.rs` for booleans, through `pqfile.rs`) against parquet's `ArrowWriter`: the same rows written both ways
-//! read back the same, with the same encodings, statistics, bloom filters and pages, within
-//! a few bytes of each other.
+//! `boolcol.rs` for booleans, through `pqfile.rs`) against parquet's `ArrowWriter`: the
+//! same rows written both ways read back the same, with the same encodings, statistics,
+//! bloom filters and pages, within a few bytes of each other.
 
 use std::sync::Arc;
 
