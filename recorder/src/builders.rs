@@ -11,12 +11,15 @@
 //! boot-to-wall offset for the whole batch. A finished column starts again sized for the
 //! batch it just cut, so a steady stream grows no buffers.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use arrow_array::builder::{ArrayBuilder, BinaryBuilder, BooleanBuilder, ListBuilder, PrimitiveBuilder, StringBuilder};
-use arrow_array::types::{ArrowPrimitiveType, Int32Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{ArrayRef, Int64Array, PrimitiveArray, RecordBatch, TimestampMicrosecondArray};
-use arrow_buffer::ScalarBuffer;
+use arrow_array::types::{
+    ArrowPrimitiveType, BinaryType, ByteArrayType, Int32Type, Int64Type, TimestampMicrosecondType, Utf8Type,
+};
+use arrow_array::{ArrayRef, GenericByteArray, Int64Array, PrimitiveArray, RecordBatch, TimestampMicrosecondArray};
+use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 use capture_schemas::Table;
 
@@ -75,6 +78,272 @@ impl<T: ArrowPrimitiveType> Values<T> {
     }
 }
 
+/// A `VARCHAR` ([`Strs`]) or `BLOB` ([`Bins`]) column, nullable or not: the values' bytes
+/// and their end offsets in two `Vec`s, the null rows in [`NullRows`]. arrow's
+/// `StringBuilder` spent about 41 instructions and a `memcpy` call a value on its buffers'
+/// bookkeeping, 4.4 values a file event (callgrind, `bench_pipeline --tables file`). Nulls,
+/// often one a row in a column nearly always null (`path2`, the `*_raw` bytes kept only
+/// where text was not valid UTF-8), are counted and appended as one run when a value or
+/// the cut comes.
+pub struct ByteCol<T: ByteArrayType<Offset = i32>> {
+    /// `offsets[i]..offsets[i + 1]` are value `i`'s bytes; `offsets[0]` is 0.
+    offsets: Vec<i32>,
+    bytes: Vec<u8>,
+    nulls: NullRows,
+    /// Nulls counted after the last value, not yet in `offsets` and `nulls`.
+    pending: usize,
+    kind: PhantomData<T>,
+}
+
+/// A `VARCHAR` column. Its bytes come only from `&str`s, whole: each value is UTF-8.
+pub type Strs = ByteCol<Utf8Type>;
+/// A `BLOB` column.
+pub type Bins = ByteCol<BinaryType>;
+
+impl<T: ByteArrayType<Offset = i32>> ByteCol<T> {
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        ByteCol { offsets, bytes: Vec::with_capacity(bytes), nulls: NullRows::default(), pending: 0, kind: PhantomData }
+    }
+
+    /// Ends the current value: what was written into it, then `v`.
+    #[inline(always)]
+    fn push_value(&mut self, v: &[u8]) {
+        self.write(v);
+        // A batch is at most `batch_rows` values of at most a few KiB each: far from 2 GiB.
+        let end = i32::try_from(self.bytes.len()).expect("a column's batch holds under 2 GiB of values");
+        self.offsets.push(end);
+    }
+
+    /// Adds `v` to the current value.
+    #[inline(always)]
+    fn write(&mut self, v: &[u8]) {
+        // The nulls counted so far come before the value this begins.
+        if self.pending > 0 {
+            self.flush_nulls();
+        }
+        put(&mut self.bytes, v);
+    }
+
+    #[inline]
+    pub fn append_null(&mut self) {
+        self.pending += 1;
+    }
+
+    pub fn append_nulls(&mut self, n: usize) {
+        self.pending += n;
+    }
+
+    #[cold]
+    fn flush_nulls(&mut self) {
+        let n = std::mem::take(&mut self.pending);
+        self.nulls.push_run(self.offsets.len() - 1, n);
+        let end = self.offsets[self.offsets.len() - 1];
+        self.offsets.extend(std::iter::repeat_n(end, n));
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1 + self.pending
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as an array; the column starts again sized for as many rows and a
+    /// quarter more bytes.
+    pub fn finish(&mut self) -> GenericByteArray<T> {
+        if self.pending > 0 {
+            self.flush_nulls();
+        }
+        let (rows, bytes) = (self.len(), headroom(self.bytes.len()));
+        let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
+        self.offsets.push(0);
+        let values = std::mem::replace(&mut self.bytes, Vec::with_capacity(bytes));
+        let nulls = self.nulls.finish(rows);
+        // SAFETY: the offsets start at 0, never decrease and end within `values`; `nulls`,
+        // when there, has a bit for each of the `rows` values. A `Strs`'s values are UTF-8:
+        // its bytes come only from whole `&str`s (`append_value`, `write_str`), and a value
+        // ends only between two of them.
+        unsafe {
+            GenericByteArray::new_unchecked(
+                OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                Buffer::from_vec(values),
+                nulls,
+            )
+        }
+    }
+}
+
+impl Strs {
+    /// Ends the current value: what `write_str` wrote into it, then `s`.
+    #[inline(always)]
+    pub fn append_value(&mut self, s: impl AsRef<str>) {
+        self.push_value(s.as_ref().as_bytes());
+    }
+
+    #[inline]
+    pub fn append_option(&mut self, s: Option<impl AsRef<str>>) {
+        match s {
+            Some(s) => self.append_value(s),
+            None => self.append_null(),
+        }
+    }
+}
+
+impl std::fmt::Write for Strs {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.write(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Bins {
+    #[inline]
+    pub fn append_value(&mut self, v: impl AsRef<[u8]>) {
+        self.push_value(v.as_ref());
+    }
+
+    #[inline]
+    pub fn append_option(&mut self, v: Option<impl AsRef<[u8]>>) {
+        match v {
+            Some(v) => self.append_value(v),
+            None => self.append_null(),
+        }
+    }
+}
+
+/// Which rows of a column are null, as runs (first row, rows): the validity bitmap is made
+/// at the cut. arrow's builders set a bit a row and grew the bitmap a byte at a time
+/// (zeroed by a `memset` call): about 20 instructions a value.
+#[derive(Default)]
+pub struct NullRows(Vec<(u32, u32)>);
+
+impl NullRows {
+    /// `n` null rows from `row` (a batch's rows number far fewer than 2^32).
+    #[inline]
+    fn push_run(&mut self, row: usize, n: usize) {
+        match self.0.last_mut() {
+            Some((first, len)) if (*first + *len) as usize == row => *len += n as u32,
+            _ => self.0.push((row as u32, n as u32)),
+        }
+    }
+
+    /// The bitmap of `len` rows (`None`: no null); the runs start again empty.
+    fn finish(&mut self, len: usize) -> Option<NullBuffer> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut bits = arrow_buffer::BooleanBufferBuilder::new(len);
+        for &(first, n) in &self.0 {
+            bits.append_n(first as usize - bits.len(), true);
+            bits.append_n(n as usize, false);
+        }
+        bits.append_n(len - bits.len(), true);
+        self.0.clear();
+        Some(NullBuffer::new(bits.finish()))
+    }
+}
+
+/// A nullable primitive column: a null is a default value and its row number.
+pub struct OptValues<T: ArrowPrimitiveType> {
+    v: Vec<T::Native>,
+    nulls: NullRows,
+}
+
+impl<T: ArrowPrimitiveType> OptValues<T> {
+    #[inline]
+    pub fn append_value(&mut self, x: T::Native) {
+        self.v.push(x);
+    }
+
+    #[inline]
+    pub fn append_null(&mut self) {
+        self.nulls.push_run(self.v.len(), 1);
+        self.v.push(T::Native::default());
+    }
+
+    #[inline]
+    pub fn append_option(&mut self, x: Option<T::Native>) {
+        match x {
+            Some(x) => self.append_value(x),
+            None => self.append_null(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v.is_empty()
+    }
+}
+
+impl<T: ArrowPrimitiveType> Column for OptValues<T> {
+    fn with_capacity(rows: usize) -> Self {
+        OptValues { v: Vec::with_capacity(rows), nulls: NullRows::default() }
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        let cap = self.v.capacity();
+        let v = std::mem::replace(&mut self.v, Vec::with_capacity(cap));
+        let nulls = self.nulls.finish(v.len());
+        Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(v), nulls))
+    }
+}
+
+/// `v.extend_from_slice(s)`, with the short copies most kernel strings need (up to 32
+/// bytes: two overlapping loads and stores of 1, 4, 8 or 16 bytes) inline, where
+/// `extend_from_slice` called `memcpy` for each.
+#[inline(always)]
+fn put(v: &mut Vec<u8>, s: &[u8]) {
+    let (len, n) = (v.len(), s.len());
+    v.reserve(n);
+    let (src, dst) = (s.as_ptr(), v.spare_capacity_mut().as_mut_ptr().cast::<u8>());
+    // SAFETY: `src` has `n` readable bytes and `dst` room for `n` (reserved above); each
+    // pair of copies below reads and writes only within `0..n` of them: the first from 0,
+    // the second ending at `n`, both of a width no more than `n`. They do not overlap:
+    // `s` cannot borrow `v`'s spare capacity. The `n` bytes are then initialized.
+    unsafe {
+        if n > 32 {
+            std::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n >= 16 {
+            copy2::<u128>(src, dst, n);
+        } else if n >= 8 {
+            copy2::<u64>(src, dst, n);
+        } else if n >= 4 {
+            copy2::<u32>(src, dst, n);
+        } else if n > 0 {
+            *dst = *src;
+            *dst.add(n / 2) = *src.add(n / 2);
+            *dst.add(n - 1) = *src.add(n - 1);
+        }
+        v.set_len(len + n);
+    }
+}
+
+/// Copies `n` bytes as the `T` at 0 and the `T` ending at `n` (they overlap when
+/// `n < 2 * size_of::<T>()`).
+///
+/// # Safety
+/// `size_of::<T>() <= n`, `src` readable and `dst` writable for `n` bytes.
+#[inline(always)]
+unsafe fn copy2<T: Copy>(src: *const u8, dst: *mut u8, n: usize) {
+    let w = std::mem::size_of::<T>();
+    // SAFETY: both ranges, `0..w` and `n - w..n`, are within the `n` bytes (the caller's
+    // `w <= n`); unaligned reads and writes of a plain integer.
+    unsafe {
+        let (a, b) = (src.cast::<T>().read_unaligned(), src.add(n - w).cast::<T>().read_unaligned());
+        dst.cast::<T>().write_unaligned(a);
+        dst.add(n - w).cast::<T>().write_unaligned(b);
+    }
+}
+
 pub type I64s = Values<Int64Type>;
 pub type I32s = Values<Int32Type>;
 /// A `TIMESTAMP (µs, UTC)` column appended value by value (the `stats` table's `ts`).
@@ -128,19 +397,6 @@ impl Column for Timestamps {
     }
 }
 
-impl<T: ArrowPrimitiveType> Column for PrimitiveBuilder<T> {
-    fn with_capacity(rows: usize) -> Self {
-        PrimitiveBuilder::with_capacity(rows)
-    }
-    fn rows(&self) -> usize {
-        self.len()
-    }
-    fn cut(&mut self) -> ArrayRef {
-        let rows = self.len();
-        Arc::new(std::mem::replace(self, PrimitiveBuilder::with_capacity(rows)).finish())
-    }
-}
-
 impl Column for BooleanBuilder {
     fn with_capacity(rows: usize) -> Self {
         BooleanBuilder::with_capacity(rows)
@@ -154,16 +410,28 @@ impl Column for BooleanBuilder {
     }
 }
 
-impl Column for StringBuilder {
+impl Column for Strs {
     fn with_capacity(rows: usize) -> Self {
-        StringBuilder::with_capacity(rows, rows * 16)
+        Strs::with_capacity(rows, rows * 16)
     }
     fn rows(&self) -> usize {
         self.len()
     }
     fn cut(&mut self) -> ArrayRef {
-        let (rows, bytes) = (self.len(), self.values_slice().len());
-        Arc::new(std::mem::replace(self, StringBuilder::with_capacity(rows, headroom(bytes))).finish())
+        Arc::new(self.finish())
+    }
+}
+
+impl Column for Bins {
+    fn with_capacity(_rows: usize) -> Self {
+        // Values are rare: no room kept for them.
+        Bins::with_capacity(0, 0)
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn cut(&mut self) -> ArrayRef {
+        Arc::new(self.finish())
     }
 }
 
@@ -186,147 +454,6 @@ impl Column for ListBuilder<PrimitiveBuilder<Int64Type>> {
     fn cut(&mut self) -> ArrayRef {
         let (rows, items) = (self.len(), self.values_ref().len());
         Arc::new(std::mem::replace(self, i64_list_builder(rows, headroom(items))).finish())
-    }
-}
-
-/// A nullable column that is often null (`path2`, `closed_by`, `length`, the `*_raw`
-/// bytes kept only where text was not valid UTF-8): a null is a count, appended as one run
-/// when a value or the cut comes, where a null per row cost the builder an offset or a
-/// value and a validity bit each (about 40 instructions).
-///
-/// Everything else goes to the builder `B` itself: the mutable borrow (`DerefMut`) first
-/// appends the nulls counted so far, so values and nulls keep their order whichever way
-/// they are appended; [`Sparse::len`] counts both.
-#[derive(Default)]
-pub struct Sparse<B> {
-    b: B,
-    nulls: usize,
-}
-
-/// A builder that appends a run of nulls at once.
-pub trait NullRuns {
-    fn append_null_run(&mut self, n: usize);
-}
-
-impl<T: ArrowPrimitiveType> NullRuns for PrimitiveBuilder<T> {
-    fn append_null_run(&mut self, n: usize) {
-        self.append_nulls(n);
-    }
-}
-
-impl<T: arrow_array::types::ByteArrayType> NullRuns for arrow_array::builder::GenericByteBuilder<T> {
-    fn append_null_run(&mut self, n: usize) {
-        self.append_nulls(n);
-    }
-}
-
-impl<B: NullRuns + ArrayBuilder> Sparse<B> {
-    pub fn new(b: B) -> Self {
-        Sparse { b, nulls: 0 }
-    }
-
-    #[inline]
-    pub fn append_null(&mut self) {
-        self.nulls += 1;
-    }
-
-    /// Rows so far, nulls not yet appended to the builder included.
-    pub fn len(&self) -> usize {
-        self.b.len() + self.nulls
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn flush(&mut self) {
-        if self.nulls > 0 {
-            self.b.append_null_run(std::mem::take(&mut self.nulls));
-        }
-    }
-}
-
-impl<B> std::ops::Deref for Sparse<B> {
-    type Target = B;
-    fn deref(&self) -> &B {
-        &self.b
-    }
-}
-
-impl<B: NullRuns + ArrayBuilder> std::ops::DerefMut for Sparse<B> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut B {
-        self.flush();
-        &mut self.b
-    }
-}
-
-impl<B: NullRuns + ArrayBuilder> Sparse<B> {
-    /// `Some` appends through the builder, `None` counts.
-    #[inline]
-    pub fn append_option<V>(&mut self, v: Option<V>)
-    where
-        B: AppendValue<V>,
-    {
-        match v {
-            Some(v) => (**self).append(v),
-            None => self.append_null(),
-        }
-    }
-}
-
-/// `append_value` of each builder `Sparse` wraps, for [`Sparse::append_option`].
-pub trait AppendValue<V> {
-    fn append(&mut self, v: V);
-}
-
-impl<T: ArrowPrimitiveType> AppendValue<T::Native> for PrimitiveBuilder<T> {
-    #[inline]
-    fn append(&mut self, v: T::Native) {
-        self.append_value(v);
-    }
-}
-
-impl<V: AsRef<str>> AppendValue<V> for StringBuilder {
-    #[inline]
-    fn append(&mut self, v: V) {
-        self.append_value(v);
-    }
-}
-
-impl<V: AsRef<[u8]>> AppendValue<V> for BinaryBuilder {
-    #[inline]
-    fn append(&mut self, v: V) {
-        self.append_value(v);
-    }
-}
-
-impl<B: Column + NullRuns + ArrayBuilder> Column for Sparse<B> {
-    fn with_capacity(rows: usize) -> Self {
-        Sparse::new(B::with_capacity(rows))
-    }
-    fn rows(&self) -> usize {
-        self.len()
-    }
-    fn cut(&mut self) -> ArrayRef {
-        self.flush();
-        self.b.cut()
-    }
-}
-
-/// A nullable `BLOB` column (the `*_raw` columns), nearly always null.
-pub type SparseBin = Sparse<BinaryBuilder>;
-
-impl Column for BinaryBuilder {
-    fn with_capacity(_rows: usize) -> Self {
-        // Values are rare: no room kept for them.
-        BinaryBuilder::new()
-    }
-    fn rows(&self) -> usize {
-        self.len()
-    }
-    fn cut(&mut self) -> ArrayRef {
-        Arc::new(self.finish())
     }
 }
 
@@ -418,7 +545,7 @@ pub struct Common {
     pub ppid: I32s,
     pub uid: I64s,
     pub gid: I64s,
-    pub comm: StringBuilder,
+    pub comm: Strs,
     pub exec_id: I64s,
     pub cgroup_id: I64s,
 }
@@ -432,7 +559,7 @@ impl ColumnGroup for Common {
             ppid: Column::with_capacity(cap),
             uid: Column::with_capacity(cap),
             gid: Column::with_capacity(cap),
-            comm: StringBuilder::with_capacity(cap, cap * 8),
+            comm: Strs::with_capacity(cap, cap * 8),
             exec_id: Column::with_capacity(cap),
             cgroup_id: Column::with_capacity(cap),
         }
@@ -461,16 +588,16 @@ impl ColumnGroup for Common {
 macro_rules! builder_ty {
     (Ts) => { Timestamps };
     (I32) => { I32s };
-    (I32 null) => { Sparse<PrimitiveBuilder<Int32Type>> };
+    (I32 null) => { OptValues<Int32Type> };
     (I64) => { I64s };
-    (I64 null) => { Sparse<PrimitiveBuilder<Int64Type>> };
+    (I64 null) => { OptValues<Int64Type> };
     (Bool) => { Bools };
     (Bool null) => { BooleanBuilder };
-    (Str) => { StringBuilder };
-    (Str null) => { Sparse<StringBuilder> };
+    (Str) => { Strs };
+    (Str null) => { Strs };
     (StrList $($null:ident)?) => { ListBuilder<StringBuilder> };
     (I64List $($null:ident)?) => { ListBuilder<PrimitiveBuilder<Int64Type>> };
-    (Bin $($null:ident)?) => { SparseBin };
+    (Bin $($null:ident)?) => { Bins };
     (BinList $($null:ident)?) => { ListBuilder<BinaryBuilder> };
 }
 
@@ -598,44 +725,76 @@ mod tests {
     use std::fmt::Write;
 
     #[test]
-    fn sparse_keeps_the_order_of_nulls_and_values_however_they_are_appended() {
-        let mut s: Sparse<StringBuilder> = Column::with_capacity(4);
+    fn strings_keep_the_order_of_nulls_and_values_however_they_are_appended() {
+        let mut s: Strs = Column::with_capacity(4);
         s.append_null();
         s.append_null();
-        s.append_value("a"); // through DerefMut: the two nulls go first
+        s.append_value("a"); // the two counted nulls go first
         s.append_option(None::<&str>);
-        // A value written in parts through the builder, as the decoder joins paths.
-        write!(&mut *s, "b/").unwrap();
+        // A value written in parts, as the decoder joins paths: the null before it first.
+        write!(&mut s, "b/").unwrap();
         s.append_value("c");
         s.append_option(Some("d"));
+        s.append_value("");
+        // Every width of the short copies, and a long one.
+        let long: String = (0..100).map(|i| char::from(b'a' + i % 26)).collect();
+        for n in [1, 2, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 100] {
+            s.append_value(&long[..n]);
+        }
         s.append_null();
-        assert_eq!(s.len(), 7);
-        assert_eq!(Column::rows(&s), 7);
+        assert_eq!(s.len(), 21);
+        assert_eq!(Column::rows(&s), 21);
         let a = s.cut();
         let a = a.as_any().downcast_ref::<StringArray>().unwrap();
         let got: Vec<Option<&str>> = a.iter().collect();
-        assert_eq!(got, [None, None, Some("a"), None, Some("b/c"), Some("d"), None]);
-        // The builder starts again empty, nothing counted.
+        let mut want = vec![None, None, Some("a"), None, Some("b/c"), Some("d"), Some("")];
+        want.extend([1, 2, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 100].map(|n| Some(&long[..n])));
+        want.push(None);
+        assert_eq!(got, want);
+        assert_eq!(a.null_count(), 4);
+        // The column starts again empty, nothing counted.
         assert_eq!(s.len(), 0);
+        s.append_value("x");
+        let a = s.cut();
+        assert_eq!((a.len(), a.null_count()), (1, 0), "a batch without nulls has no null buffer");
+        assert!(a.nulls().is_none());
         s.append_null();
         let a = s.cut();
         assert_eq!((a.len(), a.null_count()), (1, 1));
     }
 
     #[test]
-    fn sparse_primitives_and_an_all_null_cut() {
-        let mut s: Sparse<PrimitiveBuilder<Int64Type>> = Column::with_capacity(2);
+    fn bytes_and_nullable_primitives_and_all_null_cuts() {
+        let mut b: Bins = Column::with_capacity(0);
+        b.append_null();
+        b.append_value(b"\xff\x00raw");
+        b.append_option(None::<&[u8]>);
+        let a = b.cut();
+        let a = a.as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+        assert_eq!(a.iter().collect::<Vec<_>>(), [None, Some(&b"\xff\x00raw"[..]), None]);
+        for _ in 0..5 {
+            b.append_null();
+        }
+        let a = b.cut();
+        assert_eq!((a.len(), a.null_count()), (5, 5));
+
+        let mut s: OptValues<Int64Type> = Column::with_capacity(2);
         for _ in 0..3 {
             s.append_null();
         }
         let a = s.cut();
         assert_eq!((a.len(), a.null_count()), (3, 3));
-        s.append_option(Some(7));
-        s.append_null();
-        s.append_option(Some(-1));
+        // Runs of nulls and values, to the end of a bitmap byte and past it.
+        let want: Vec<Option<i64>> = (0..21).map(|i| (i % 5 < 2 || i == 20).then_some(i)).collect();
+        for &v in &want {
+            s.append_option(v);
+        }
         let a = s.cut();
         let a = a.as_any().downcast_ref::<Int64Array>().unwrap();
-        assert_eq!(a.iter().collect::<Vec<_>>(), [Some(7), None, Some(-1)]);
+        assert_eq!(a.iter().collect::<Vec<_>>(), want);
+        s.append_value(9);
+        let a = s.cut();
+        assert!(a.nulls().is_none());
     }
 
     #[test]

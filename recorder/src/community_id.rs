@@ -5,11 +5,11 @@
 //! zero byte and the two ports, with the smaller (address, port) endpoint first. Computed
 //! per row in the decoder, with no allocation: about 0.3 µs per flow row.
 
-use arrow_array::builder::StringBuilder;
+use crate::builders::Strs;
 use capture_schemas::abi;
 
 /// Appends the Community ID of the endpoint's flow to `b`.
-pub fn append(b: &mut StringBuilder, ep: &abi::Endpoint) {
+pub fn append(b: &mut Strs, ep: &abi::Endpoint) {
     let mut out = [0u8; 30];
     b.append_value(render(ep, &mut out));
 }

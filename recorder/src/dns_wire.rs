@@ -3,7 +3,7 @@
 //! Names are assembled in a stack buffer, following compression pointers a bounded number
 //! of times, so a hostile message can neither loop nor overrun.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use arrow_array::builder::StringBuilder;
 
@@ -140,7 +140,7 @@ pub fn rcode_name(r: u16) -> Option<&'static str> {
 }
 
 /// Writes a query type as text into the builder's current value.
-pub fn write_type(b: &mut StringBuilder, t: u16) {
+pub fn write_type(b: &mut impl Write, t: u16) {
     match type_name(t) {
         Some(s) => b.write_str(s),
         None => write!(b, "TYPE{t}"),
@@ -149,7 +149,7 @@ pub fn write_type(b: &mut StringBuilder, t: u16) {
 }
 
 /// Writes an rcode as text into the builder's current value.
-pub fn write_rcode(b: &mut StringBuilder, r: u16) {
+pub fn write_rcode(b: &mut impl Write, r: u16) {
     match rcode_name(r) {
         Some(s) => b.write_str(s),
         None => write!(b, "RCODE{r}"),
@@ -166,7 +166,7 @@ pub fn question(msg: &[u8], name: &mut Name) -> Option<(u16, u16, usize)> {
 }
 
 /// Writes a class's mnemonic (IN, CH, HS, ANY) or `CLASSnnn` (RFC 3597).
-pub fn write_class(b: &mut StringBuilder, c: u16) {
+pub fn write_class(b: &mut impl Write, c: u16) {
     match c {
         1 => b.write_str("IN"),
         3 => b.write_str("CH"),

@@ -1,10 +1,28 @@
 //! Appending kernel bytes to Arrow string builders without allocating.
 
-use std::fmt::Write as _;
-
 use arrow_array::builder::StringBuilder;
 
-use crate::builders::SparseBin;
+use crate::builders::{Bins, Strs};
+
+/// A string column the decoder writes into: [`Strs`], or arrow's `StringBuilder` for a
+/// list's items. `write_str` adds to the current value, `append_str` ends it.
+pub trait Text: std::fmt::Write {
+    fn append_str(&mut self, s: &str);
+}
+
+impl Text for Strs {
+    #[inline]
+    fn append_str(&mut self, s: &str) {
+        self.append_value(s);
+    }
+}
+
+impl Text for StringBuilder {
+    #[inline]
+    fn append_str(&mut self, s: &str) {
+        self.append_value(s);
+    }
+}
 
 /// `bytes` as text when they are valid UTF-8. Kernel strings (paths, command names) are
 /// nearly always ASCII: that is checked a word at a time, inline, before the full
@@ -21,13 +39,13 @@ pub fn as_text(bytes: &[u8]) -> Option<&str> {
 /// Appends `bytes` as one string value. Invalid UTF-8 is replaced by U+FFFD chunk by chunk,
 /// straight into the builder; returns `false` when a replacement was needed.
 #[inline]
-pub fn append_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
+pub fn append_lossy(b: &mut impl Text, bytes: &[u8]) -> bool {
     if let Some(s) = as_text(bytes) {
-        b.append_value(s);
+        b.append_str(s);
         return true;
     }
     write_lossy(b, bytes);
-    b.append_value("");
+    b.append_str("");
     false
 }
 
@@ -35,7 +53,7 @@ pub fn append_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
 /// null); else with U+FFFD for each invalid sequence, and the exact bytes in `raw`.
 /// Returns whether they were valid.
 #[inline]
-pub fn append_exact(s: &mut StringBuilder, raw: &mut SparseBin, bytes: &[u8]) -> bool {
+pub fn append_exact(s: &mut impl Text, raw: &mut Bins, bytes: &[u8]) -> bool {
     let ok = append_lossy(s, bytes);
     if ok {
         raw.append_null();
@@ -47,7 +65,7 @@ pub fn append_exact(s: &mut StringBuilder, raw: &mut SparseBin, bytes: &[u8]) ->
 
 /// Writes `bytes` into the builder's current value (finished later by `append_value`).
 #[inline]
-pub fn write_lossy(b: &mut StringBuilder, bytes: &[u8]) -> bool {
+pub fn write_lossy(b: &mut impl Text, bytes: &[u8]) -> bool {
     // Valid text, nearly always: one validation pass (Utf8Chunks is slower at it).
     if let Some(s) = as_text(bytes) {
         let _ = b.write_str(s);
@@ -76,17 +94,17 @@ pub fn c_str(buf: &[u8]) -> &[u8] {
 /// Writes an IPv4 or IPv6 address as text: dotted quad without formatting machinery,
 /// IPv6 through `Ipv6Addr`'s Display (RFC 5952, no allocation).
 #[inline]
-pub fn append_addr(b: &mut StringBuilder, family: u16, addr: &[u8; 16]) {
+pub fn append_addr(b: &mut impl Text, family: u16, addr: &[u8; 16]) {
     if family == libc::AF_INET6 as u16 {
         let _ = write!(b, "{}", std::net::Ipv6Addr::from(*addr));
     } else {
         write_ipv4(b, [addr[0], addr[1], addr[2], addr[3]]);
     }
-    b.append_value("");
+    b.append_str("");
 }
 
 #[inline]
-pub fn write_ipv4(b: &mut StringBuilder, a: [u8; 4]) {
+pub fn write_ipv4(b: &mut impl std::fmt::Write, a: [u8; 4]) {
     let mut buf = [0u8; 15];
     let mut n = 0;
     for (i, octet) in a.into_iter().enumerate() {
