@@ -247,22 +247,23 @@ impl NullRows {
     }
 }
 
-/// A nullable primitive column: a null is a default value and its row number.
+/// A nullable primitive column: a [`Values`] column, a null in it a default value, and the
+/// runs of null rows.
 pub struct OptValues<T: ArrowPrimitiveType> {
-    v: Vec<T::Native>,
+    v: Values<T>,
     nulls: NullRows,
 }
 
 impl<T: ArrowPrimitiveType> OptValues<T> {
     #[inline]
     pub fn append_value(&mut self, x: T::Native) {
-        self.v.push(x);
+        self.v.append_value(x);
     }
 
     #[inline]
     pub fn append_null(&mut self) {
         self.nulls.push_run(self.v.len(), 1);
-        self.v.push(T::Native::default());
+        self.v.append_value(T::Native::default());
     }
 
     #[inline]
@@ -284,16 +285,15 @@ impl<T: ArrowPrimitiveType> OptValues<T> {
 
 impl<T: ArrowPrimitiveType> Column for OptValues<T> {
     fn with_capacity(rows: usize) -> Self {
-        OptValues { v: Vec::with_capacity(rows), nulls: NullRows::default() }
+        OptValues { v: Values::with_capacity(rows), nulls: NullRows::default() }
     }
     fn rows(&self) -> usize {
         self.len()
     }
     fn cut(&mut self) -> ArrayRef {
-        let cap = self.v.capacity();
-        let v = std::mem::replace(&mut self.v, Vec::with_capacity(cap));
-        let nulls = self.nulls.finish(v.len());
-        Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(v), nulls))
+        let nulls = self.nulls.finish(self.v.len());
+        let (_, values, _) = self.v.finish().into_parts();
+        Arc::new(PrimitiveArray::<T>::new(values, nulls))
     }
 }
 
