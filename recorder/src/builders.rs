@@ -131,10 +131,6 @@ impl<T: ByteArrayType<Offset = i32>> ByteCol<T> {
         self.pending += 1;
     }
 
-    pub fn append_nulls(&mut self, n: usize) {
-        self.pending += n;
-    }
-
     #[cold]
     fn flush_nulls(&mut self) {
         let n = std::mem::take(&mut self.pending);
@@ -217,7 +213,8 @@ impl Bins {
 
 /// Which rows of a column are null, as runs (first row, rows): the validity bitmap is made
 /// at the cut. arrow's builders set a bit a row and grew the bitmap a byte at a time
-/// (zeroed by a `memset` call): about 20 instructions a value.
+/// (zeroed by a `memset` call): `file_id` took 60 instructions a row through them, where
+/// [`OptValues::append_option`] takes about 25 (callgrind, 200,000 file records decoded).
 #[derive(Default)]
 pub struct NullRows(Vec<(u32, u32)>);
 

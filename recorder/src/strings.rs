@@ -1,4 +1,5 @@
-//! Appending kernel bytes to Arrow string builders without allocating.
+//! Appending kernel bytes to string columns ([`Strs`], or arrow's `StringBuilder` inside a
+//! list) without allocating.
 
 use arrow_array::builder::StringBuilder;
 
