@@ -4,7 +4,8 @@
 //! parquet's writer hashes every string with `ahash`, probes a table of slices and compares
 //! with a `memcmp` call, then pushes each index through its RLE encoder one at a time, and
 //! each definition level through another. Here a string equal to the row before's skips
-//! the table, and levels and indices are packed a page at a time. The pages are the ones
+//! the table, strings are compared inline (up to 32 bytes, without a call to `memcmp`),
+//! and levels and indices are packed a page at a time. The pages are the ones
 //! parquet's writer makes: each page's indices as wide as the dictionary so far, the
 //! dictionary page PLAIN, the rest of the chunk PLAIN once the dictionary reaches its page
 //! size limit, PLAIN pages cut at the data page size limit too.
@@ -47,9 +48,39 @@ pub fn handles(descr: &ColumnDescPtr, arrow: &DataType, props: &WriterProperties
 
 const EMPTY: u32 = u32::MAX;
 
-/// The last value written from the array being written: its dictionary index and where its
-/// bytes are in the array's data.
-type Last = Option<(u32, usize, usize)>;
+/// The last value written from the array being written: its dictionary index, and where
+/// its bytes start and how many there are in the array's data (`NONE` before the first, a
+/// length no value has: one compare tells every value from it).
+#[derive(Clone, Copy)]
+struct Last {
+    index: u32,
+    at: usize,
+    len: usize,
+}
+
+const NONE: Last = Last { index: EMPTY, at: 0, len: usize::MAX };
+
+/// `a == b`, without a call to `memcmp` for values of up to 32 bytes: they are compared as
+/// two overlapping loads of 1, 4, 8 or 16 bytes each.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // The 16, 8 or 4 bytes of `x` from `i`, as one integer.
+    let w16 = |x: &[u8], i: usize| u128::from_le_bytes(x[i..i + 16].try_into().expect("16 bytes"));
+    let w8 = |x: &[u8], i: usize| u64::from_le_bytes(x[i..i + 8].try_into().expect("8 bytes"));
+    let w4 = |x: &[u8], i: usize| u32::from_le_bytes(x[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        17..=32 => w16(a, 0) == w16(b, 0) && w16(a, n - 16) == w16(b, n - 16),
+        _ => a == b,
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -131,8 +162,12 @@ impl StrColumn {
 
     #[inline]
     fn hash(&self, v: &[u8]) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one(v)
+        use std::hash::{BuildHasher, Hasher};
+        // The bytes alone: foldhash's `write` folds their length in itself (what
+        // `hash_one` hashes first is the length again).
+        let mut h = self.hasher.build_hasher();
+        h.write(v);
+        h.finish()
     }
 
     fn resize(&mut self, len: usize) {
@@ -167,7 +202,7 @@ impl StrColumn {
                 }
                 return index;
             }
-            if s.tag == h as u32 && self.entry(s.index) == v {
+            if s.tag == h as u32 && same(self.entry(s.index), v) {
                 return s.index;
             }
             at = (at + 1) & mask;
@@ -183,7 +218,7 @@ impl StrColumn {
         let uniform = self.nullable && nulls.is_none_or(|n| n.null_count() == n.len());
         let size = if uniform { self.batches.limit } else { self.batches.size };
         let mut row = 0;
-        let mut last = None;
+        let mut last = NONE;
         while row < array.len() {
             let end = row + size.min(array.len() - row);
             // Cut by the bytes the values would add to the page being filled: the
@@ -296,12 +331,10 @@ impl StrColumn {
                 self.value_bytes += v.len() as i64;
                 // A row often repeats the row before (one process's comm, an open and its
                 // close): those skip the table, compared where the array holds them.
-                let i = match last {
-                    Some((l, a, b)) if data[a..b] == *v => l,
-                    _ => self.intern(v),
-                };
-                last = Some((i, from, to));
-                self.indices.push(i);
+                if v.len() != last.len || !same(&data[last.at..last.at + last.len], v) {
+                    last = Last { index: self.intern(v), at: from, len: v.len() };
+                }
+                self.indices.push(last.index);
             }
         }
         last

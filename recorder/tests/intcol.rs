@@ -514,6 +514,22 @@ fn strings_read_back_as_parquets_own() {
         ("no_buffer", full(&|i| format!("/usr/lib/{}", i % 300)), true),
         ("no_buffer_long", full(&|i| format!("/{:0>95}", (i * 7) % 3_000)), true),
         ("distinct", s(&|i| Some(format!("/home/user/file-{i:08}"))), false),
+        // Two or three values taking turns, as `op` does (open, close, open; an unlink
+        // now and then), and values of every width up to 33 bytes, each row but every
+        // other one byte off the row before (its first, middle or last).
+        ("turns", s(&|i| Some(["open", "close", "open", "close", "unlink"][(i * 7 / 3) % 5].into())), false),
+        (
+            "one_byte",
+            s(&|i| {
+                let w = 1 + (i / 6) % 33;
+                let mut v = vec![b'a'; w];
+                if i % 2 == 1 {
+                    v[[0, w / 2, w - 1][(i / 2) % 3]] = b'b';
+                }
+                Some(String::from_utf8(v).unwrap())
+            }),
+            false,
+        ),
         ("long", s(&|i| (i % 11 != 0).then(|| format!("{i:0>200}"))), true),
         // Mostly null, as `path2` and `closed_by` are: whole words of the validity bitmap
         // without a value.
@@ -545,13 +561,13 @@ fn strings_read_back_as_parquets_own() {
             .set_max_row_group_row_count(Some(131_072))
             .build();
         let (ours, own) = with_ours(&batches, &props);
-        assert_eq!(own.len(), 11);
+        assert_eq!(own.len(), 13);
         same_rows(&read(&ours), &batches);
         alike(&ours, &with_parquets(&batches, &props));
         let a = chunks(&ours);
         let plain = |c: &Chunk| c.pages.iter().filter(|p| p.0 == PageType::DATA_PAGE && p.1 == Encoding::PLAIN).count();
         assert!(plain(&a[0][7]) > 0, "distinct: PLAIN after the dictionary: {:?}", a[0][7].pages);
-        assert!(a[0][8].pages.iter().any(|p| p.2 < 20_000 && p.0 == PageType::DATA_PAGE), "long: pages cut by size");
+        assert!(a[0][10].pages.iter().any(|p| p.2 < 20_000 && p.0 == PageType::DATA_PAGE), "long: pages cut by size");
     }
 }
 
