@@ -545,6 +545,23 @@ pub struct Common {
     pub comm: Strs,
     pub exec_id: I64s,
     pub cgroup_id: I64s,
+    /// What the decoder made of the process of the row before (not a column).
+    pub last: LastProc,
+}
+
+/// The process of a table's row before, as its record's header named it (pid, start time,
+/// `comm` bytes), with its `comm` as text and its `exec_id`. A burst of rows from one
+/// process, most rows, takes both from here: no search for the NUL, no UTF-8 check, no
+/// hash. Only a `comm` that was valid UTF-8 is kept.
+#[derive(Default)]
+pub struct LastProc {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub comm: [u8; 16],
+    /// False (and the rest meaningless) until a process is kept.
+    pub kept: bool,
+    pub text: String,
+    pub exec_id: i64,
 }
 
 impl ColumnGroup for Common {
@@ -559,6 +576,7 @@ impl ColumnGroup for Common {
             comm: Strs::with_capacity(cap, cap * 8),
             exec_id: Column::with_capacity(cap),
             cgroup_id: Column::with_capacity(cap),
+            last: LastProc { text: String::with_capacity(16), ..Default::default() },
         }
     }
 

@@ -608,8 +608,25 @@ fn append_common(c: &mut Common, h: &Hdr, seed: u64) -> bool {
     c.ppid.append_value(h.ppid as i32);
     c.uid.append_value(i64::from(h.uid));
     c.gid.append_value(i64::from(h.gid));
-    let ok = append_lossy(&mut c.comm, c_str(&h.comm));
-    c.exec_id.append_value(abi::exec_id(seed, h.pid, h.start_ns));
+    let p = &mut c.last;
+    let ok = if p.kept && p.pid == h.pid && p.start_ns == h.start_ns && p.comm == h.comm {
+        c.comm.append_value(&p.text);
+        c.exec_id.append_value(p.exec_id);
+        true
+    } else {
+        let exec_id = abi::exec_id(seed, h.pid, h.start_ns);
+        c.exec_id.append_value(exec_id);
+        match as_text(c_str(&h.comm)) {
+            Some(text) => {
+                c.comm.append_value(text);
+                (p.pid, p.start_ns, p.comm, p.exec_id, p.kept) = (h.pid, h.start_ns, h.comm, exec_id, true);
+                p.text.clear();
+                p.text.push_str(text);
+                true
+            }
+            None => append_lossy(&mut c.comm, c_str(&h.comm)),
+        }
+    };
     c.cgroup_id.append_value(h.cgroup_id as i64);
     ok
 }

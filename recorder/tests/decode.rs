@@ -550,6 +550,54 @@ fn module_call_out_of_range_is_malformed() {
     assert!(d.decode(Probe::Module, &rec).is_err());
 }
 
+/// Each row's `comm` and `exec_id` are its own header's, however the rows before it came:
+/// the decoder keeps the process of the row before (`LastProc`) and must not hand it to a
+/// row of a renamed thread, another process with the same name, a pid reused, or after a
+/// name that was not UTF-8.
+#[test]
+fn comm_and_exec_id_follow_each_row_not_the_row_before() {
+    // (pid, start_ns, comm bytes); exec_id counts start times in clock ticks.
+    const T1: u64 = 5_000_000_000;
+    const T2: u64 = 6_000_000_000;
+    let rows: [(u32, u64, &[u8]); 12] = [
+        (0, 0, b""), // as the decoder's kept process starts: no process kept yet
+        (7, T1, b"make"),
+        (7, T1, b"make"),
+        (7, T1, b"make-worker"), // a thread renamed (pthread_setname_np)
+        (8, T1, b"make-worker"), // another process, the same name
+        (8, T2, b"make-worker"), // its pid reused by a later process
+        (8, T2, b"bad-\xff"),    // not UTF-8
+        (8, T2, b"bad-\xff"),
+        (8, T2, b"make-worker"),
+        (8, T2, b"make-worker\0x"),  // bytes after the NUL are not the name
+        (8, T2, b"0123456789abcde"), // 15 bytes: the longest comm, its NUL the 16th
+        (7, T1, b"make"),
+    ];
+    let mut d = Decoder::new(16, SEED, EnvpMode::Redacted);
+    for (i, &(pid, start_ns, comm)) in rows.iter().enumerate() {
+        let mut hdr = task().hdr(0, 10 + i as u64);
+        (hdr.pid, hdr.start_ns, hdr.comm) = (pid, start_ns, [0; 16]);
+        hdr.comm[..comm.len()].copy_from_slice(comm);
+        let mut r = Vec::new();
+        synth::file_record(&mut r, abi::File { hdr, op: abi::FILE_UNLINK, ..Default::default() }, b"/x", b"", b"");
+        assert_eq!(d.decode(Probe::File, &r), Ok(Table::File));
+    }
+    assert_eq!(d.counts(Probe::File).invalid_utf8, 2);
+    let b = d.builders.finish(Table::File, 0).unwrap();
+    let want: Vec<_> = rows
+        .iter()
+        .map(|&(_, _, c)| {
+            let c = &c[..c.iter().position(|&x| x == 0).unwrap_or(c.len())];
+            Some(String::from_utf8_lossy(c).into_owned())
+        })
+        .collect();
+    assert_eq!(strs(&b, "comm"), want);
+    let ids: Vec<_> = rows.iter().map(|&(pid, start, _)| Some(abi::exec_id(SEED, pid, start))).collect();
+    assert_eq!(i64s(&b, "exec_id"), ids);
+    assert_ne!(ids[3], ids[4]);
+    assert_ne!(ids[4], ids[5]);
+}
+
 #[test]
 fn invalid_utf8_is_kept_exactly_and_counted() {
     let f = abi::File { hdr: task().hdr(0, 1), op: abi::FILE_RENAME, ..Default::default() };
