@@ -550,8 +550,8 @@ pub struct Common {
 }
 
 /// The process of a table's row before, as its record's header named it (pid, start time,
-/// `comm` bytes), with its `comm` as text and its `exec_id`. A burst of rows from one
-/// process, most rows, takes both from here: no search for the NUL, no UTF-8 check, no
+/// `comm` bytes), with its `comm` as text and its `exec_id`. The rows after the first of a
+/// run from one process take both from here: no search for the NUL, no UTF-8 check, no
 /// hash. Only a `comm` that was valid UTF-8 is kept.
 #[derive(Default)]
 pub struct LastProc {
