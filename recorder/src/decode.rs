@@ -616,7 +616,8 @@ fn append_common(c: &mut Common, h: &Hdr, seed: u64) -> bool {
     } else {
         let exec_id = abi::exec_id(seed, h.pid, h.start_ns);
         c.exec_id.append_value(exec_id);
-        match as_text(c_str(&h.comm)) {
+        let name = c_str(&h.comm);
+        match as_text(name) {
             Some(text) => {
                 c.comm.append_value(text);
                 (p.pid, p.start_ns, p.comm, p.exec_id, p.kept) = (h.pid, h.start_ns, h.comm, exec_id, true);
@@ -624,7 +625,7 @@ fn append_common(c: &mut Common, h: &Hdr, seed: u64) -> bool {
                 p.text.push_str(text);
                 true
             }
-            None => append_lossy(&mut c.comm, c_str(&h.comm)),
+            None => append_lossy(&mut c.comm, name),
         }
     };
     c.cgroup_id.append_value(h.cgroup_id as i64);

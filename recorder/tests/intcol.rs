@@ -493,7 +493,8 @@ fn uneven(batch: &RecordBatch) -> Vec<RecordBatch> {
 /// make batches all null, nullable columns whose batches have no null buffer (short values,
 /// and long ones that parquet's writer takes in mini-batches cut by bytes), a dictionary
 /// that passes its limit, long values whose PLAIN pages end at the data page size limit,
-/// a column mostly null, and null slots that hold bytes; batches of uneven sizes.
+/// a column mostly null, null slots that hold bytes, values taking turns, and values of
+/// every width up to 33 bytes a byte apart; batches of uneven sizes.
 #[test]
 fn strings_read_back_as_parquets_own() {
     let n = 2 * 65_536 + 5_000;
