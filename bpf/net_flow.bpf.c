@@ -440,7 +440,19 @@ SPARED_TP(sock_send_length, net_send, CLAIM_ARGS, net_claim_body(sk))
 SPARED_TP(sock_recv_length, net_recv, CLAIM_ARGS, net_claim_body(sk))
 
 /* At start: the TCP sockets every process holds, so connections and listeners from
- * before the recorder get an owner (the first process found holding them). */
+ * before the recorder get an owner (the first process found holding them). The walk
+ * notes each socket's holder by the socket's address, and the TCP walk after it
+ * (net_scan_tcp, run next by the loader) gives the socket its owner: a socket reached
+ * from a file is not one bpf_sk_storage_get takes on every kernel (6.18.44 marks
+ * `sock->sk` untrusted), while the TCP walk's is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct cap_hdr);
+} held_socks SEC(".maps");
+
 SEC("iter/task_file")
 int net_scan_owners(struct bpf_iter__task_file *ctx)
 {
@@ -453,21 +465,15 @@ int net_scan_owners(struct bpf_iter__task_file *ctx)
 	struct socket *sock = bpf_sock_from_file(file);
 	if (!sock)
 		return 0;
-	struct sock *sk = sock->sk; /* a plain load: a BTF pointer, as sk_storage wants */
-	if (!sk || sk->sk_protocol != IPPROTO_TCP || !is_inet(sk->__sk_common.skc_family))
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || !is_inet(BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return 0;
 	if (skip_task(task))
 		return 0;
-	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st || st->owner_kind != CAP_OWNER_NONE)
-		return 0;
-	fill_hdr_task(&st->owner, CAP_KIND_NET, task);
-	st->owner_kind = CAP_OWNER_PROCFS;
-	st->flags = CAP_NET_PREEXISTING;
-	st->start_ns = bpf_ktime_get_boot_ns();
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	st->direction = state == TCP_LISTEN ? CAP_DIR_IN : guess_direction(sk);
-	st->established = state != TCP_SYN_SENT && state != TCP_SYN_RECV;
+	__u64 key = (__u64)sk;
+	struct cap_hdr owner = {};
+	fill_hdr_task(&owner, CAP_KIND_NET, task);
+	bpf_map_update_elem(&held_socks, &key, &owner, BPF_NOEXIST);
 	return 0;
 }
 
@@ -485,14 +491,23 @@ static __always_inline int walk_tcp(struct bpf_iter__tcp *ctx, bool at_start)
 	if (!is_inet(BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return 0;
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	/* At start a socket no process was found holding is listed too, unless --pid or
-	 * --comm ask for some processes only. */
-	bool create = at_start && !cap_cfg.filter_pid && !cap_cfg.filter_comm_on;
+	/* At start, the process net_scan_owners found holding it; a socket no process was
+	 * found holding is listed too, unless --pid or --comm ask for some processes only. */
+	__u64 key = (__u64)sk;
+	struct cap_hdr *held = at_start ? bpf_map_lookup_elem(&held_socks, &key) : 0;
+	bool create = at_start && (held || (!cap_cfg.filter_pid && !cap_cfg.filter_comm_on));
 	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (held && st && st->owner_kind == CAP_OWNER_NONE && !st->flags) {
+		st->owner = *held;
+		st->owner_kind = CAP_OWNER_PROCFS;
+	}
+	if (held)
+		bpf_map_delete_elem(&held_socks, &key);
 	if (!st)
 		return 0;
-	if (at_start && st->owner_kind == CAP_OWNER_NONE && !st->flags) {
-		/* no process holds it (or the kernel has no bpf_sock_from_file) */
+	if (at_start && !st->flags && (st->owner_kind == CAP_OWNER_NONE || st->owner_kind == CAP_OWNER_PROCFS)) {
+		/* held by a process found at start, by none (or the kernel has no
+		 * bpf_sock_from_file) */
 		st->flags = CAP_NET_PREEXISTING;
 		st->start_ns = bpf_ktime_get_boot_ns();
 		st->direction = state == TCP_LISTEN ? CAP_DIR_IN : guess_direction(sk);

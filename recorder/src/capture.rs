@@ -372,6 +372,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 live.push(lp);
             }
             Err(e @ LoadError::Unavailable { .. }) => log::warn!("{e}"),
+            // A kernel whose verifier refuses a program the others have taken: the other
+            // probes run (as where a hook is missing), and the log is kept for a report.
+            Err(LoadError::Verifier { probe, log, .. }) => {
+                log::debug!("{probe} probe: the verifier's log:\n{log}");
+                log::warn!(
+                    "{probe} probe unavailable: {} (this kernel's verifier refuses it: please report it with the log that RUST_LOG=debug prints)",
+                    loader::verifier_verdict(&log)
+                );
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -417,7 +417,7 @@ fn load(
 /// the log's last two lines before its statistics (5.10, say: `the verifier rejected
 /// file_fx_copy_file_range: func '__x64_sys_copy_file_range' arg0 type FWD is not a
 /// struct; invalid bpf_context access off=0 size=8`).
-fn verifier_verdict(log: &str) -> String {
+pub fn verifier_verdict(log: &str) -> String {
     let prog = log.lines().find_map(|l| l.split("prog '").nth(1)?.split('\'').next()).unwrap_or("?");
     let body: Vec<&str> = log
         .lines()
