@@ -497,22 +497,22 @@ static __always_inline int walk_tcp(struct bpf_iter__tcp *ctx, bool at_start)
 	struct cap_hdr *held = at_start ? bpf_map_lookup_elem(&held_socks, &key) : 0;
 	bool create = at_start && (held || (!cap_cfg.filter_pid && !cap_cfg.filter_comm_on));
 	struct sock_state *st = bpf_sk_storage_get(&socks, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (held && st && st->owner_kind == CAP_OWNER_NONE && !st->flags) {
-		st->owner = *held;
-		st->owner_kind = CAP_OWNER_PROCFS;
-	}
-	if (held)
-		bpf_map_delete_elem(&held_socks, &key);
-	if (!st)
-		return 0;
-	if (at_start && !st->flags && (st->owner_kind == CAP_OWNER_NONE || st->owner_kind == CAP_OWNER_PROCFS)) {
-		/* held by a process found at start, by none (or the kernel has no
+	if (st && at_start && st->owner_kind == CAP_OWNER_NONE && !st->flags) {
+		/* held by the process found at start, or by none (or the kernel has no
 		 * bpf_sock_from_file) */
+		if (held) {
+			st->owner = *held;
+			st->owner_kind = CAP_OWNER_PROCFS;
+		}
 		st->flags = CAP_NET_PREEXISTING;
 		st->start_ns = bpf_ktime_get_boot_ns();
 		st->direction = state == TCP_LISTEN ? CAP_DIR_IN : guess_direction(sk);
 		st->established = state != TCP_SYN_SENT && state != TCP_SYN_RECV;
 	}
+	if (held)
+		bpf_map_delete_elem(&held_socks, &key);
+	if (!st)
+		return 0;
 	if (state == TCP_LISTEN || (at_start && !(st->flags & CAP_NET_PREEXISTING)))
 		return 0;
 	emit(sk, st, CAP_NET_OPEN, CAP_NET_UPDATE);
