@@ -319,8 +319,11 @@ def main():
     # The reader (the main thread) 5 steps ahead (--nice -5), the writer threads as started.
     nice = {}
     for tid in os.listdir(f"/proc/{rec.pid}/task"):
-        with open(f"/proc/{rec.pid}/task/{tid}/stat") as f:
-            head, tail = f.read().rsplit(")", 1)
+        try:
+            with open(f"/proc/{rec.pid}/task/{tid}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended since the listing (the start-up's own)
         nice[head.split("(", 1)[1]] = int(tail.split()[16])
     own = os.getpriority(os.PRIO_PROCESS, 0)
     check(f"reader thread at nice {max(own - 5, -20)}, writer threads at {own}",
