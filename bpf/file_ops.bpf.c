@@ -908,7 +908,11 @@ static __always_inline int record_floor(__u32 op, __s32 fd, long ret)
 	b->f.hdr.ktime_ns = bpf_ktime_get_boot_ns();
 	b->f.hdr.pid = id >> 32;
 	b->f.hdr.tid = (__u32)id;
-	b->f.op = op;
+	/* Every other field set, as a record the recorder decodes into a row: the buffer
+	 * holds what the start-up scan left there (its paths' lengths). */
+	begin_hdr(&b->f, op);
+	if (op == CAP_FILE_CLOSE)
+		b->f.how = CAP_CLOSE_CLOSE;
 	b->f.fd = fd;
 	b->f.ret = ret;
 	submit(b, sizeof(b->f));

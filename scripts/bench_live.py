@@ -15,7 +15,8 @@ floors of the file probe (CAPTURE_BENCH_FILE_FLOOR): `hook`, its program returni
 and `records` (column `floor`), one record per open and per close with the time, the
 process and the fd and nothing else, the least this recorder's pipeline does; and
 bpftrace's slowdown and lines. Times are the best of --rounds rounds, recorder CPU and
-bytes per event their median. bpftrace gets no ratio (`missed!`, and a line at the end)
+bytes per event their median. A run's drops include the records its reader could not
+decode (`malformed`), and a floor that dropped any is marked `!`. bpftrace gets no ratio (`missed!`, and a line at the end)
 when it printed fewer lines than the workload made events: without tracefs mounted (this
 script mounts it when it can) its tracepoints attach nothing, and a tracer that records
 nothing is not a peer.
@@ -115,7 +116,11 @@ def under_recorder(a, kind, n, workers, scratch, floor="off", recorder=None):
         m = re.search(r"stopped: \d+ events, (\d+) rows .*?, (\d+) dropped, (\d+) malformed", tail)
         assert m, f"--against {recorder}: no summary line in its output: {tail!r}"
         return elapsed, int(m.group(1)), int(m.group(2)) + int(m.group(3)), cpu, None, wcpu
-    drops = capq(a.capq, cap, DROPS)[0]["d"]
+    # Records the reader could not decode count with the drops: a run that wrote fewer rows
+    # than its probe handed over did less work than it is measured for.
+    m = re.search(r"stopped: .*, (\d+) malformed", tail)
+    assert m, f"{recorder or a.recorder}: no summary line in its output: {tail!r}"
+    drops = capq(a.capq, cap, DROPS)[0]["d"] + int(m.group(1))
     if floor != "off":
         subprocess.run(["rm", "-rf", cap])
         return elapsed, None, drops, None, None, wcpu
