@@ -6,7 +6,8 @@
 # tracepoint, which every syscall passes. This host's kernel refuses fexit (EPERM), so
 # the comparison can only be made in a guest.
 #
-#   scripts/bench-hooks.sh [--rounds N] [SUITE:PACKAGE]     (as root; default trixie:auto)
+#   scripts/bench-hooks.sh [--rounds N] [--against RECORDER] [SUITE:PACKAGE]
+#                                                   (as root; default trixie:auto)
 #
 # Builds the recorder and the storm workload (release), boots the kernel once, and in each
 # round runs every workload untraced, under `--probes file --syscall-hook fexit` and under
@@ -18,14 +19,29 @@
 # Prints per workload the untraced seconds (best), each hook's slowdown (best round over
 # best untraced), and the paired difference fexit - sys_exit over that round's untraced
 # time: median [lowest, highest] and its 95% confidence interval.
+#
+# --against RECORDER compares two builds instead of two hooks: RECORDER (another build's
+# capture_linux_rotating) in place of fexit, this build under `--syscall-hook sys-exit`,
+# and RECORDER under the same hook (`--syscall-hook sys-exit` if it has the option; builds
+# before it had only that hook). The paired column is then RECORDER - this build: what
+# this build saves of the workload's time, the probe's work in the kernel and the
+# recorder's in user space together, on one CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=5
-if [ "${1:-}" = --rounds ]; then
-    rounds=$2
-    shift 2
+against=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) rounds=$2; shift 2 ;;
+        --against) against=$(realpath "$2"); shift 2 ;;
+        -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) break ;;
+    esac
+done
+if [ -n "$against" ] && [ ! -x "$against" ]; then
+    echo "bench-hooks.sh: --against $against: not an executable (give another build's capture_linux_rotating)" >&2
+    exit 2
 fi
-case ${1:-} in -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 kernel=${1:-trixie:auto}
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench-hooks.sh installs packages and boots kernels: run it as root" >&2
@@ -40,6 +56,18 @@ work=$(mktemp -d)
 out=$work/out
 mkdir -p "$out"
 cp "$target/release/capture_linux_rotating" "$target/release/examples/storm" scripts/pystorm.py "$out/"
+# The two recorders compared: a variant's name, then its command.
+first=fexit
+first_cmd="/mnt/capture_linux_rotating --syscall-hook fexit"
+if [ -n "$against" ]; then
+    cp "$against" "$out/against"
+    first=against
+    first_cmd=/mnt/against
+    if "$against" --help 2>/dev/null | grep -q -- --syscall-hook; then
+        first_cmd="$first_cmd --syscall-hook sys-exit"
+    fi
+    echo "against: $against (in the guest: $first_cmd)"
+fi
 cat >"$out/guest.sh" <<EOF
 uname -r >/mnt/uname
 mkdir -p /tmp/storm
@@ -54,7 +82,11 @@ workload() {
 variant() {
     local v=\$1 r=\$2 rec=""
     if [ \$v != base ]; then
-        /mnt/capture_linux_rotating --probes file --syscall-hook \$v --output-dir /tmp/cap -q >/tmp/rec.log 2>&1 &
+        case \$v in
+            $first) cmd="$first_cmd" ;;
+            sys-exit) cmd="/mnt/capture_linux_rotating --syscall-hook sys-exit" ;;
+        esac
+        \$cmd --probes file --output-dir /tmp/cap -q >/tmp/rec.log 2>&1 &
         rec=\$!
         i=0
         until grep -q recording /tmp/rec.log || ! kill -0 \$rec 2>/dev/null; do
@@ -74,9 +106,9 @@ variant() {
 }
 for r in \$(seq 1 $rounds); do
     case \$((r % 3)) in
-        1) order="base fexit sys-exit" ;;
-        2) order="fexit sys-exit base" ;;
-        0) order="sys-exit base fexit" ;;
+        1) order="base $first sys-exit" ;;
+        2) order="$first sys-exit base" ;;
+        0) order="sys-exit base $first" ;;
     esac
     for v in \$order; do variant \$v \$r; done
 done
@@ -100,8 +132,9 @@ if grep ': stopped: ' "$out/summaries" | grep -qv ' 0 dropped, 0 malformed'; the
     echo "a recorder run dropped or could not decode records (above): its time is not comparable" >&2
     exit 1
 fi
-python3 - "$out/results" <<'PY'
+python3 - "$out/results" "$first" <<'PY'
 import math, statistics, sys
+first = sys.argv[2]
 runs = {}
 for line in open(sys.argv[1]):
     r, w, v, t = line.split()
@@ -114,14 +147,14 @@ def median_ci(xs):
         k += 1
     return (xs[k - 1], xs[n - k]) if k else (None, None)
 
-print(f"{'workload':<8} {'base s':>7} {'fexit':>7} {'sys_exit':>8} {'fexit - sys_exit (paired)':>34}")
+print(f"{'workload':<8} {'base s':>7} {first:>7} {'sys_exit':>8} {first + ' - sys_exit (paired)':>34}")
 for w, by in runs.items():
-    rounds = sorted(set(by["base"]) & set(by["fexit"]) & set(by["sys-exit"]))
+    rounds = sorted(set(by["base"]) & set(by[first]) & set(by["sys-exit"]))
     base = min(by["base"][r] for r in rounds)
-    d = sorted((by["fexit"][r] - by["sys-exit"][r]) / by["base"][r] for r in rounds)
+    d = sorted((by[first][r] - by["sys-exit"][r]) / by["base"][r] for r in rounds)
     lo, hi = median_ci(d)
     ci = f" ci {lo:+.3f},{hi:+.3f}" if lo is not None else ""
-    print(f"{w:<8} {base:>7.3f} {min(by['fexit'][r] for r in rounds) / base:>6.2f}x "
+    print(f"{w:<8} {base:>7.3f} {min(by[first][r] for r in rounds) / base:>6.2f}x "
           f"{min(by['sys-exit'][r] for r in rounds) / base:>7.2f}x "
           f"{statistics.median(d):+7.3f}x [{d[0]:+.2f},{d[-1]:+.2f}]{ci}")
 PY
