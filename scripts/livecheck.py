@@ -1,6 +1,7 @@
 """What the live tests share: exact checks that print ok/FAIL lines (scripts/test.sh
 counts them) and queries through the real capq binary."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -8,11 +9,15 @@ import sys
 FAILS = []
 
 
-def start(recorder, args):
-    """Starts the recorder with `args` (quiet, flushing every 200 ms) and waits for its
-    "recording" line; exits with its error if it does not start."""
-    rec = subprocess.Popen([recorder, *args, "--flush-interval", "200ms", "-q"], stderr=subprocess.PIPE, text=True)
+def start(recorder, args, env=None):
+    """Starts the recorder with `args` (quiet, flushing every 200 ms; `env`, variables added
+    to this process's) and waits for its "recording" line, past any warning before it;
+    exits with its error if it does not start."""
+    rec = subprocess.Popen([recorder, *args, "--flush-interval", "200ms", "-q"], stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, **env) if env else None)
     line = rec.stderr.readline()
+    while line.startswith(f"{os.path.basename(recorder)}: warning: "):
+        line = rec.stderr.readline()
     if "recording" not in line:
         rec.kill()
         raise SystemExit(f"recorder did not start: {line}{rec.stderr.read()}")

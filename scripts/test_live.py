@@ -133,6 +133,35 @@ for _ in range({n}):
           [(r["op"], r["n"], r["named"]) for r in rows], [("close", n, n), ("open", n, n)])
 
 
+def records_floor(recorder, capq_bin, work, files):
+    """The benchmarks' records floor (CAPTURE_BENCH_FILE_FLOOR=records) writes a row for
+    every open and close it records: a floor the reader refuses leaves out the writer, and
+    measures less than it says (2026-11-29 to 2026-12-02 its records were malformed)."""
+    cap = os.path.join(work, "capture-floor")
+    path = os.path.join(files, "floor.dat")
+    rec = start(recorder, ["--output-dir", cap, "--probes", "file"], env={"CAPTURE_BENCH_FILE_FLOOR": "records"})
+    # Its rows carry no path: the loop's descriptor is made one no other open of the
+    # process has (60 held below it), and the rows are told by it.
+    child = subprocess.run([sys.executable, "-c", f"""
+import os
+held = [os.open("/dev/null", os.O_RDONLY) for _ in range(60)]
+for _ in range(100):
+    fd = os.open({path!r}, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+print(os.getpid(), fd)
+"""], capture_output=True, text=True, check=True)
+    pid, fd = map(int, child.stdout.split())
+    time.sleep(0.5)
+    rec.send_signal(signal.SIGTERM)
+    summary = rec.stderr.read().strip().splitlines()[-1]
+    rec.wait(timeout=60)
+    check("records floor: no record malformed", summary.endswith(" 0 dropped, 0 malformed"), True)
+    rows = capq(capq_bin, cap, f"SELECT op, count(*) AS n, min(closed_by) AS how FROM file "
+                               f"WHERE pid = {pid} AND fd = {fd} GROUP BY op ORDER BY op")
+    check("records floor: a row for each open and close, with its fd (no path)",
+          [(r["op"], r["n"], r["how"]) for r in rows], [("close", 100, "close"), ("open", 100, None)])
+
+
 def bad_arguments(recorder, work):
     """Bad arguments: one line naming the option and what it takes, a non-zero exit, and
     nothing started (no thread, no directory)."""
@@ -446,6 +475,7 @@ print(os.getpid())
     filters(recorder, capq_bin, work, files)
     pid_filter(recorder, capq_bin, work, files)
     moved_between_cpus(recorder, capq_bin, work, files)
+    records_floor(recorder, capq_bin, work, files)
 
     finish("live", work)
 
