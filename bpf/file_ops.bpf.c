@@ -378,11 +378,10 @@ static __always_inline struct file_state *tracked_ref(const struct fd_ref *r)
 	return st && st->gen == r->gen ? st : 0;
 }
 
-/* A new open's generation: its time (boot time, as record headers have it), which two
- * opens of one address never share. An open takes its record's, a clock read fewer. */
-static __always_inline __u32 gen_at(__u64 boot_ns)
+/* A new open's generation: its time, which two opens of one address never share. */
+static __always_inline __u32 new_gen(void)
 {
-	return (__u32)boot_ns;
+	return (__u32)bpf_ktime_get_ns();
 }
 
 /* The close record of `st`: its sums, written by the current task (or by `task`, from an
@@ -436,31 +435,26 @@ static __noinline void emit_late(__u64 fkey, __u32 gen, __s32 fd, __u16 how, __s
 	submit(f, sizeof(*f));
 }
 
-/* The descriptor `fd`, whose entry in `fds` is `r` (fkey not 0), is gone: `st`, the entry
- * of r's file in `files` (or NULL), loses one holder if it is the open r came from, and
- * the last one gone writes the file's close record. */
-static __noinline int drop_ref(struct fd_ref *r, struct file_state *st, __s32 fd, __u32 how, __s64 ret)
-{
-	__u64 fkey = r->fkey;
-	r->fkey = 0;
-	if (!st || !st->nfds || st->gen != r->gen)
-		return 0;
-	/* An atomic add, then a read: fetch-and-add needs BPF atomics (5.12+). Two last
-	 * descriptors closed at the same instant on two CPUs could both read 0 here. */
-	__sync_fetch_and_add(&st->nfds, -1);
-	if (st->nfds != 0)
-		return 0;
-	emit_close(st, fkey, fd, how, ret, 0, 0);
-	return 0;
-}
-
-/* The descriptor `key` (tgid << 32 | fd) is gone (see drop_ref). */
+/* The descriptor `key` (tgid << 32 | fd) is gone: its file loses one holder, and the last
+ * one gone writes the file's close record. */
 static __noinline int drop_fd(__u64 key, __u32 how, __s64 ret)
 {
 	struct fd_ref *r = bpf_map_lookup_elem(&fds, &key);
 	if (!r || !r->fkey)
 		return 0;
-	return drop_ref(r, bpf_map_lookup_elem(&files, &r->fkey), (__s32)key, how, ret);
+	struct fd_ref ref = *r;
+	r->fkey = 0;
+	struct file_state *st = tracked_ref(&ref);
+	if (!st)
+		return 0;
+	__u64 fkey = ref.fkey;
+	/* An atomic add, then a read: fetch-and-add needs BPF atomics (5.12+). Two last
+	 * descriptors closed at the same instant on two CPUs could both read 0 here. */
+	__sync_fetch_and_add(&st->nfds, -1);
+	if (st->nfds != 0)
+		return 0;
+	emit_close(st, fkey, (__s32)key, how, ret, 0, 0);
+	return 0;
 }
 
 /* A new descriptor `key` now refers to the open file `fkey`: whatever file the same
@@ -567,7 +561,7 @@ static __always_inline int record_open(long ret, __s32 dfd, const char *path, __
 	if (ret >= 0) {
 		b->f.fd = ret;
 		struct file *file = fd_file(ret);
-		struct file_state st = { .nfds = 1, .gen = gen_at(b->f.hdr.ktime_ns) };
+		struct file_state st = { .nfds = 1, .gen = new_gen() };
 		file_ids(file, &st);
 		b->f.ino = st.ino;
 		b->f.dev = st.dev;
@@ -672,8 +666,7 @@ static __always_inline int record_close(__s32 fd, long ret)
 		r->fkey = 0;
 		return 0;
 	}
-	/* Both entries are at hand: drop_fd would look them up again. */
-	return drop_ref(r, st, fd, CAP_CLOSE_CLOSE, ret);
+	return drop_fd(key, CAP_CLOSE_CLOSE, ret);
 }
 
 /* dup, dup2, dup3, fcntl(F_DUPFD*): `ret` is the new descriptor. */
@@ -1130,7 +1123,7 @@ int file_scan_start(struct bpf_iter__task_file *ctx)
 	__u32 len = put_path(b, 0, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
 	if (excluded(b, len))
 		return 0;
-	struct file_state st = { .nfds = 1, .fflags = CAP_FILE_PREEXISTING | SCAN_CLAIM, .gen = gen_at(bpf_ktime_get_boot_ns()) };
+	struct file_state st = { .nfds = 1, .fflags = CAP_FILE_PREEXISTING | SCAN_CLAIM, .gen = new_gen() };
 	file_ids(file, &st);
 	/* Claimed only if nobody has: an open in flight on another CPU that tracked it first
 	 * (its state left there, even once closed) wrote its own row. */

@@ -16,10 +16,10 @@ and `records` (column `floor`), one record per open and per close with the time,
 process and the fd and nothing else, the least this recorder's pipeline does; and
 bpftrace's slowdown and lines. Times are the best of --rounds rounds, recorder CPU and
 bytes per event their median. A run's drops include the records its reader could not
-decode (`malformed`), and a floor that dropped any is marked `!`. bpftrace gets no ratio (`missed!`, and a line at the end)
-when it printed fewer lines than the workload made events: without tracefs mounted (this
-script mounts it when it can) its tracepoints attach nothing, and a tracer that records
-nothing is not a peer.
+decode (`malformed`), and a floor that dropped any is marked `!`. bpftrace gets no ratio
+(`missed!`, and a line at the end) when it printed fewer lines than the workload made
+events: without tracefs mounted (this script mounts it when it can) its tracepoints attach
+nothing, and a tracer that records nothing is not a peer.
 
 usage: bench_live.py RECORDER CAPQ STORM [--opens N] [--execs N] [--workloads open,open-py,tree,exec] [--rounds R]
                     [--against OTHER_RECORDER] [--recorder-args ARGS] [--no-peers]
