@@ -10,13 +10,13 @@ FAILS = []
 
 
 def start(recorder, args, env=None):
-    """Starts the recorder with `args` (quiet, flushing every 200 ms; `env`, variables added
-    to this process's) and waits for its "recording" line, past any warning before it;
-    exits with its error if it does not start."""
+    """Starts the recorder with `args` (quiet, flushing every 200 ms) and waits for its
+    "recording" line; exits with its error if it does not start. `env`: variables added to
+    this process's (a benchmark floor's), whose warnings may come before that line."""
     rec = subprocess.Popen([recorder, *args, "--flush-interval", "200ms", "-q"], stderr=subprocess.PIPE, text=True,
                            env=dict(os.environ, **env) if env else None)
     line = rec.stderr.readline()
-    while line.startswith(f"{os.path.basename(recorder)}: warning: "):
+    while env and line.startswith(f"{os.path.basename(recorder)}: warning: "):
         line = rec.stderr.readline()
     if "recording" not in line:
         rec.kill()
